@@ -1,0 +1,39 @@
+# IceBridge — `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint typecheck bench clean
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/icebridge: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/icebridge ## Create .venv and install IceBridge with its test tools
+
+demo: install ## Build a sample foreign estate under ./demo and migrate it end to end
+	$(BIN)/icebridge demo --overwrite
+
+test: install ## Run every test (starts PostgreSQL, installing it if missing)
+	bash scripts/ensure-postgres.sh
+	$(BIN)/pytest -q
+
+test-fast: install ## Unit tests only
+	$(BIN)/pytest -q tests/unit
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+bench: install ## Benchmarks; results go to benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks.run
+
+clean: ## Remove the demo, caches and the local state store
+	rm -rf demo .icebridge .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,94 @@
+"""PyIceberg catalogs by name, with their capabilities. Storage is reached only through ``table.io``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from pyiceberg.catalog import Catalog, MetastoreCatalog, load_catalog
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+from icebridge.config import Config
+from icebridge.errors import CatalogUnreachableError, SourceMetadataError, SourceTableMissingError
+from icebridge.model import TableRef
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+
+class Catalogs:
+    """Loads each configured catalog once, on first use, and maps PyIceberg errors onto ours."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._loaded: dict[str, Catalog] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Catalog:
+        """The catalog called ``name`` in the configuration."""
+        with self._lock:
+            if name not in self._loaded:
+                if name not in self._config.catalogs:
+                    raise CatalogUnreachableError(f"{self._config.path}: catalogs: no catalog named {name!r}")
+                try:
+                    self._loaded[name] = load_catalog(name, **self._config.catalog_properties(name))
+                except Exception as exc:  # PyIceberg raises many kinds here; all mean "cannot use it"
+                    raise CatalogUnreachableError(
+                        f"{self._config.path}: catalogs.{name}: cannot load catalog: {_first_line(exc)}"
+                    ) from exc
+            return self._loaded[name]
+
+    def check_reachable(self, name: str) -> None:
+        """Load the catalog and make one round trip, so a wrong URI fails before any work starts."""
+        catalog = self.get(name)
+        try:
+            catalog.list_namespaces()
+        except Exception as exc:
+            raise CatalogUnreachableError(
+                f"{self._config.path}: catalogs.{name}: catalog does not answer: {_first_line(exc)}"
+            ) from exc
+
+    def list_tables(self, catalog_name: str) -> Iterator[TableRef]:
+        """Every table of every namespace (recursively) in a catalog, in a stable order."""
+        catalog = self.get(catalog_name)
+        pending: list[tuple[str, ...]] = sorted(catalog.list_namespaces())
+        seen: set[tuple[str, ...]] = set()
+        while pending:
+            namespace = pending.pop(0)
+            if namespace in seen:
+                continue
+            seen.add(namespace)
+            try:
+                tables = catalog.list_tables(namespace)
+            except NoSuchNamespaceError:
+                continue
+            for identifier in sorted(tables):
+                yield TableRef(catalog_name, tuple(identifier[:-1]), identifier[-1])
+            try:
+                children = catalog.list_namespaces(namespace)
+            except (NoSuchNamespaceError, NotImplementedError):
+                children = []
+            pending.extend(sorted(c for c in children if tuple(c) != namespace and tuple(c) not in seen))
+
+    def load_table(self, ref: TableRef) -> Table:
+        """Load a table, telling a missing table apart from unreadable metadata."""
+        catalog = self.get(ref.catalog)
+        try:
+            return catalog.load_table(ref.identifier)
+        except (NoSuchTableError, NoSuchNamespaceError) as exc:
+            raise SourceTableMissingError(f"{ref}: table does not exist in catalog {ref.catalog!r}") from exc
+        except Exception as exc:
+            raise SourceMetadataError(f"{ref}: metadata cannot be read: {_first_line(exc)}") from exc
+
+    def table_exists(self, ref: TableRef) -> bool:
+        return self.get(ref.catalog).table_exists(ref.identifier)
+
+    def supports_register(self, name: str) -> bool:
+        """Whether the catalog can register a metadata file we wrote (needed to keep field ids)."""
+        return isinstance(self.get(name), MetastoreCatalog)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

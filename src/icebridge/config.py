@@ -1,0 +1,254 @@
+"""The ``icebridge.yaml`` file: where state lives, which catalogs exist, how tables map.
+
+Every mistake is a :class:`ConfigError` naming the file, the key and the fix; nothing is written
+before the whole file has been checked.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from icebridge.errors import ConfigError
+from icebridge.model import Strategy, TableRef
+
+CONFIG_ENV = "ICEBRIDGE_CONFIG"
+DEFAULT_CONFIG = "icebridge.yaml"
+DEFAULT_STATE_DIR = ".icebridge"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_WORDS = ("secret", "password", "token", "credential", "key", "auth")
+_GLOB_CHARS = set("*?[")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MappingRule(_Strict):
+    """``source: catalog.namespace-glob.table-glob`` → ``target: catalog.namespace``."""
+
+    source: str
+    target: str
+    rename: str | None = Field(default=None, description="Destination table name; may use {table}.")
+    strategy: Strategy | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) < 3 or not all(parts):
+            raise ValueError(
+                f"{value!r} must be <catalog>.<namespace-glob>.<table-glob>, e.g. foreign.sales.*"
+            )
+        for part in parts:
+            if part.count("[") != part.count("]"):
+                raise ValueError(f"{value!r} has an unbalanced '[' in the glob {part!r}")
+        if any(c in parts[0] for c in _GLOB_CHARS):
+            raise ValueError(f"{value!r}: the catalog part must be a catalog name, not a glob")
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _check_target(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) < 2 or not all(parts):
+            raise ValueError(f"{value!r} must be <catalog>.<namespace>, e.g. managed.sales")
+        if any(c in value for c in _GLOB_CHARS):
+            raise ValueError(f"{value!r}: a target cannot be a glob; use {{namespace}} to keep the source's")
+        return value
+
+    @property
+    def source_catalog(self) -> str:
+        return self.source.split(".")[0]
+
+    @property
+    def target_catalog(self) -> str:
+        return self.target.split(".")[0]
+
+    def matches(self, ref: TableRef) -> bool:
+        parts = self.source.split(".")
+        return (
+            ref.catalog == parts[0]
+            and fnmatch.fnmatchcase(ref.namespace_str, ".".join(parts[1:-1]))
+            and fnmatch.fnmatchcase(ref.name, parts[-1])
+        )
+
+    def destination(self, ref: TableRef) -> TableRef:
+        cat, *ns = self.target.split(".")
+        namespace = ".".join(ns).replace("{namespace}", ref.namespace_str)
+        name = (self.rename or "{table}").replace("{table}", ref.name)
+        return TableRef(cat, tuple(namespace.split(".")), name)
+
+
+class MigrateSettings(_Strict):
+    """How the copy runs."""
+
+    concurrency: int = Field(default=2, ge=1, le=64, description="Tables copied at once.")
+    files_per_commit: int = Field(default=8, ge=1, description="Source data files per destination commit.")
+    chunk_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=1024,
+        description="In-memory Arrow bytes buffered before a file is written.",
+    )
+    max_attempts: int = Field(default=4, ge=1, le=20, description="Tries per phase for transient errors.")
+    backoff_seconds: float = Field(default=0.5, ge=0)
+
+
+class FileConfig(_Strict):
+    state: str | None = None
+    catalogs: dict[str, dict[str, Any]]
+    mappings: list[MappingRule] = Field(min_length=1)
+    migrate: MigrateSettings = MigrateSettings()
+
+
+@dataclass(frozen=True)
+class Config:
+    """A checked configuration with environment references resolved."""
+
+    path: Path
+    state_url: str
+    catalogs: dict[str, dict[str, str]]
+    mappings: tuple[MappingRule, ...]
+    migrate: MigrateSettings
+
+    def catalog_properties(self, name: str) -> dict[str, str]:
+        return dict(self.catalogs[name])
+
+    def redacted_catalogs(self) -> dict[str, dict[str, str]]:
+        """Catalog properties with secret values hidden, for printing."""
+        return {
+            name: {k: ("***" if is_secret_key(k) else v) for k, v in props.items()}
+            for name, props in self.catalogs.items()
+        }
+
+    def rule_for(self, ref: TableRef) -> MappingRule | None:
+        """The first mapping rule that matches (first match wins)."""
+        return next((rule for rule in self.mappings if rule.matches(ref)), None)
+
+    @property
+    def source_catalogs(self) -> list[str]:
+        return list(dict.fromkeys(rule.source_catalog for rule in self.mappings))
+
+
+def is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def resolve_config_path(path: str | os.PathLike[str] | None) -> Path:
+    """``-c`` first, then ``$ICEBRIDGE_CONFIG``, then ``./icebridge.yaml``."""
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def default_state_url() -> str:
+    return f"sqlite:///{Path(DEFAULT_STATE_DIR).resolve() / 'state.db'}"
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _expand_env(value: Any, key: str, path: Path) -> Any:
+    if isinstance(value, str):
+
+        def repl(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if var not in os.environ:
+                raise ConfigError(
+                    f"{path}: {key}: environment variable {var} is not set; export it or remove ${{{var}}}"
+                )
+            return os.environ[var]
+
+        return _ENV_REF.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{key}.{k}", path) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{key}[{i}]", path) for i, v in enumerate(value)]
+    return value
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and check the configuration file; raise :class:`ConfigError` on any mistake."""
+    cfg_path = resolve_config_path(path)
+    if not cfg_path.is_file():
+        raise ConfigError(
+            f"{cfg_path}: configuration file not found; pass -c PATH, set {CONFIG_ENV}, "
+            "or run 'icebridge demo' to generate an example"
+        )
+    try:
+        raw = yaml.safe_load(cfg_path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{cfg_path}: expected a mapping with keys state, catalogs, mappings")
+    try:
+        parsed = FileConfig.model_validate(raw)
+    except ValidationError as exc:
+        # an unknown key usually explains a "missing" one (a typo), so report it first
+        err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
+        key = _location(tuple(err["loc"]))
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(tuple(err["loc"][:-1]))
+            msg = f"unknown key; allowed keys here: {', '.join(allowed)}"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{cfg_path}: {key}: {msg}") from exc
+
+    catalogs: dict[str, dict[str, str]] = {}
+    for name, props in parsed.catalogs.items():
+        if not isinstance(props, dict) or not props:
+            raise ConfigError(
+                f"{cfg_path}: catalogs.{name}: expected PyIceberg catalog properties (type, uri, ...)"
+            )
+        expanded = _expand_env(props, f"catalogs.{name}", cfg_path)
+        catalogs[name] = {str(k): str(v) for k, v in expanded.items()}
+    for i, rule in enumerate(parsed.mappings):
+        for side, cat in (("source", rule.source_catalog), ("target", rule.target_catalog)):
+            if cat not in catalogs:
+                known = ", ".join(sorted(catalogs)) or "none"
+                raise ConfigError(
+                    f"{cfg_path}: mappings[{i}].{side}: unknown catalog {cat!r}; "
+                    f"define it under 'catalogs' (known: {known})"
+                )
+    state = _expand_env(parsed.state, "state", cfg_path) if parsed.state else default_state_url()
+    if "://" not in state:
+        raise ConfigError(
+            f"{cfg_path}: state: {state!r} is not a SQLAlchemy URL; "
+            "use sqlite:///path/state.db or postgresql://user@host/db"
+        )
+    return Config(
+        path=cfg_path,
+        state_url=state,
+        catalogs=catalogs,
+        mappings=tuple(parsed.mappings),
+        migrate=parsed.migrate,
+    )
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    model: type[BaseModel] = FileConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field_info = model.model_fields.get(str(part))
+        if field_info is None:
+            break
+        annotation = field_info.annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        nested = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nested is None:
+            break
+        model = nested
+    return sorted(model.model_fields)

@@ -1,0 +1,105 @@
+"""Data-plane engines by name. Each loader imports its heavy library only when asked for."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from icebridge.errors import TerminalError
+from icebridge.model import Strategy
+
+if TYPE_CHECKING:
+    import threading
+
+    from pyiceberg.table import Table
+
+
+@dataclass(frozen=True)
+class BatchCommit:
+    """One destination commit: which source batch it holds and what it added."""
+
+    batch: int
+    dest_snapshot_id: int | None
+    files: int
+    rows: int
+    bytes: int
+
+
+@dataclass
+class CopyJob:
+    """What an engine needs to copy one table from a pinned source snapshot, resuming if asked."""
+
+    task: str
+    source: Table
+    destination: Table
+    snapshot_id: int
+    strategy: Strategy
+    files_per_commit: int
+    chunk_bytes: int
+    committed_batches: frozenset[int] = frozenset()
+    on_commit: Callable[[BatchCommit], None] = lambda _c: None
+    cancel: threading.Event | None = None
+    summary_markers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    batches_total: int
+    batches_skipped: int
+    commits: tuple[BatchCommit, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(c.rows for c in self.commits)
+
+    @property
+    def bytes(self) -> int:
+        return sum(c.bytes for c in self.commits)
+
+
+class Engine(Protocol):
+    """A data plane: copies a pinned source snapshot into a scaffolded destination table."""
+
+    name: str
+    strategies: frozenset[Strategy]
+
+    def copy(self, job: CopyJob) -> CopyResult:
+        """Copy every batch not in ``job.committed_batches``; each commit carries the job's markers."""
+        ...
+
+
+class EngineNotInstalledError(TerminalError):
+    """The engine's optional dependencies are not installed."""
+
+
+# name -> (module, class, pip extra that provides its dependencies)
+ENGINES: dict[str, tuple[str, str, str | None]] = {
+    "local": ("icebridge.engines.local", "LocalEngine", None),
+}
+
+
+def load_engine(name: str) -> Engine:
+    """Import and build the engine called ``name``; a missing extra is named in the error."""
+    if name not in ENGINES:
+        raise TerminalError(f"unknown engine {name!r}; available: {', '.join(sorted(ENGINES))}")
+    module_name, class_name, extra = ENGINES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f"pip install 'icebridge[{extra}]'" if extra else "reinstall icebridge"
+        raise EngineNotInstalledError(f"engine {name!r} needs missing packages ({exc.name}): {hint}") from exc
+    engine: Engine = getattr(module, class_name)()
+    return engine
+
+
+def available_strategies(names: Iterable[str] = ENGINES) -> set[Strategy]:
+    """Strategies the registered engines implement (without importing heavy optional engines)."""
+    out: set[Strategy] = set()
+    for name in names:
+        try:
+            out |= load_engine(name).strategies
+        except EngineNotInstalledError:
+            continue
+    return out

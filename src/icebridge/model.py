@@ -1,0 +1,147 @@
+"""Frozen domain values shared by every layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    BLOCKER = "blocker"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Strategy(StrEnum):
+    REWRITE = "rewrite"
+    FILE_COPY = "file-copy"
+    SPARK_SQL = "spark-sql"
+    DATABRICKS = "databricks"
+    REGISTER = "register"
+
+
+class Phase(StrEnum):
+    """Where a table is in the flow; a task moves forward through these."""
+
+    PLANNED = "planned"
+    SCAFFOLD = "scaffold"
+    COPY = "copy"
+    VALIDATE = "validate"
+    MIGRATED = "migrated"
+    CUTOVER = "cutover"
+    CUT_OVER = "cut-over"
+    ROLLED_BACK = "rolled-back"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, order=True)
+class TableRef:
+    """A table in a named catalog: ``catalog.namespace[.sub].table``."""
+
+    catalog: str
+    namespace: tuple[str, ...]
+    name: str
+
+    @property
+    def identifier(self) -> tuple[str, ...]:
+        """The PyIceberg identifier (namespace parts then table name), without the catalog."""
+        return (*self.namespace, self.name)
+
+    @property
+    def namespace_str(self) -> str:
+        return ".".join(self.namespace)
+
+    def __str__(self) -> str:
+        return ".".join((self.catalog, *self.namespace, self.name))
+
+    @classmethod
+    def parse(cls, text: str) -> TableRef:
+        """Parse ``catalog.ns.table`` (namespace may have several levels)."""
+        parts = text.split(".")
+        if len(parts) < 3 or not all(parts):
+            raise ValueError(f"{text!r} is not a table reference of the form catalog.namespace.table")
+        return cls(parts[0], tuple(parts[1:-1]), parts[-1])
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One pre-flight or plan observation about a table, with the fix when there is one."""
+
+    table: str
+    severity: Severity
+    code: str
+    message: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What inventory learns about one source table."""
+
+    table: str
+    format_version: int
+    location: str
+    metadata_location: str
+    table_uuid: str
+    current_schema_id: int
+    default_spec_id: int
+    default_sort_order_id: int
+    schema_count: int
+    spec_count: int
+    snapshot_count: int
+    current_snapshot_id: int | None
+    data_files: int
+    delete_files: int
+    position_delete_files: int
+    equality_delete_files: int
+    data_bytes: int
+    delete_bytes: int
+    records: int
+    file_formats: tuple[str, ...]
+    partition_fields: tuple[str, ...]
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def partition_evolved(self) -> bool:
+        return self.spec_count > 1
+
+    @property
+    def schema_evolved(self) -> bool:
+        return self.schema_count > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        out = asdict(self)
+        out["file_formats"] = list(self.file_formats)
+        out["partition_fields"] = list(self.partition_fields)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableFacts:
+        data = dict(data)
+        data["file_formats"] = tuple(data.get("file_formats", ()))
+        data["partition_fields"] = tuple(data.get("partition_fields", ()))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One source table's destination, strategy and the reasons behind them."""
+
+    source: TableRef
+    destination: TableRef | None
+    strategy: Strategy
+    reason: str
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return any(f.severity is Severity.BLOCKER for f in self.findings)

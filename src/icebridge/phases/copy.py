@@ -1,0 +1,108 @@
+"""Copy: move the pinned source snapshot into the destination, resuming from the destination's own history.
+
+Every destination commit carries ``icebridge.task``, ``icebridge.source-snapshot-id`` and
+``icebridge.batch`` in its snapshot summary. Before copying, the destination's snapshots are read:
+the batches they name are done, whatever the state store says, so a batch is never committed twice
+even when a crash came between the catalog commit and the store update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from icebridge.engines import BatchCommit, CopyJob, CopyResult
+from icebridge.errors import DestinationConflictError
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from icebridge.context import Context
+    from icebridge.model import Strategy
+    from icebridge.store import TaskRow
+
+TASK_KEY = "icebridge.task"
+SNAPSHOT_KEY = "icebridge.source-snapshot-id"
+BATCH_KEY = "icebridge.batch"
+BATCH_FILES_KEY = "icebridge.files-per-commit"
+
+
+@dataclass(frozen=True)
+class DestinationProgress:
+    """What the destination's history says was copied for one task."""
+
+    source_snapshot_id: int | None
+    batches: frozenset[int]
+    files_per_commit: int | None
+
+
+def destination_progress(destination: Table, task: str) -> DestinationProgress:
+    """Read the checkpoint markers of every destination snapshot written for ``task``."""
+    snapshot_ids: set[int] = set()
+    batches: set[int] = set()
+    batch_files: set[int] = set()
+    for snapshot in destination.metadata.snapshots:
+        summary = snapshot.summary.additional_properties if snapshot.summary else {}
+        if summary.get(TASK_KEY) != task:
+            continue
+        snapshot_ids.add(int(summary[SNAPSHOT_KEY]))
+        batches.add(int(summary[BATCH_KEY]))
+        if BATCH_FILES_KEY in summary:
+            batch_files.add(int(summary[BATCH_FILES_KEY]))
+    if len(snapshot_ids) > 1 or len(batch_files) > 1:
+        raise DestinationConflictError(
+            f"{task}: the destination holds batches of several source snapshots {sorted(snapshot_ids)}; "
+            "drop the destination table and migrate again"
+        )
+    foreign_commits = [
+        s
+        for s in destination.metadata.snapshots
+        if not (s.summary and s.summary.additional_properties.get(TASK_KEY) == task)
+    ]
+    if foreign_commits:
+        raise DestinationConflictError(
+            f"{task}: the destination has {len(foreign_commits)} commit(s) not made by IceBridge for this table; "
+            "refusing to mix data — drop it or map the source elsewhere"
+        )
+    return DestinationProgress(
+        source_snapshot_id=next(iter(snapshot_ids), None),
+        batches=frozenset(batches),
+        files_per_commit=next(iter(batch_files), None),
+    )
+
+
+def run(
+    ctx: Context,
+    task: TaskRow,
+    source: Table,
+    destination: Table,
+    snapshot_id: int,
+    strategy: Strategy,
+    on_commit: callable[[BatchCommit], None] | None = None,  # type: ignore[valid-type]
+) -> CopyResult:
+    """Copy every batch of ``snapshot_id`` the destination does not hold yet."""
+    progress = destination_progress(destination, task.source)
+    if progress.source_snapshot_id not in (None, snapshot_id):
+        raise DestinationConflictError(
+            f"{task.source}: the destination holds a copy of source snapshot {progress.source_snapshot_id}, "
+            f"not {snapshot_id}; drop the destination table and migrate again"
+        )
+    files_per_commit = progress.files_per_commit or ctx.config.migrate.files_per_commit
+    job = CopyJob(
+        task=task.source,
+        source=source,
+        destination=destination,
+        snapshot_id=snapshot_id,
+        strategy=strategy,
+        files_per_commit=files_per_commit,
+        chunk_bytes=ctx.config.migrate.chunk_bytes,
+        committed_batches=progress.batches,
+        on_commit=on_commit or (lambda _c: None),
+        cancel=ctx.cancel,
+        summary_markers={
+            TASK_KEY: task.source,
+            SNAPSHOT_KEY: str(snapshot_id),
+            BATCH_FILES_KEY: str(files_per_commit),
+        },
+    )
+    return ctx.engine("local").copy(job)

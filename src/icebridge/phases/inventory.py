@@ -1,0 +1,116 @@
+"""Inventory: the facts of every source table, read from its metadata and manifests (never its data)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from pyiceberg.manifest import DataFileContent
+
+from icebridge.errors import IceBridgeError
+from icebridge.model import Finding, Severity, TableFacts, TableRef
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from icebridge.context import Context
+
+
+def discover(ctx: Context) -> list[TableRef]:
+    """Every table of every source catalog named by a mapping rule."""
+    refs: list[TableRef] = []
+    for catalog_name in ctx.config.source_catalogs:
+        refs.extend(ctx.catalogs.list_tables(catalog_name))
+    return refs
+
+
+def table_facts(ref: TableRef, table: Table) -> TableFacts:
+    """Facts of one loaded table at its current snapshot."""
+    metadata = table.metadata
+    snapshot = table.current_snapshot()
+    counts = {
+        DataFileContent.DATA: 0,
+        DataFileContent.POSITION_DELETES: 0,
+        DataFileContent.EQUALITY_DELETES: 0,
+    }
+    data_bytes = delete_bytes = records = 0
+    formats: set[str] = set()
+    if snapshot is not None:
+        for manifest in snapshot.manifests(table.io):
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                data_file = entry.data_file
+                counts[data_file.content] += 1
+                formats.add(
+                    str(
+                        data_file.file_format.value
+                        if hasattr(data_file.file_format, "value")
+                        else data_file.file_format
+                    ).upper()
+                )
+                if data_file.content == DataFileContent.DATA:
+                    data_bytes += data_file.file_size_in_bytes
+                    records += data_file.record_count
+                else:
+                    delete_bytes += data_file.file_size_in_bytes
+    spec = table.spec()
+    schema = table.schema()
+    partition_fields = tuple(f"{pf.transform}({schema.find_column_name(pf.source_id)})" for pf in spec.fields)
+    return TableFacts(
+        table=str(ref),
+        format_version=metadata.format_version,
+        location=metadata.location,
+        metadata_location=table.metadata_location,
+        table_uuid=str(metadata.table_uuid),
+        current_schema_id=metadata.current_schema_id,
+        default_spec_id=metadata.default_spec_id,
+        default_sort_order_id=metadata.default_sort_order_id,
+        schema_count=len(metadata.schemas),
+        spec_count=len(metadata.partition_specs),
+        snapshot_count=len(metadata.snapshots),
+        current_snapshot_id=snapshot.snapshot_id if snapshot else None,
+        data_files=counts[DataFileContent.DATA],
+        delete_files=counts[DataFileContent.POSITION_DELETES] + counts[DataFileContent.EQUALITY_DELETES],
+        position_delete_files=counts[DataFileContent.POSITION_DELETES],
+        equality_delete_files=counts[DataFileContent.EQUALITY_DELETES],
+        data_bytes=data_bytes,
+        delete_bytes=delete_bytes,
+        records=records,
+        file_formats=tuple(sorted(formats)),
+        partition_fields=partition_fields,
+        properties=dict(metadata.properties),
+    )
+
+
+def collect(ctx: Context) -> Iterator[TableFacts | Finding]:
+    """Facts for each source table; a table whose metadata cannot be read yields a blocker finding."""
+    for ref in discover(ctx):
+        if ctx.config.rule_for(ref) is None:
+            continue
+        ctx.progress("inventory", {"table": str(ref)})
+        try:
+            table = ctx.catalogs.load_table(ref)
+            yield table_facts(ref, table)
+        except IceBridgeError as exc:
+            yield Finding(
+                str(ref), Severity.BLOCKER, "source-unreadable", str(exc), "repair or remove the table"
+            )
+        except Exception as exc:  # a corrupt manifest surfaces as many PyIceberg/Avro error types
+            yield Finding(
+                str(ref),
+                Severity.BLOCKER,
+                "source-unreadable",
+                f"{ref}: manifests cannot be read: {exc}",
+                "repair the table's metadata or exclude it from the mappings",
+            )
+
+
+def run(ctx: Context, refresh: bool = False) -> tuple[list[TableFacts], list[Finding]]:
+    """The saved inventory, or a fresh one (saved) when asked or when none was saved yet."""
+    if not refresh and ctx.store.inventory_captured_at() is not None:
+        return ctx.store.load_inventory(), []
+    facts: list[TableFacts] = []
+    findings: list[Finding] = []
+    for item in collect(ctx):
+        (facts if isinstance(item, TableFacts) else findings).append(item)  # type: ignore[arg-type]
+    ctx.store.save_inventory(facts)
+    return facts, findings

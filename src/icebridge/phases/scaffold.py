@@ -1,0 +1,151 @@
+"""Scaffold: create the destination namespace and table with the source's shape.
+
+The destination keeps the source's field ids, current partition spec and sort order. PyIceberg's
+``create_table`` assigns fresh field ids, so where the destination catalog can register a metadata
+file (SQL, Hive, Glue, ... catalogs) the table metadata is written by us and registered; elsewhere
+the table is created and its ids checked. An identical existing table is adopted; a different one
+is a :class:`DestinationConflictError`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+from pyiceberg.io import load_file_io
+from pyiceberg.partitioning import PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.serializers import ToOutputFile
+from pyiceberg.table.metadata import TableMetadataV2
+from pyiceberg.table.sorting import SortOrder
+
+from icebridge.errors import DestinationConflictError, DestinationWriteError
+from icebridge.model import TableRef
+from icebridge.validation.structure import portable_properties, structure_differences
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
+
+    from icebridge.context import Context
+
+
+@dataclass(frozen=True)
+class ScaffoldResult:
+    destination: str
+    created: bool
+    message: str
+
+
+def differences(source: Table, destination: Table) -> list[str]:
+    """How an existing destination differs from the source's shape (empty: it can be adopted)."""
+    return structure_differences(
+        source.schema(),
+        source.spec(),
+        source.sort_order(),
+        destination.schema(),
+        destination.spec(),
+        destination.sort_order(),
+    )
+
+
+def destination_metadata(source: Table, location: str) -> TableMetadataV2:
+    """Fresh v2 metadata with the source's schema (same field ids), current spec and sort order."""
+    src_meta = source.metadata
+    schema = source.schema()
+    spec = source.spec()
+    order = source.sort_order()
+    fresh_schema = Schema(*schema.fields, schema_id=0, identifier_field_ids=list(schema.identifier_field_ids))
+    fresh_spec = PartitionSpec(*spec.fields, spec_id=0)
+    fresh_order = SortOrder(*order.fields, order_id=1) if order.fields else SortOrder(order_id=0)
+    return TableMetadataV2(
+        location=location,
+        table_uuid=uuid.uuid4(),
+        last_updated_ms=int(time.time() * 1000),
+        last_column_id=max(src_meta.last_column_id, fresh_schema.highest_field_id),
+        schemas=[fresh_schema],
+        current_schema_id=0,
+        partition_specs=[fresh_spec],
+        default_spec_id=0,
+        last_partition_id=max([f.field_id for f in spec.fields], default=999),
+        sort_orders=[fresh_order],
+        default_sort_order_id=fresh_order.order_id,
+        properties=portable_properties(src_meta.properties),
+    )
+
+
+def _ensure_namespace(catalog: Catalog, namespace: tuple[str, ...]) -> None:
+    for depth in range(1, len(namespace) + 1):
+        try:
+            catalog.create_namespace_if_not_exists(namespace[:depth])
+        except NamespaceAlreadyExistsError:
+            pass
+
+
+def _default_location(catalog: Catalog, ref: TableRef) -> str:
+    resolve = getattr(catalog, "_resolve_table_location", None)
+    if resolve is None:
+        raise DestinationWriteError(f"{ref}: catalog {ref.catalog!r} cannot tell a default table location")
+    location: str = resolve(None, ref.namespace_str, ref.name)
+    return location
+
+
+def create(ctx: Context, source: Table, dest_ref: TableRef) -> Table:
+    """Create the destination table with the source's shape; raise if it cannot be written."""
+    catalog = ctx.catalogs.get(dest_ref.catalog)
+    try:
+        _ensure_namespace(catalog, dest_ref.namespace)
+    except Exception as exc:
+        raise DestinationWriteError(
+            f"{dest_ref}: cannot create namespace {dest_ref.namespace_str!r}: {exc}"
+        ) from exc
+    if ctx.catalogs.supports_register(dest_ref.catalog):
+        location = _default_location(catalog, dest_ref)
+        metadata = destination_metadata(source, location)
+        metadata_path = f"{location}/metadata/00000-{uuid.uuid4()}.metadata.json"
+        io = load_file_io({**catalog.properties}, location)
+        try:
+            ToOutputFile.table_metadata(metadata, io.new_output(metadata_path))
+        except Exception as exc:
+            raise DestinationWriteError(f"{dest_ref}: cannot write metadata under {location}: {exc}") from exc
+        try:
+            return catalog.register_table(dest_ref.identifier, metadata_path)
+        except TableAlreadyExistsError:
+            io.delete(metadata_path)
+            raise
+    table = catalog.create_table(
+        dest_ref.identifier,
+        schema=source.schema(),
+        partition_spec=source.spec(),
+        sort_order=source.sort_order(),
+        properties=portable_properties(source.metadata.properties),
+    )
+    return table
+
+
+def run(ctx: Context, source: Table, dest_ref: TableRef) -> tuple[Table, ScaffoldResult]:
+    """Adopt an identical destination table or create it; idempotent."""
+    catalog = ctx.catalogs.get(dest_ref.catalog)
+    if catalog.table_exists(dest_ref.identifier):
+        existing = catalog.load_table(dest_ref.identifier)
+        diffs = differences(source, existing)
+        if diffs:
+            raise DestinationConflictError(
+                f"{dest_ref}: exists with a different shape: {'; '.join(diffs[:5])}. "
+                "Drop or rename it, or map the source to another destination"
+            )
+        return existing, ScaffoldResult(str(dest_ref), False, "adopted an identical existing table")
+    try:
+        table = create(ctx, source, dest_ref)
+    except TableAlreadyExistsError:
+        # another worker created it between our check and our create: adopt if identical
+        return run(ctx, source, dest_ref)
+    diffs = differences(source, table)
+    if diffs:
+        raise DestinationConflictError(
+            f"{dest_ref}: the destination catalog changed the table's shape on create: {'; '.join(diffs[:5])}"
+        )
+    return table, ScaffoldResult(str(dest_ref), True, "created")

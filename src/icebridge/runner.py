@@ -1,0 +1,594 @@
+"""The per-table state machine: resume first, several tables at once, transient errors retried.
+
+One table's failure is recorded on its row and never stops the others. A run with a failed table
+reports failure (the CLI exits non-zero).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from sqlalchemy.exc import OperationalError
+
+from icebridge.engines import BatchCommit
+from icebridge.errors import (
+    IceBridgeError,
+    PlanError,
+    SourceTableMissingError,
+    StateError,
+    TerminalError,
+    ValidationFailedError,
+)
+from icebridge.model import Finding, Phase, PlanItem, Severity, Status, Strategy, TableRef
+from icebridge.phases import copy as copy_phase
+from icebridge.phases import cutover as cutover_phase
+from icebridge.phases import inventory as inventory_phase
+from icebridge.phases import plan as plan_phase
+from icebridge.phases import scaffold as scaffold_phase
+from icebridge.phases import validate as validate_phase
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from icebridge.context import Context
+    from icebridge.store import TaskRow
+
+T = TypeVar("T")
+DONE_PHASES = {Phase.MIGRATED, Phase.CUT_OVER}
+
+
+@dataclass(frozen=True)
+class TableOutcome:
+    """How one table ended in a run."""
+
+    source: str
+    destination: str
+    status: str
+    phase: str
+    rows: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class RunReport:
+    run_id: int
+    kind: str
+    outcomes: list[TableOutcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[TableOutcome]:
+        return [o for o in self.outcomes if o.status == Status.FAILED]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "tables": len(self.outcomes),
+            "succeeded": sum(o.status == Status.SUCCEEDED for o in self.outcomes),
+            "failed": len(self.failed),
+            "rows": sum(o.rows for o in self.outcomes),
+            "bytes": sum(o.bytes for o in self.outcomes),
+            "interrupted": self.interrupted,
+        }
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, IceBridgeError):
+        return exc.transient
+    # A locked SQLite catalog or a catalog commit that lost a race: worth another try.
+    return isinstance(exc, CommitFailedException | OperationalError | ConnectionError | TimeoutError)
+
+
+def with_retries(ctx: Context, what: str, fn: Callable[[], T]) -> T:
+    """Call ``fn``; transient errors are retried with exponential backoff, terminal ones raised at once."""
+    settings = ctx.config.migrate
+    for attempt in range(1, settings.max_attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if not _is_transient(exc) or attempt == settings.max_attempts or ctx.cancel.is_set():
+                raise
+            delay = settings.backoff_seconds * (2 ** (attempt - 1))
+            ctx.store.event(
+                "retry",
+                f"{what}: attempt {attempt} failed ({exc}); retrying in {delay:.1f}s",
+                run_id=ctx.run_id,
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _error_kind(exc: BaseException) -> str:
+    return "transient" if _is_transient(exc) else "terminal"
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, IceBridgeError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+# ----------------------------------------------------------------------------------------- planning
+
+
+def prepare(ctx: Context, pattern: str | None, refresh: bool = False) -> tuple[list[PlanItem], list[Finding]]:
+    """Inventory (saved or fresh) and plan, restricted to ``pattern``; raises PlanError on a rule matching nothing."""
+    facts, findings = inventory_phase.run(ctx, refresh=refresh)
+    known = [t.source for t in ctx.store.list_tasks()]
+    plan_phase.check_rules(ctx, facts, known)
+    items = plan_phase.build(ctx, facts)
+    chosen = set(plan_phase.select([str(i.source) for i in items], pattern))
+    items = [i for i in items if str(i.source) in chosen]
+    findings = [f for f in findings if not pattern or plan_phase.select([f.table], pattern)]
+    if pattern and not items and not findings:
+        raise PlanError(f"--tables {pattern!r} matches no planned table; see 'icebridge plan' for the names")
+    return items, findings
+
+
+def save_plan(ctx: Context, items: list[PlanItem]) -> list[tuple[PlanItem, TaskRow | None]]:
+    """Record a task for every unblocked item (blocked ones get none)."""
+    out: list[tuple[PlanItem, TaskRow | None]] = []
+    for item in items:
+        if item.blocked or item.destination is None:
+            out.append((item, None))
+            continue
+        task = ctx.store.plan_task(str(item.source), str(item.destination), str(item.strategy), item.reason)
+        out.append((item, task))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ migrate
+
+
+class _TaskRun:
+    """Drives one task through scaffold → copy → validate, keeping its row's version in hand."""
+
+    def __init__(self, ctx: Context, task: TaskRow) -> None:
+        self.ctx = ctx
+        self.task = task
+        self.started = time.monotonic()
+
+    @property
+    def store(self) -> Any:
+        return self.ctx.store
+
+    def run(self) -> TableOutcome:
+        ctx = self.ctx
+        try:
+            self.task = self.store.claim_task(self.task.id, self.task.version, ctx.run_id, Phase.SCAFFOLD)
+            ctx.progress("table-start", {"table": self.task.source})
+            source = with_retries(
+                ctx, self.task.source, lambda: ctx.catalogs.load_table(TableRef.parse(self.task.source))
+            )
+            snapshot_id = self._pin(source)
+            destination = self._scaffold(source)
+            self._copy(source, destination, snapshot_id)
+            self._validate(source, snapshot_id, destination)
+            rows, size = _destination_totals(destination)
+            self.task = self.store.complete_task(
+                self.task.id, self.task.version, Phase.MIGRATED, rows=rows, bytes=size
+            )
+            return self._outcome("migrated and validated")
+        except BaseException as exc:
+            return self._fail(exc)
+
+    def _pin(self, source: Table) -> int | None:
+        snapshot = source.current_snapshot()
+        if self.task.source_snapshot_id is not None:
+            pinned: int | None = self.task.source_snapshot_id
+            if source.snapshot_by_id(pinned) is None:  # type: ignore[arg-type]
+                raise TerminalError(
+                    f"{self.task.source}: pinned snapshot {pinned} no longer exists in the source (expired?); "
+                    "drop the destination table and 'icebridge rollback'/re-plan this table"
+                )
+        else:
+            pinned = snapshot.snapshot_id if snapshot else None
+        self.task = self.store.advance_task(
+            self.task.id, self.task.version, Phase.SCAFFOLD, source_snapshot_id=pinned
+        )
+        return pinned
+
+    def _scaffold(self, source: Table) -> Table:
+        dest_ref = TableRef.parse(self.task.destination)
+        destination, result = with_retries(
+            self.ctx, self.task.source, lambda: scaffold_phase.run(self.ctx, source, dest_ref)
+        )
+        self.store.event(
+            "scaffold", f"{dest_ref}: {result.message}", run_id=self.ctx.run_id, task_id=self.task.id
+        )
+        self.task = self.store.advance_task(self.task.id, self.task.version, Phase.COPY)
+        return destination
+
+    def _copy(self, source: Table, destination: Table, snapshot_id: int | None) -> None:
+        if snapshot_id is None:
+            return
+        progress = copy_phase.destination_progress(destination, self.task.source)
+        recorded = {c.batch for c in self.store.checkpoints(self.task.id, snapshot_id)}
+        for batch in sorted(progress.batches - recorded):  # committed but not recorded before a crash
+            self.store.record_checkpoint(self.task.id, self.ctx.run_id, snapshot_id, batch, None, 0, 0, 0)
+            self.store.event(
+                "settled", f"batch {batch} found committed in the destination", task_id=self.task.id
+            )
+
+        def on_commit(commit: BatchCommit) -> None:
+            self.store.record_checkpoint(
+                self.task.id,
+                self.ctx.run_id,
+                snapshot_id,
+                commit.batch,
+                commit.dest_snapshot_id,
+                commit.files,
+                commit.rows,
+                commit.bytes,
+            )
+            self.ctx.progress(
+                "batch", {"table": self.task.source, "batch": commit.batch, "rows": commit.rows}
+            )
+
+        result = with_retries(
+            self.ctx,
+            self.task.source,
+            lambda: copy_phase.run(
+                self.ctx, self.task, source, destination, snapshot_id, Strategy(self.task.strategy), on_commit
+            ),
+        )
+        self.store.event(
+            "copied",
+            f"{result.batches_total} batches ({result.batches_skipped} already done), {result.rows} rows written",
+            run_id=self.ctx.run_id,
+            task_id=self.task.id,
+        )
+
+    def _validate(self, source: Table, snapshot_id: int | None, destination: Table) -> None:
+        self.task = self.store.advance_task(self.task.id, self.task.version, Phase.VALIDATE)
+        destination.refresh()
+        results = validate_phase.run(source, snapshot_id, destination)
+        for r in results:
+            self.store.record_validation(
+                self.task.id,
+                self.ctx.run_id,
+                r.level,
+                r.comparator,
+                r.passed,
+                {"summary": r.summary, **r.details},
+            )
+        failed = [r for r in results if not r.passed]
+        if failed:
+            raise ValidationFailedError(
+                f"{self.task.source}: validation failed: "
+                + "; ".join(f"{r.comparator}: {r.summary}" for r in failed)
+            )
+
+    def _fail(self, exc: BaseException) -> TableOutcome:
+        interrupted = isinstance(exc, KeyboardInterrupt) or self.ctx.cancel.is_set()
+        message = "interrupted; run the command again to resume" if interrupted else _message(exc)
+        if not isinstance(exc, IceBridgeError | KeyboardInterrupt):
+            self.store.event(
+                "error",
+                message,
+                run_id=self.ctx.run_id,
+                task_id=self.task.id,
+                data={"traceback": traceback.format_exc(limit=8)},
+            )
+        try:
+            current = self.store.get_task_by_id(self.task.id)
+            if current.status == Status.RUNNING:
+                self.task = self.store.fail_task(
+                    current.id,
+                    current.version,
+                    Phase(current.phase),
+                    message,
+                    "transient" if interrupted else _error_kind(exc),
+                )
+        except StateError:
+            pass
+        return self._outcome(message, failed=True)
+
+    def _outcome(self, message: str, failed: bool = False) -> TableOutcome:
+        return TableOutcome(
+            source=self.task.source,
+            destination=self.task.destination,
+            status=Status.FAILED if failed else Status.SUCCEEDED,
+            phase=str(self.task.phase),
+            rows=self.task.rows or 0,
+            bytes=self.task.bytes or 0,
+            seconds=round(time.monotonic() - self.started, 3),
+            message=message,
+        )
+
+
+def _destination_totals(destination: Table) -> tuple[int, int]:
+    destination.refresh()
+    snapshot = destination.current_snapshot()
+    if snapshot is None or snapshot.summary is None:
+        return 0, 0
+    props = snapshot.summary.additional_properties
+    return int(props.get("total-records", 0)), int(props.get("total-files-size", 0))
+
+
+def _blocked_outcome(item: PlanItem) -> TableOutcome:
+    reasons = "; ".join(f.message for f in item.findings if f.severity is Severity.BLOCKER)
+    return TableOutcome(
+        str(item.source),
+        str(item.destination or ""),
+        Status.FAILED,
+        Phase.PLANNED,
+        message=f"blocked: {reasons}",
+    )
+
+
+def run_tasks(
+    ctx: Context, kind: str, work: list[Callable[[], TableOutcome]], report: RunReport
+) -> RunReport:
+    """Run table jobs on a bounded pool; Ctrl-C stops between commits and marks the run interrupted."""
+    if not work:
+        return report
+    with ThreadPoolExecutor(max_workers=ctx.config.migrate.concurrency, thread_name_prefix=kind) as pool:
+        futures = [pool.submit(job) for job in work]
+        try:
+            for future in as_completed(futures):
+                outcome = future.result()
+                report.outcomes.append(outcome)
+                ctx.progress("table-done", {"table": outcome.source, "status": outcome.status})
+        except KeyboardInterrupt:
+            ctx.cancel.set()
+            report.interrupted = True
+            for future in futures:
+                future.cancel()
+            for future in futures:
+                if not future.cancelled():
+                    report.outcomes.append(future.result())
+    return report
+
+
+def _start(ctx: Context, kind: str, args: dict[str, Any]) -> RunReport:
+    run = ctx.store.start_run(kind, str(ctx.config.path), args)
+    ctx.run_id = run.id
+    return RunReport(run_id=run.id, kind=kind)
+
+
+def _finish(ctx: Context, report: RunReport) -> RunReport:
+    status = "interrupted" if report.interrupted else ("failed" if report.failed else "succeeded")
+    report.outcomes.sort(key=lambda o: o.source)
+    ctx.store.finish_run(report.run_id, status, report.summary())
+    return report
+
+
+def migrate(ctx: Context, pattern: str | None = None) -> RunReport:
+    """Scaffold, copy and validate every planned table not migrated yet; resumes interrupted work first."""
+    report = _start(ctx, "migrate", {"tables": pattern})
+    try:
+        items, findings = prepare(ctx, pattern)
+        ctx.store.add_findings(report.run_id, [f for i in items for f in i.findings] + findings)
+        for finding in findings:
+            if finding.severity is Severity.BLOCKER:
+                report.outcomes.append(
+                    TableOutcome(finding.table, "", Status.FAILED, Phase.PLANNED, message=finding.message)
+                )
+        work: list[Callable[[], TableOutcome]] = []
+        for item, task in save_plan(ctx, items):
+            if task is None:
+                report.outcomes.append(_blocked_outcome(item))
+            elif Phase(task.phase) in DONE_PHASES and task.status == Status.SUCCEEDED:
+                report.outcomes.append(
+                    TableOutcome(
+                        task.source,
+                        task.destination,
+                        Status.SUCCEEDED,
+                        task.phase,
+                        task.rows or 0,
+                        task.bytes or 0,
+                        0.0,
+                        "already done",
+                    )
+                )
+            else:
+                work.append(_TaskRun(ctx, task).run)
+        # resumable tasks first: those a crashed run left running, then failed ones, then new ones
+        run_tasks(ctx, "migrate", work, report)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    return _finish(ctx, report)
+
+
+# ---------------------------------------------------------------------------- cutover and rollback
+
+
+def _tasks(ctx: Context, pattern: str | None) -> list[TaskRow]:
+    tasks = ctx.store.list_tasks()
+    chosen = set(plan_phase.select([t.source for t in tasks], pattern))
+    return [t for t in tasks if t.source in chosen]
+
+
+def _cutover_one(ctx: Context, task: TaskRow) -> TableOutcome:
+    started = time.monotonic()
+
+    def outcome(t: TaskRow, status: Status, message: str) -> TableOutcome:
+        return TableOutcome(
+            t.source,
+            t.destination,
+            status,
+            str(t.phase),
+            t.rows or 0,
+            t.bytes or 0,
+            round(time.monotonic() - started, 3),
+            message,
+        )
+
+    if Phase(task.phase) is Phase.CUT_OVER and task.status == Status.SUCCEEDED:
+        return outcome(task, Status.SUCCEEDED, "already cut over")
+    ready = Phase(task.phase) in {Phase.MIGRATED, Phase.CUTOVER, Phase.ROLLED_BACK} and (
+        task.status == Status.SUCCEEDED or Phase(task.phase) is Phase.CUTOVER
+    )
+    if not ready:
+        return outcome(
+            task,
+            Status.FAILED,
+            f"not migrated yet (phase {task.phase}, {task.status}); run 'icebridge migrate' first",
+        )
+    try:
+        task = ctx.store.claim_task(task.id, task.version, ctx.run_id, Phase.CUTOVER)
+        ref = TableRef.parse(task.source)
+        try:
+            source = ctx.catalogs.load_table(ref)
+        except SourceTableMissingError:
+            if task.archived_metadata_location:  # dropped by an earlier, interrupted cut-over
+                task = ctx.store.complete_task(task.id, task.version, Phase.CUT_OVER)
+                return outcome(task, Status.SUCCEEDED, "cut over (settled an interrupted cut-over)")
+            raise
+        cutover_phase.check_frozen(task, source)
+        destination = ctx.catalogs.load_table(TableRef.parse(task.destination))
+        results = validate_phase.run(source, task.source_snapshot_id, destination)
+        for r in results:
+            ctx.store.record_validation(
+                task.id,
+                ctx.run_id,
+                r.level,
+                r.comparator,
+                r.passed,
+                {"summary": r.summary, "final": True, **r.details},
+            )
+        failed = [r for r in results if not r.passed]
+        if failed:
+            raise ValidationFailedError(
+                f"{task.source}: final validation failed: "
+                + "; ".join(f"{r.comparator}: {r.summary}" for r in failed)
+            )
+        task = cutover_phase.archive(ctx, task, source)
+        task = ctx.store.complete_task(task.id, task.version, Phase.CUT_OVER)
+        return outcome(
+            task, Status.SUCCEEDED, f"cut over; source archived ({task.archived_metadata_location})"
+        )
+    except Exception as exc:
+        current = ctx.store.get_task_by_id(task.id)
+        if current.status == Status.RUNNING:
+            current = ctx.store.fail_task(
+                current.id, current.version, Phase.CUTOVER, _message(exc), _error_kind(exc)
+            )
+        return outcome(current, Status.FAILED, _message(exc))
+
+
+def cutover(ctx: Context, pattern: str | None = None) -> RunReport:
+    """Freeze check, final validation and archive of every migrated table matching ``pattern``."""
+    report = _start(ctx, "cutover", {"tables": pattern})
+    tasks = _tasks(ctx, pattern)
+    if not tasks:
+        report.outcomes.append(
+            TableOutcome(
+                pattern or "*",
+                "",
+                Status.FAILED,
+                Phase.PLANNED,
+                message="no migrated table matches; run 'icebridge migrate' first",
+            )
+        )
+    run_tasks(ctx, "cutover", [lambda t=t: _cutover_one(ctx, t) for t in tasks], report)
+    return _finish(ctx, report)
+
+
+def _rollback_one(ctx: Context, task: TaskRow) -> TableOutcome:
+    started = time.monotonic()
+    try:
+        if not task.archived_metadata_location:
+            return TableOutcome(
+                task.source,
+                task.destination,
+                Status.SUCCEEDED,
+                str(task.phase),
+                message="nothing to roll back",
+            )
+        task = cutover_phase.restore(ctx, task)
+        task = ctx.store.reset_task(task.id, task.version, Phase.ROLLED_BACK)
+        task = ctx.store.complete_task(task.id, task.version, Phase.ROLLED_BACK)
+        return TableOutcome(
+            task.source,
+            task.destination,
+            Status.SUCCEEDED,
+            str(task.phase),
+            seconds=round(time.monotonic() - started, 3),
+            message="source re-registered",
+        )
+    except (IceBridgeError, NoSuchTableError, OSError) as exc:
+        return TableOutcome(
+            task.source, task.destination, Status.FAILED, str(task.phase), message=_message(exc)
+        )
+
+
+def rollback(ctx: Context, pattern: str | None = None) -> RunReport:
+    """Re-register every archived source entry matching ``pattern`` from its recorded metadata location."""
+    report = _start(ctx, "rollback", {"tables": pattern})
+    tasks = [t for t in _tasks(ctx, pattern) if t.archived_metadata_location]
+    if not tasks:
+        report.outcomes.append(
+            TableOutcome(
+                pattern or "*",
+                "",
+                Status.FAILED,
+                Phase.PLANNED,
+                message="no cut-over table matches; nothing to roll back",
+            )
+        )
+    run_tasks(ctx, "rollback", [lambda t=t: _rollback_one(ctx, t) for t in tasks], report)
+    return _finish(ctx, report)
+
+
+def validate(ctx: Context, pattern: str | None = None) -> RunReport:
+    """Validate migrated tables again (read-only on both sides)."""
+    report = _start(ctx, "validate", {"tables": pattern})
+    tasks = [
+        t
+        for t in _tasks(ctx, pattern)
+        if Phase(t.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK}
+    ]
+
+    def one(task: TaskRow) -> TableOutcome:
+        try:
+            source = ctx.catalogs.load_table(TableRef.parse(task.source))
+            destination = ctx.catalogs.load_table(TableRef.parse(task.destination))
+            results = validate_phase.run(source, task.source_snapshot_id, destination)
+        except Exception as exc:
+            return TableOutcome(
+                task.source, task.destination, Status.FAILED, str(task.phase), message=_message(exc)
+            )
+        for r in results:
+            ctx.store.record_validation(
+                task.id, ctx.run_id, r.level, r.comparator, r.passed, {"summary": r.summary, **r.details}
+            )
+        failed = [r for r in results if not r.passed]
+        return TableOutcome(
+            task.source,
+            task.destination,
+            Status.FAILED if failed else Status.SUCCEEDED,
+            str(task.phase),
+            task.rows or 0,
+            task.bytes or 0,
+            message="; ".join(f"{r.comparator}: {r.summary}" for r in (failed or results)),
+        )
+
+    if not tasks:
+        report.outcomes.append(
+            TableOutcome(
+                pattern or "*",
+                "",
+                Status.FAILED,
+                Phase.PLANNED,
+                message="no migrated table matches; run 'icebridge migrate' first",
+            )
+        )
+    run_tasks(ctx, "validate", [lambda t=t: one(t) for t in tasks], report)
+    return _finish(ctx, report)

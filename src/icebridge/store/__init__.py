@@ -1,0 +1,142 @@
+"""The SQL state store (SQLite by default, PostgreSQL by URL), migrated by Alembic on open."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from icebridge.errors import StateError
+from icebridge.store.repository import (
+    CheckpointRow,
+    EventRow,
+    FindingRow,
+    RunRow,
+    Store,
+    TaskRow,
+    ValidationRow,
+)
+
+__all__ = [
+    "CheckpointRow",
+    "EventRow",
+    "FindingRow",
+    "RunRow",
+    "Store",
+    "TaskRow",
+    "ValidationRow",
+    "mask_url",
+    "migrations_config",
+    "open_store",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 10
+
+_FIX = (
+    "fix: set 'state:' in icebridge.yaml to a reachable SQLAlchemy URL, "
+    "e.g. sqlite:///path/to/state.db or postgresql+psycopg2://user@host:5432/dbname, "
+    "and make sure that database server is running"
+)
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL with any password replaced by ***."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return _PASSWORD_IN_URL.sub(r"\1***@", url)
+
+
+def migrations_config(connection: Any = None) -> Config:
+    """An Alembic Config for the store's migrations, built in code (no alembic.ini)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    """A SQLite engine in WAL mode with a busy timeout, whose transactions take the write lock up front."""
+    database = url.database or ""
+    memory = database in ("", ":memory:") or "mode=memory" in str(url)
+    if not memory:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    if memory:
+        kwargs["poolclass"] = StaticPool
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below emit BEGIN itself (pysqlite would defer it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Take the write lock at the start so concurrent writers wait (busy_timeout) instead of
+        # failing when a read lock cannot be upgraded.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _engine(url: URL) -> Engine:
+    """An engine for the state URL."""
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    if url.drivername == "postgresql":
+        # The project ships psycopg2; SQLAlchemy 2.1 would otherwise pick psycopg (v3) for a bare postgresql://.
+        url = url.set(drivername="postgresql+psycopg2")
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg2":
+        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    return create_engine(url, **kwargs)
+
+
+def _reason(exc: BaseException, url: URL | None) -> str:
+    """The first line of a driver error, without the password."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if url is not None and url.password:
+        line = line.replace(str(url.password), "***")
+    return line
+
+
+def open_store(url: str) -> Store:
+    """Open the state store at a SQLAlchemy URL, creating or upgrading its schema to the newest revision."""
+    shown = mask_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StateError(f"state URL {shown} is malformed ({exc}); {_FIX}") from exc
+    try:
+        engine = _engine(parsed)
+    except (SQLAlchemyError, ImportError, OSError) as exc:
+        raise StateError(f"cannot use state URL {shown}: {_reason(exc, parsed)}; {_FIX}") from exc
+    try:
+        with engine.begin() as connection:
+            command.upgrade(migrations_config(connection), "head")
+    except (SQLAlchemyError, OSError) as exc:
+        engine.dispose()
+        raise StateError(f"cannot open the state store at {shown}: {_reason(exc, parsed)}; {_FIX}") from exc
+    return Store(engine, shown)

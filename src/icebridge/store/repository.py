@@ -1,0 +1,725 @@
+"""The state store: short transactions over the SQL tables, returning frozen rows (never ORM objects).
+
+Every verb opens its own transaction, so one ``Store`` can be shared by several worker threads.
+Task status changes are conditional on the task's ``version`` (optimistic locking): a worker that
+holds a stale version gets a ``StateError`` instead of overwriting another worker's change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from fnmatch import fnmatchcase
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from icebridge.errors import StateError
+from icebridge.model import Finding, Phase, Severity, Status, TableFacts
+from icebridge.store.models import (
+    Checkpoint,
+    Event,
+    FindingRecord,
+    Inventory,
+    Run,
+    Task,
+    Validation,
+    utcnow,
+)
+
+RUN_KINDS = frozenset(
+    {"inventory", "preflight", "plan", "migrate", "cutover", "rollback", "validate", "demo"}
+)
+RUN_STATUSES = frozenset({"running", "succeeded", "failed", "interrupted"})
+ERROR_KINDS = frozenset({"terminal", "transient"})
+ADVANCE_FIELDS = frozenset({"source_snapshot_id", "rows", "bytes"})
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One command invocation."""
+
+    id: int
+    kind: str
+    status: str
+    config_path: str
+    args: dict[str, Any]
+    summary: dict[str, Any]
+    report_path: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start to finish, or None while the run is going on."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One source table's migration task."""
+
+    id: int
+    source: str
+    destination: str
+    strategy: str
+    reason: str
+    phase: Phase
+    status: Status
+    error: str | None
+    error_kind: str | None
+    run_id: int | None
+    version: int
+    attempts: int
+    source_snapshot_id: int | None
+    rows: int
+    bytes: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    archived_metadata_location: str | None
+    archived_at: datetime | None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start to finish of the last attempt, or None if it has not both started and ended."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """One committed copy batch."""
+
+    id: int
+    task_id: int
+    run_id: int | None
+    source_snapshot_id: int
+    batch: int
+    dest_snapshot_id: int | None
+    files: int
+    rows: int
+    bytes: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    """A recorded pre-flight or plan finding."""
+
+    id: int
+    run_id: int
+    table: str
+    severity: Severity
+    code: str
+    message: str
+    fix: str
+    created_at: datetime
+
+    def to_finding(self) -> Finding:
+        """The domain value this row was recorded from."""
+        return Finding(self.table, self.severity, self.code, self.message, self.fix)
+
+
+@dataclass(frozen=True)
+class ValidationRow:
+    """One comparator's outcome."""
+
+    id: int
+    task_id: int
+    run_id: int | None
+    level: int
+    comparator: str
+    passed: bool
+    details: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One log event."""
+
+    id: int
+    ts: datetime
+    run_id: int | None
+    task_id: int | None
+    kind: str
+    message: str
+    data: dict[str, Any] | None
+
+
+def _run_row(r: Run) -> RunRow:
+    return RunRow(
+        id=r.id,
+        kind=r.kind,
+        status=r.status,
+        config_path=r.config_path,
+        args=dict(r.args or {}),
+        summary=dict(r.summary or {}),
+        report_path=r.report_path,
+        started_at=r.started_at,
+        finished_at=r.finished_at,
+    )
+
+
+def _task_row(t: Task) -> TaskRow:
+    return TaskRow(
+        id=t.id,
+        source=t.source,
+        destination=t.destination,
+        strategy=t.strategy,
+        reason=t.reason,
+        phase=Phase(t.phase),
+        status=Status(t.status),
+        error=t.error,
+        error_kind=t.error_kind,
+        run_id=t.run_id,
+        version=t.version,
+        attempts=t.attempts,
+        source_snapshot_id=t.source_snapshot_id,
+        rows=t.rows,
+        bytes=t.bytes,
+        started_at=t.started_at,
+        finished_at=t.finished_at,
+        updated_at=t.updated_at,
+        archived_metadata_location=t.archived_metadata_location,
+        archived_at=t.archived_at,
+    )
+
+
+def _checkpoint_row(c: Checkpoint) -> CheckpointRow:
+    return CheckpointRow(
+        id=c.id,
+        task_id=c.task_id,
+        run_id=c.run_id,
+        source_snapshot_id=c.source_snapshot_id,
+        batch=c.batch,
+        dest_snapshot_id=c.dest_snapshot_id,
+        files=c.files,
+        rows=c.rows,
+        bytes=c.bytes,
+        created_at=c.created_at,
+    )
+
+
+def _finding_row(f: FindingRecord) -> FindingRow:
+    return FindingRow(
+        id=f.id,
+        run_id=f.run_id,
+        table=f.table_name,
+        severity=Severity(f.severity),
+        code=f.code,
+        message=f.message,
+        fix=f.fix,
+        created_at=f.created_at,
+    )
+
+
+def _validation_row(v: Validation) -> ValidationRow:
+    return ValidationRow(
+        id=v.id,
+        task_id=v.task_id,
+        run_id=v.run_id,
+        level=v.level,
+        comparator=v.comparator,
+        passed=bool(v.passed),
+        details=dict(v.details or {}),
+        created_at=v.created_at,
+    )
+
+
+def _event_row(e: Event) -> EventRow:
+    return EventRow(
+        id=e.id,
+        ts=e.ts,
+        run_id=e.run_id,
+        task_id=e.task_id,
+        kind=e.kind,
+        message=e.message,
+        data=dict(e.data) if e.data is not None else None,
+    )
+
+
+def _fresh_task(s: Session, task_id: int) -> Task:
+    """Re-read a task inside the session, overwriting whatever the identity map holds."""
+    return s.execute(
+        select(Task).where(Task.id == task_id).execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+class Store:
+    """The IceBridge state store. Build it with ``icebridge.store.open_store(url)``."""
+
+    def __init__(self, engine: Engine, display_url: str | None = None) -> None:
+        """Wrap an engine whose database is already migrated to head."""
+        self._engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+        self.url = display_url or engine.url.render_as_string(hide_password=True)
+
+    def __enter__(self) -> Store:
+        """Use the store as a context manager that closes it."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the store."""
+        self.close()
+
+    def close(self) -> None:
+        """Dispose the engine and its connections."""
+        self._engine.dispose()
+
+    # ----------------------------------------------------------------- runs
+
+    def start_run(self, kind: str, config_path: str, args: dict[str, Any]) -> RunRow:
+        """Record the start of a command invocation (status 'running')."""
+        if kind not in RUN_KINDS:
+            raise ValueError(f"unknown run kind {kind!r}; expected one of {sorted(RUN_KINDS)}")
+        with self._session.begin() as s:
+            run = Run(
+                kind=kind,
+                status="running",
+                config_path=str(config_path),
+                args=dict(args),
+                summary={},
+                started_at=utcnow(),
+            )
+            s.add(run)
+            s.flush()
+            return _run_row(run)
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> RunRow:
+        """Record how a run ended and its summary."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}; expected one of {sorted(RUN_STATUSES)}")
+        with self._session.begin() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StateError(f"no run {run_id} in the state store at {self.url}")
+            run.status = status
+            run.summary = dict(summary)
+            run.finished_at = utcnow()
+            s.flush()
+            return _run_row(run)
+
+    def set_run_report(self, run_id: int, path: str) -> None:
+        """Remember where a run's report was written."""
+        with self._session.begin() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StateError(f"no run {run_id} in the state store at {self.url}")
+            run.report_path = str(path)
+
+    def get_run(self, run_id: int) -> RunRow | None:
+        """One run, or None."""
+        with self._session.begin() as s:
+            run = s.get(Run, run_id)
+            return _run_row(run) if run is not None else None
+
+    def list_runs(self, limit: int = 20) -> list[RunRow]:
+        """The newest runs first."""
+        with self._session.begin() as s:
+            rows = s.execute(select(Run).order_by(Run.id.desc()).limit(limit)).scalars().all()
+            return [_run_row(r) for r in rows]
+
+    # ---------------------------------------------------------------- tasks
+
+    def plan_task(self, source: str, destination: str, strategy: str, reason: str) -> TaskRow:
+        """Create or re-plan the task of a source table (only while it is still in phase 'planned')."""
+        strategy, reason = str(strategy), str(reason)
+        try:
+            with self._session.begin() as s:
+                existing = s.execute(select(Task).where(Task.source == source)).scalar_one_or_none()
+                if existing is not None and existing.phase != Phase.PLANNED:
+                    if existing.destination != destination:
+                        raise StateError(
+                            f"task {source} is in phase {existing.phase} towards {existing.destination}; "
+                            f"it cannot be re-planned to {destination}: roll back or remove the task first"
+                        )
+                    return _task_row(existing)
+                other = s.execute(
+                    select(Task).where(Task.destination == destination, Task.source != source)
+                ).scalar_one_or_none()
+                if other is not None:
+                    raise StateError(
+                        f"{source} and {other.source} both target {destination}: "
+                        "map each source to its own destination, or roll back or remove the other task first"
+                    )
+                now = utcnow()
+                if existing is None:
+                    task = Task(
+                        source=source,
+                        destination=destination,
+                        strategy=strategy,
+                        reason=reason,
+                        phase=str(Phase.PLANNED),
+                        status=str(Status.PENDING),
+                        version=1,
+                        attempts=0,
+                        rows=0,
+                        bytes=0,
+                        updated_at=now,
+                    )
+                    s.add(task)
+                    s.flush()
+                    return _task_row(task)
+                if (existing.destination, existing.strategy, existing.reason) == (
+                    destination,
+                    strategy,
+                    reason,
+                ):
+                    return _task_row(existing)
+                return self._conditional_update(
+                    s,
+                    existing,
+                    existing.version,
+                    {"destination": destination, "strategy": strategy, "reason": reason},
+                )
+        except IntegrityError as exc:
+            raise StateError(
+                f"could not plan {source} -> {destination}: another worker planned the same source or "
+                f"destination at the same time; plan again ({exc.orig})"
+            ) from exc
+
+    def get_task(self, source: str) -> TaskRow | None:
+        """The task of a source table, or None."""
+        with self._session.begin() as s:
+            task = s.execute(select(Task).where(Task.source == source)).scalar_one_or_none()
+            return _task_row(task) if task is not None else None
+
+    def get_task_by_id(self, task_id: int) -> TaskRow:
+        """The task with this id; StateError if there is none."""
+        with self._session.begin() as s:
+            task = s.get(Task, task_id)
+            if task is None:
+                raise StateError(f"no task {task_id} in the state store at {self.url}")
+            return _task_row(task)
+
+    def list_tasks(self, pattern: str | None = None) -> list[TaskRow]:
+        """All tasks ordered by source, optionally only those whose source matches an fnmatch glob."""
+        with self._session.begin() as s:
+            tasks = s.execute(select(Task).order_by(Task.source)).scalars().all()
+            rows = [_task_row(t) for t in tasks]
+        if pattern is not None:
+            rows = [r for r in rows if fnmatchcase(r.source, pattern)]
+        return rows
+
+    def _conditional_update(self, s: Session, current: Task, version: int, values: dict[str, Any]) -> TaskRow:
+        """UPDATE task ... WHERE id = :id AND version = :v; StateError when another worker got there first."""
+        values = {**values, "version": Task.version + 1, "updated_at": utcnow()}
+        result = cast(
+            CursorResult[Any],
+            s.execute(
+                update(Task)
+                .where(Task.id == current.id, Task.version == version)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            ),
+        )
+        if result.rowcount != 1:
+            raise StateError(
+                f"task {current.source} was changed by another worker (expected version {version})"
+            )
+        return _task_row(_fresh_task(s, current.id))
+
+    def _update_task(
+        self,
+        task_id: int,
+        version: int,
+        values: dict[str, Any],
+        derive: Callable[[Task], dict[str, Any]] | None = None,
+    ) -> TaskRow:
+        """One conditional task update in its own transaction; ``derive`` adds values from the current row."""
+        with self._session.begin() as s:
+            current = s.get(Task, task_id)
+            if current is None:
+                raise StateError(f"no task {task_id} in the state store at {self.url}")
+            if derive is not None:
+                values = {**values, **derive(current)}
+            return self._conditional_update(s, current, version, values)
+
+    def claim_task(self, task_id: int, version: int, run_id: int, phase: str) -> TaskRow:
+        """Take a task for this run: status 'running', attempts + 1, error cleared."""
+        now = utcnow()
+
+        def started_at(current: Task) -> dict[str, Any]:
+            if current.status == Status.RUNNING and current.run_id == run_id:
+                return {}
+            return {"started_at": now}
+
+        return self._update_task(
+            task_id,
+            version,
+            {
+                "status": str(Status.RUNNING),
+                "phase": str(Phase(phase)),
+                "run_id": run_id,
+                "attempts": Task.attempts + 1,
+                "error": None,
+                "error_kind": None,
+                "finished_at": None,
+            },
+            started_at,
+        )
+
+    def advance_task(self, task_id: int, version: int, phase: str, **fields: int | None) -> TaskRow:
+        """Move a running task to another phase, optionally setting source_snapshot_id, rows, bytes."""
+        unknown = set(fields) - ADVANCE_FIELDS
+        if unknown:
+            raise TypeError(
+                f"advance_task got unknown fields {sorted(unknown)}; allowed: {sorted(ADVANCE_FIELDS)}"
+            )
+        values: dict[str, Any] = {"phase": str(Phase(phase))}
+        for name in ("rows", "bytes"):
+            if name in fields and fields[name] is None:
+                raise ValueError(f"advance_task: {name} cannot be None")
+        values.update(fields)
+        return self._update_task(task_id, version, values)
+
+    def complete_task(
+        self, task_id: int, version: int, phase: str, rows: int | None = None, bytes: int | None = None
+    ) -> TaskRow:
+        """Mark a task succeeded in this phase."""
+        values: dict[str, Any] = {
+            "phase": str(Phase(phase)),
+            "status": str(Status.SUCCEEDED),
+            "finished_at": utcnow(),
+            "error": None,
+            "error_kind": None,
+        }
+        if rows is not None:
+            values["rows"] = rows
+        if bytes is not None:
+            values["bytes"] = bytes
+        return self._update_task(task_id, version, values)
+
+    def fail_task(self, task_id: int, version: int, phase: str, error: str, error_kind: str) -> TaskRow:
+        """Mark a task failed in this phase with the error and whether it is 'terminal' or 'transient'."""
+        if error_kind not in ERROR_KINDS:
+            raise ValueError(f"error_kind must be one of {sorted(ERROR_KINDS)}, not {error_kind!r}")
+        return self._update_task(
+            task_id,
+            version,
+            {
+                "phase": str(Phase(phase)),
+                "status": str(Status.FAILED),
+                "finished_at": utcnow(),
+                "error": str(error),
+                "error_kind": error_kind,
+            },
+        )
+
+    def reset_task(self, task_id: int, version: int, phase: str = "planned") -> TaskRow:
+        """Put a task back to 'pending' in the given phase (used by rollback); counters are kept."""
+        return self._update_task(
+            task_id,
+            version,
+            {"phase": str(Phase(phase)), "status": str(Status.PENDING), "error": None, "error_kind": None},
+        )
+
+    def set_archive(self, task_id: int, version: int, metadata_location: str | None) -> TaskRow:
+        """Remember (or with None, forget) the source metadata location archived at cut-over."""
+        return self._update_task(
+            task_id,
+            version,
+            {
+                "archived_metadata_location": metadata_location,
+                "archived_at": utcnow() if metadata_location is not None else None,
+            },
+        )
+
+    # ----------------------------------------------------------- checkpoints
+
+    def record_checkpoint(
+        self,
+        task_id: int,
+        run_id: int | None,
+        source_snapshot_id: int,
+        batch: int,
+        dest_snapshot_id: int | None,
+        files: int,
+        rows: int,
+        bytes: int,
+    ) -> CheckpointRow:
+        """Record a committed batch; if (task, snapshot, batch) exists already, return that row unchanged."""
+        key = (
+            Checkpoint.task_id == task_id,
+            Checkpoint.source_snapshot_id == source_snapshot_id,
+            Checkpoint.batch == batch,
+        )
+        try:
+            with self._session.begin() as s:
+                found = s.execute(select(Checkpoint).where(*key)).scalar_one_or_none()
+                if found is not None:
+                    return _checkpoint_row(found)
+                cp = Checkpoint(
+                    task_id=task_id,
+                    run_id=run_id,
+                    source_snapshot_id=source_snapshot_id,
+                    batch=batch,
+                    dest_snapshot_id=dest_snapshot_id,
+                    files=files,
+                    rows=rows,
+                    bytes=bytes,
+                    created_at=utcnow(),
+                )
+                s.add(cp)
+                s.flush()
+                return _checkpoint_row(cp)
+        except IntegrityError as exc:
+            # Either another worker recorded the same batch first, or the task does not exist.
+            with self._session.begin() as s:
+                found = s.execute(select(Checkpoint).where(*key)).scalar_one_or_none()
+                if found is not None:
+                    return _checkpoint_row(found)
+            raise StateError(f"cannot record checkpoint for task {task_id}: {exc.orig}") from exc
+
+    def checkpoints(self, task_id: int, source_snapshot_id: int | None = None) -> list[CheckpointRow]:
+        """A task's checkpoints ordered by batch (then id), optionally for one source snapshot."""
+        stmt = select(Checkpoint).where(Checkpoint.task_id == task_id)
+        if source_snapshot_id is not None:
+            stmt = stmt.where(Checkpoint.source_snapshot_id == source_snapshot_id)
+        with self._session.begin() as s:
+            rows = s.execute(stmt.order_by(Checkpoint.batch, Checkpoint.id)).scalars().all()
+            return [_checkpoint_row(c) for c in rows]
+
+    # -------------------------------------------------------------- findings
+
+    def add_findings(self, run_id: int, findings: Iterable[Finding]) -> int:
+        """Record a run's findings; returns how many were recorded."""
+        now = utcnow()
+        records = [
+            FindingRecord(
+                run_id=run_id,
+                table_name=f.table,
+                severity=str(Severity(f.severity)),
+                code=f.code,
+                message=f.message,
+                fix=f.fix,
+                created_at=now,
+            )
+            for f in findings
+        ]
+        if not records:
+            return 0
+        try:
+            with self._session.begin() as s:
+                s.add_all(records)
+        except IntegrityError as exc:
+            raise StateError(f"cannot record findings for run {run_id}: {exc.orig}") from exc
+        return len(records)
+
+    def findings(self, run_id: int | None = None, table: str | None = None) -> list[FindingRow]:
+        """Findings of one run (None: the newest run that has findings, for that table if given)."""
+        with self._session.begin() as s:
+            if run_id is None:
+                newest = select(func.max(FindingRecord.run_id))
+                if table is not None:
+                    newest = newest.where(FindingRecord.table_name == table)
+                run_id = s.execute(newest).scalar_one_or_none()
+                if run_id is None:
+                    return []
+            stmt = select(FindingRecord).where(FindingRecord.run_id == run_id)
+            if table is not None:
+                stmt = stmt.where(FindingRecord.table_name == table)
+            rows = s.execute(stmt.order_by(FindingRecord.id)).scalars().all()
+            return [_finding_row(f) for f in rows]
+
+    # ------------------------------------------------------------ validation
+
+    def record_validation(
+        self,
+        task_id: int,
+        run_id: int | None,
+        level: int,
+        comparator: str,
+        passed: bool,
+        details: dict[str, Any],
+    ) -> ValidationRow:
+        """Record one comparator's outcome for a task."""
+        try:
+            with self._session.begin() as s:
+                v = Validation(
+                    task_id=task_id,
+                    run_id=run_id,
+                    level=level,
+                    comparator=comparator,
+                    passed=bool(passed),
+                    details=dict(details),
+                    created_at=utcnow(),
+                )
+                s.add(v)
+                s.flush()
+                return _validation_row(v)
+        except IntegrityError as exc:
+            raise StateError(f"cannot record validation for task {task_id}: {exc.orig}") from exc
+
+    def validations(self, task_id: int, run_id: int | None = None) -> list[ValidationRow]:
+        """A task's validation outcomes in the order recorded, optionally for one run."""
+        stmt = select(Validation).where(Validation.task_id == task_id)
+        if run_id is not None:
+            stmt = stmt.where(Validation.run_id == run_id)
+        with self._session.begin() as s:
+            return [_validation_row(v) for v in s.execute(stmt.order_by(Validation.id)).scalars().all()]
+
+    # ------------------------------------------------------------- inventory
+
+    def save_inventory(self, facts: Iterable[TableFacts]) -> None:
+        """Replace the whole saved inventory with these facts, in one transaction."""
+        now = utcnow()
+        by_source = {f.table: f.to_dict() for f in facts}
+        with self._session.begin() as s:
+            s.execute(delete(Inventory))
+            s.add_all(Inventory(source=src, facts=d, captured_at=now) for src, d in by_source.items())
+
+    def load_inventory(self) -> list[TableFacts]:
+        """The saved inventory ordered by source table."""
+        with self._session.begin() as s:
+            rows = s.execute(select(Inventory).order_by(Inventory.source)).scalars().all()
+            return [TableFacts.from_dict(r.facts) for r in rows]
+
+    def inventory_captured_at(self) -> datetime | None:
+        """When the saved inventory was captured, or None if there is none."""
+        with self._session.begin() as s:
+            return s.execute(select(func.max(Inventory.captured_at))).scalar_one_or_none()
+
+    # ---------------------------------------------------------------- events
+
+    def event(
+        self,
+        kind: str,
+        message: str,
+        run_id: int | None = None,
+        task_id: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one event to the log."""
+        with self._session.begin() as s:
+            s.add(
+                Event(
+                    ts=utcnow(),
+                    run_id=run_id,
+                    task_id=task_id,
+                    kind=kind,
+                    message=message,
+                    data=dict(data) if data is not None else None,
+                )
+            )
+
+    def events(
+        self, run_id: int | None = None, task_id: int | None = None, limit: int = 1000
+    ) -> list[EventRow]:
+        """The newest ``limit`` events (optionally of one run and/or task), oldest first."""
+        stmt = select(Event)
+        if run_id is not None:
+            stmt = stmt.where(Event.run_id == run_id)
+        if task_id is not None:
+            stmt = stmt.where(Event.task_id == task_id)
+        with self._session.begin() as s:
+            rows = s.execute(stmt.order_by(Event.id.desc()).limit(limit)).scalars().all()
+            return [_event_row(e) for e in reversed(rows)]

@@ -1,0 +1,281 @@
+"""Order-independent content digests of Arrow data.
+
+A digest is ``count`` + ``sum`` (mod 2**64) + ``xor`` of a 64-bit hash per row. The row hash is
+computed inside DuckDB, vectorised over each Arrow batch (zero copy), from a SQL expression built
+for the batch's Arrow schema:
+
+* every column value is hashed with DuckDB's ``hash()`` (a non-linear 64-bit mix); nested values are
+  hashed structurally: a struct hashes its null flag and each field's hash; a list its null flag,
+  its length and the ordered list of element hashes; a map its null flag, size and the sorted list
+  of (key hash, value hash) pairs (Iceberg maps are unordered);
+* the row hash combines a fixed salt, the column count and, per column, a type tag and the column's
+  hash, in column order (DuckDB's multi-argument hash is position-aware), and is then re-hashed once
+  more so the final value is fully mixed. Swapping two values between columns, nulls in different
+  columns, zero values and all-null rows therefore all give distinct hashes;
+* floating-point values are hashed by their IEEE bit pattern (NaN canonicalised first), so
+  ``-0.0 != 0.0`` and NaN is stable and distinct from null.
+
+Sum and xor are aggregated inside DuckDB per batch and folded in Python; batches are never concatenated.
+Digests are comparable only when ``library`` (DuckDB version and hash scheme) is equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from icebridge.validation.reader import FIELD_ID_KEY, iter_table_batches
+
+if TYPE_CHECKING:
+    from pyiceberg.schema import Schema
+    from pyiceberg.table import Table
+
+__all__ = ["HASH_SCHEME", "Digest", "digest_batches", "row_hash_sql", "table_digest"]
+
+HASH_SCHEME = "icebridge-rowhash-v1"
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Order-independent digest of a set of rows."""
+
+    count: int
+    sum: int  # sum of row hashes mod 2**64, unsigned
+    xor: int  # xor of row hashes, unsigned 64-bit
+    library: str  # what computed the hashes; digests are comparable only with the same value
+
+    def matches(self, other: Digest) -> bool:
+        """True when count, sum, xor and library are all equal."""
+        return (
+            self.count == other.count
+            and self.sum == other.sum
+            and self.xor == other.xor
+            and self.library == other.library
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable form."""
+        return {"count": self.count, "sum": self.sum, "xor": self.xor, "library": self.library}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Digest:
+        """Inverse of :meth:`to_dict`."""
+        return cls(int(data["count"]), int(data["sum"]), int(data["xor"]), str(data["library"]))
+
+
+def _library() -> str:
+    import duckdb
+
+    return f"duckdb {duckdb.__version__} {HASH_SCHEME}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Arrow preparation: floats -> bit patterns (recursively)
+# --------------------------------------------------------------------------------------------------
+
+
+def _has_float(t: pa.DataType) -> bool:
+    if pa.types.is_floating(t):
+        return True
+    if pa.types.is_dictionary(t):
+        return _has_float(t.value_type)
+    if isinstance(t, pa.ExtensionType):
+        return False
+    return any(_has_float(t.field(i).type) for i in range(t.num_fields))
+
+
+def _prepare(arr: pa.Array) -> pa.Array:
+    """Replace float leaves by their canonical IEEE bit patterns as same-width integers."""
+    t = arr.type
+    if not _has_float(t):
+        return arr
+    if pa.types.is_dictionary(t):
+        return _prepare(arr.dictionary_decode())
+    if pa.types.is_floating(t):
+        if pa.types.is_float16(t):
+            arr = arr.cast(pa.float32())
+            t = arr.type
+        nan = pa.scalar(float("nan"), t)
+        arr = pc.if_else(pc.is_nan(arr), nan, arr)
+        return arr.view(pa.int32() if pa.types.is_float32(t) else pa.int64())
+    mask = arr.is_null() if arr.null_count else None
+    if pa.types.is_struct(t):
+        children = [_prepare(arr.field(i)) for i in range(t.num_fields)]
+        fields = [pa.field(t.field(i).name, c.type, nullable=True) for i, c in enumerate(children)]
+        return pa.StructArray.from_arrays(children, fields=fields, mask=mask)
+    if pa.types.is_map(t):
+        keys, items = _prepare(arr.keys), _prepare(arr.items)
+        return pa.MapArray.from_arrays(arr.offsets, keys, items, mask=mask)
+    if pa.types.is_large_list(t):
+        return pa.LargeListArray.from_arrays(arr.offsets, _prepare(arr.values), mask=mask)
+    if pa.types.is_list(t):
+        return pa.ListArray.from_arrays(arr.offsets, _prepare(arr.values), mask=mask)
+    if pa.types.is_fixed_size_list(t):
+        return pa.FixedSizeListArray.from_arrays(_prepare(arr.values), t.list_size, mask=mask)
+    # list views and anything else: go through a large_list
+    return _prepare(arr.cast(_large(t)))
+
+
+def _large(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+        return pa.large_list(t.value_field)
+    raise TypeError(f"cannot hash Arrow type {t}")
+
+
+# --------------------------------------------------------------------------------------------------
+# SQL generation
+# --------------------------------------------------------------------------------------------------
+
+
+def _type_tag(t: pa.DataType) -> str:
+    """Type name independent of Arrow layout variants (string/large_string/string_view are one type)."""
+    if pa.types.is_dictionary(t):
+        return _type_tag(t.value_type)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return "binary"
+    if isinstance(t, pa.ExtensionType):
+        return f"{t.extension_name}<{_type_tag(t.storage_type)}>"
+    if pa.types.is_struct(t):
+        return "struct<" + ",".join(_type_tag(t.field(i).type) for i in range(t.num_fields)) + ">"
+    if pa.types.is_map(t):
+        return f"map<{_type_tag(t.key_type)},{_type_tag(t.item_type)}>"
+    if pa.types.is_fixed_size_list(t):
+        return f"list{t.list_size}<{_type_tag(t.value_type)}>"
+    if (
+        pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_list_view(t)
+        or pa.types.is_large_list_view(t)
+    ):
+        return f"list<{_type_tag(t.value_type)}>"
+    return str(t)
+
+
+def _value_hash_sql(expr: str, t: pa.DataType, depth: int = 0) -> str:
+    """SQL for a UBIGINT hash of the value ``expr`` of (prepared) Arrow type ``t``; never NULL."""
+    if pa.types.is_dictionary(t):
+        return _value_hash_sql(expr, t.value_type, depth)
+    if pa.types.is_struct(t):
+        parts = [
+            _value_hash_sql(f"struct_extract_at({expr}, {i + 1})", t.field(i).type, depth)
+            for i in range(t.num_fields)
+        ]
+        return f"hash('struct', ({expr}) IS NULL, {', '.join(parts) if parts else '0'})"
+    var = f"x{depth}"
+    if pa.types.is_map(t):
+        k = _value_hash_sql(f"{var}.key", t.key_type, depth + 1)
+        v = _value_hash_sql(f"{var}.value", t.item_type, depth + 1)
+        return (
+            f"hash('map', ({expr}) IS NULL, cardinality({expr}), "
+            f"list_sort(list_transform(map_entries({expr}), lambda {var}: hash({k}, {v}))))"
+        )
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        e = _value_hash_sql(var, t.value_type, depth + 1)
+        return f"hash('list', ({expr}) IS NULL, len({expr}), list_transform({expr}, lambda {var}: {e}))"
+    return f"hash(({expr}) IS NULL, {expr})"
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def row_hash_sql(types: Sequence[pa.DataType], column_names: Sequence[str]) -> str:
+    """SQL expression of the 64-bit row hash over columns ``column_names`` of types ``types``.
+
+    ``types`` are the original Arrow types (they give the type tags); the columns themselves must
+    have been prepared (floats as bit patterns).
+    """
+    parts = [_sql_str(HASH_SCHEME), str(len(types))]
+    for name, t in zip(column_names, types, strict=True):
+        prepared = _prepared_type(t)
+        parts.append(_sql_str(_type_tag(t)))
+        parts.append(_value_hash_sql(f'"{name}"', prepared))
+    return f"hash(hash({', '.join(parts)}))"
+
+
+def _prepared_type(t: pa.DataType) -> pa.DataType:
+    if not _has_float(t):
+        return t
+    return _prepare(pa.nulls(0, t)).type
+
+
+# --------------------------------------------------------------------------------------------------
+# Digest
+# --------------------------------------------------------------------------------------------------
+
+
+def _select_columns(batch: pa.RecordBatch, field_ids: Sequence[int] | None) -> list[int]:
+    if field_ids is None:
+        return list(range(batch.num_columns))
+    by_id: dict[int, int] = {}
+    for i, f in enumerate(batch.schema):
+        raw = (f.metadata or {}).get(FIELD_ID_KEY)
+        if raw is not None:
+            by_id[int(raw)] = i
+    missing = [fid for fid in field_ids if fid not in by_id]
+    if missing:
+        raise ValueError(f"field ids {missing} are not among the batch's columns (field-id metadata)")
+    return [by_id[fid] for fid in sorted(set(field_ids))]
+
+
+def digest_batches(batches: Iterable[pa.RecordBatch], field_ids: Sequence[int] | None = None) -> Digest:
+    """Order-independent digest of the rows of ``batches``.
+
+    With ``field_ids``, only those columns are hashed, in ascending field-id order (columns are found
+    by their ``PARQUET:field_id`` metadata, as yielded by ``iter_table_batches``); otherwise every
+    column is hashed in batch order. Batches are processed one at a time.
+    """
+    import duckdb
+
+    count = 0
+    total = 0
+    xor = 0
+    con = duckdb.connect()
+    sql: str | None = None
+    types: list[pa.DataType] | None = None
+    try:
+        for batch in batches:
+            if isinstance(batch, pa.Table):
+                raise TypeError("digest_batches takes RecordBatches, not a Table (use to_batches())")
+            if batch.num_rows == 0:
+                continue
+            cols = _select_columns(batch, field_ids)
+            batch_types = [batch.schema.field(i).type for i in cols]
+            if types is None:
+                types = batch_types
+                names = [f"c{i}" for i in range(len(cols))]
+                sql = (
+                    f"SELECT count(*)::BIGINT, sum(h)::HUGEINT, bit_xor(h) "
+                    f"FROM (SELECT {row_hash_sql(types, names)} AS h FROM __batch)"
+                )
+            elif [_type_tag(t) for t in batch_types] != [_type_tag(t) for t in types]:
+                raise ValueError(f"batch column types changed: {batch_types} vs {types}")
+            arrays = [_prepare(batch.column(i)) for i in cols]
+            rel = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(cols))])
+            con.register("__batch", rel)
+            assert sql is not None
+            rows = con.sql(sql).fetchall()
+            con.unregister("__batch")
+            n, s, x = rows[0]
+            count += int(n)
+            total = (total + int(s or 0)) & _MASK64
+            xor ^= int(x or 0)
+    finally:
+        con.close()
+    return Digest(count=count, sum=total, xor=xor & _MASK64, library=_library())
+
+
+def table_digest(table: Table, snapshot_id: int | None, schema: Schema | None = None) -> Digest:
+    """Digest of ``table`` at ``snapshot_id`` read with the independent reader, columns by field id."""
+    schema = schema if schema is not None else table.schema()
+    return digest_batches(
+        iter_table_batches(table, snapshot_id, schema),
+        field_ids=[f.field_id for f in schema.fields],
+    )
