@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -30,8 +31,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console; when the output is a file or a pipe, wide enough that tables do not wrap."""
+    plain = Console(stderr=stderr)
+    if plain.is_terminal or "COLUMNS" in os.environ:
+        return plain
+    return Console(stderr=stderr, width=200)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -273,11 +284,12 @@ def preflight(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonO
 
 @app.command()
 def plan(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = False) -> None:
-    """Show the destination, strategy and reason per table (the dry run: writes nothing to any catalog)."""
-    from icebridge.runner import prepare
+    """Show and save the destination, strategy and reason per table (a dry run: writes nothing to any catalog)."""
+    from icebridge.runner import prepare, save_plan
 
     with command_context(config) as ctx:
         items, findings = prepare(ctx, tables)
+        save_plan(ctx, items)
         blocked = [i for i in items if i.blocked] + [f for f in findings if f.severity is Severity.BLOCKER]
         if as_json:
             emit_json(

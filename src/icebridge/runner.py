@@ -371,9 +371,9 @@ def _finish(ctx: Context, report: RunReport) -> RunReport:
 
 def migrate(ctx: Context, pattern: str | None = None) -> RunReport:
     """Scaffold, copy and validate every planned table not migrated yet; resumes interrupted work first."""
+    items, findings = prepare(ctx, pattern)  # bad input stops here, before a run is recorded
     report = _start(ctx, "migrate", {"tables": pattern})
     try:
-        items, findings = prepare(ctx, pattern)
         ctx.store.add_findings(report.run_id, [f for i in items for f in i.findings] + findings)
         for finding in findings:
             if finding.severity is Severity.BLOCKER:

@@ -105,12 +105,22 @@ def collect(ctx: Context) -> Iterator[TableFacts | Finding]:
 
 
 def run(ctx: Context, refresh: bool = False) -> tuple[list[TableFacts], list[Finding]]:
-    """The saved inventory, or a fresh one (saved) when asked or when none was saved yet."""
+    """The saved inventory, or a fresh one (saved, with its findings) when asked or when none was saved yet."""
     if not refresh and ctx.store.inventory_captured_at() is not None:
-        return ctx.store.load_inventory(), []
+        last = next((r for r in ctx.store.list_runs(limit=1000) if r.kind == "inventory"), None)
+        findings = [row.to_finding() for row in ctx.store.findings(run_id=last.id)] if last else []
+        return ctx.store.load_inventory(), findings
+    run_row = ctx.store.start_run("inventory", str(ctx.config.path), {"refresh": refresh})
     facts: list[TableFacts] = []
     findings: list[Finding] = []
     for item in collect(ctx):
-        (facts if isinstance(item, TableFacts) else findings).append(item)  # type: ignore[arg-type]
+        if isinstance(item, TableFacts):
+            facts.append(item)
+        else:
+            findings.append(item)
     ctx.store.save_inventory(facts)
+    ctx.store.add_findings(run_row.id, findings)
+    blocked = any(f.severity is Severity.BLOCKER for f in findings)
+    ctx.store.finish_run(run_row.id, "failed" if blocked else "succeeded",
+                         {"tables": len(facts), "unreadable": len(findings)})
     return facts, findings

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from icebridge.validation.reader import FIELD_ID_KEY, iter_table_batches
+from icebridge.validation.reader import FIELD_ID_KEY, _rebased, iter_table_batches
 
 if TYPE_CHECKING:
     from pyiceberg.schema import Schema
@@ -109,21 +109,16 @@ def _prepare(arr: pa.Array) -> pa.Array:
         fields = [pa.field(t.field(i).name, c.type, nullable=True) for i, c in enumerate(children)]
         return pa.StructArray.from_arrays(children, fields=fields, mask=mask)
     if pa.types.is_map(t):
-        keys, items = _prepare(arr.keys), _prepare(arr.items)
-        return pa.MapArray.from_arrays(arr.offsets, keys, items, mask=mask)
+        offsets, (keys, items) = _rebased(arr, [arr.keys, arr.items])
+        return pa.MapArray.from_arrays(offsets, _prepare(keys), _prepare(items), mask=mask)
     if pa.types.is_large_list(t):
-        return pa.LargeListArray.from_arrays(arr.offsets, _prepare(arr.values), mask=mask)
+        offsets, (values,) = _rebased(arr, [arr.values])
+        return pa.LargeListArray.from_arrays(offsets, _prepare(values), mask=mask)
     if pa.types.is_list(t):
-        return pa.ListArray.from_arrays(arr.offsets, _prepare(arr.values), mask=mask)
-    if pa.types.is_fixed_size_list(t):
-        return pa.FixedSizeListArray.from_arrays(_prepare(arr.values), t.list_size, mask=mask)
-    # list views and anything else: go through a large_list
-    return _prepare(arr.cast(_large(t)))
-
-
-def _large(t: pa.DataType) -> pa.DataType:
-    if pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
-        return pa.large_list(t.value_field)
+        offsets, (values,) = _rebased(arr, [arr.values])
+        return pa.ListArray.from_arrays(offsets, _prepare(values), mask=mask)
+    if pa.types.is_fixed_size_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+        return _prepare(arr.cast(pa.large_list(t.value_field)))
     raise TypeError(f"cannot hash Arrow type {t}")
 
 
@@ -146,8 +141,9 @@ def _type_tag(t: pa.DataType) -> str:
         return "struct<" + ",".join(_type_tag(t.field(i).type) for i in range(t.num_fields)) + ">"
     if pa.types.is_map(t):
         return f"map<{_type_tag(t.key_type)},{_type_tag(t.item_type)}>"
-    if pa.types.is_fixed_size_list(t):
-        return f"list{t.list_size}<{_type_tag(t.value_type)}>"
+    if pa.types.is_timestamp(t) and t.tz is not None:
+        tz = "UTC" if t.tz in ("UTC", "+00:00", "Etc/UTC", "Z") else t.tz
+        return f"timestamp[{t.unit}, tz={tz}]"
     if (
         pa.types.is_list(t)
         or pa.types.is_large_list(t)
@@ -176,7 +172,13 @@ def _value_hash_sql(expr: str, t: pa.DataType, depth: int = 0) -> str:
             f"hash('map', ({expr}) IS NULL, cardinality({expr}), "
             f"list_sort(list_transform(map_entries({expr}), lambda {var}: hash({k}, {v}))))"
         )
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+    if (
+        pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_fixed_size_list(t)
+        or pa.types.is_list_view(t)
+        or pa.types.is_large_list_view(t)
+    ):
         e = _value_hash_sql(var, t.value_type, depth + 1)
         return f"hash('list', ({expr}) IS NULL, len({expr}), list_transform({expr}, lambda {var}: {e}))"
     return f"hash(({expr}) IS NULL, {expr})"

@@ -205,8 +205,8 @@ def _project_array(arr: pa.Array, node: _Node, target: IcebergType, out_type: pa
     if isinstance(target, ListType):
         if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
             raise TypeError(f"expected a list for field {node.field_id}, file has {arr.type}")
-        values = _project_array(arr.values, node.children[0], target.element_type, out_type.value_type)
-        offsets = arr.offsets
+        offsets, (raw_values,) = _rebased(arr, [arr.values])
+        values = _project_array(raw_values, node.children[0], target.element_type, out_type.value_type)
         if pa.types.is_large_list(out_type):
             return pa.LargeListArray.from_arrays(
                 offsets.cast(pa.int64()), values, type=out_type, mask=_mask(arr)
@@ -215,9 +215,10 @@ def _project_array(arr: pa.Array, node: _Node, target: IcebergType, out_type: pa
     if isinstance(target, MapType):
         if not pa.types.is_map(arr.type):
             raise TypeError(f"expected a map for field {node.field_id}, file has {arr.type}")
-        keys = _project_array(arr.keys, node.children[0], target.key_type, out_type.key_type)
-        items = _project_array(arr.items, node.children[1], target.value_type, out_type.item_type)
-        return pa.MapArray.from_arrays(arr.offsets, keys, items, type=out_type, mask=_mask(arr))
+        offsets, (raw_keys, raw_items) = _rebased(arr, [arr.keys, arr.items])
+        keys = _project_array(raw_keys, node.children[0], target.key_type, out_type.key_type)
+        items = _project_array(raw_items, node.children[1], target.value_type, out_type.item_type)
+        return pa.MapArray.from_arrays(offsets.cast(pa.int32()), keys, items, type=out_type, mask=_mask(arr))
     # primitive
     if arr.type == out_type:
         return arr
@@ -225,6 +226,16 @@ def _project_array(arr: pa.Array, node: _Node, target: IcebergType, out_type: pa
         storage = arr if arr.type == out_type.storage_type else arr.cast(out_type.storage_type)
         return pa.ExtensionArray.from_storage(out_type, storage)
     return arr.cast(out_type)
+
+
+def _rebased(arr: pa.Array, children: list[pa.Array]) -> tuple[pa.Array, list[pa.Array]]:
+    """Offsets starting at 0 (unsliced buffers) and the matching slices of a list/map's child arrays."""
+    offsets = arr.offsets
+    first = offsets[0].as_py()
+    last = offsets[len(offsets) - 1].as_py()
+    if first == 0 and offsets.offset == 0:
+        return offsets, [c.slice(0, last) for c in children]
+    return pc.subtract(offsets, first), [c.slice(first, last - first) for c in children]
 
 
 def project_batch(

@@ -1,0 +1,293 @@
+"""The behaviour suite: the whole flow through the CLI, with store and catalogs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+from pyiceberg.catalog import Catalog
+from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.types import LongType, NestedField, StringType
+from typer.testing import CliRunner
+
+from icebridge.cli import app
+from icebridge.store import open_store
+from icebridge.validation.structure import structure_differences
+from tests.conftest import fresh_pg_database
+from tests.integration import estate
+
+SOURCES = ["shop.events", "shop.customers", "shop.regions", "odd-ns.order events", "shop.empty"]
+
+
+@dataclass
+class Estate:
+    root: Path
+    config: Path
+    state_url: str
+    foreign_props: dict[str, str]
+    managed_props: dict[str, str]
+
+    def foreign(self) -> Catalog:
+        return estate.open_catalog("foreign", self.foreign_props)
+
+    def managed(self) -> Catalog:
+        return estate.open_catalog("managed", self.managed_props)
+
+    def cli(self, *args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, [*args, "-c", str(self.config)])
+        return result.exit_code, result.output
+
+    def cli_json(self, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+        code, out = self.cli(*args, "--json")
+        return code, json.loads(out[out.index("{") :])
+
+    def tasks(self) -> dict[str, object]:
+        store = open_store(self.state_url)
+        try:
+            return {t.source: t for t in store.list_tasks()}
+        finally:
+            store.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """State store and both catalogs on SQLite files, or on fresh PostgreSQL databases."""
+    if request.param == "sqlite":
+        return {
+            "kind": "sqlite",
+            "state": f"sqlite:///{tmp_path}/state.db",
+            "foreign": "",
+            "managed": "",
+        }
+    admin: str = request.getfixturevalue("pg_server")
+    return {
+        "kind": "postgres",
+        "state": fresh_pg_database(admin, "ib_state_"),
+        "foreign": fresh_pg_database(admin, "ib_foreign_"),
+        "managed": fresh_pg_database(admin, "ib_managed_"),
+    }
+
+
+def make_estate(tmp_path: Path, backend: dict[str, str], big_files: int = 0, **migrate: int) -> Estate:
+    kind = backend["kind"]
+    foreign = estate.catalog_props(kind, tmp_path, "foreign", backend["foreign"])
+    managed = estate.catalog_props(kind, tmp_path, "managed", backend["managed"])
+    estate.build(estate.open_catalog("foreign", foreign), big_files=big_files)
+    config = estate.write_config(tmp_path, backend["state"], foreign, managed, **migrate)
+    return Estate(tmp_path, config, backend["state"], foreign, managed)
+
+
+@pytest.fixture
+def est(tmp_path: Path, backend: dict[str, str]) -> Iterator[Estate]:
+    yield make_estate(tmp_path, backend)
+
+
+def rows(table: Table, schema: Schema | None = None) -> list[dict]:  # type: ignore[type-arg]
+    """Every row, in a canonical order and with one set of Arrow types, for row-for-row comparison."""
+    data = table.scan().to_arrow()
+    target = schema_to_pyarrow(schema or table.schema(), include_field_ids=False)
+    data = pa.Table.from_batches(
+        [b.cast(target) for b in data.to_batches()], schema=target
+    ) if data.num_rows else target.empty_table()
+    key = data.column_names[0]
+    return data.sort_by(key).to_pylist()
+
+
+def assert_same_table(source: Table, destination: Table) -> None:
+    assert structure_differences(
+        source.schema(), source.spec(), source.sort_order(),
+        destination.schema(), destination.spec(), destination.sort_order(),
+    ) == []
+    assert [f.field_id for f in destination.schema().fields] == [f.field_id for f in source.schema().fields]
+    assert rows(destination, source.schema()) == rows(source)
+
+
+# ------------------------------------------------------------------------------------------ happy path
+
+
+def test_migrate_cutover_rollback_end_to_end(est: Estate) -> None:
+    code, report = est.cli_json("migrate")
+    assert code == 0, report
+    assert {t["source"]: t["status"] for t in report["tables"]} == {f"foreign.{s}": "succeeded" for s in SOURCES}
+
+    foreign, managed = est.foreign(), est.managed()
+    before = {s: foreign.load_table(tuple(s.split(".", 1))) for s in SOURCES}
+    for name, source in before.items():
+        destination = managed.load_table(tuple(name.split(".", 1)))
+        assert_same_table(source, destination)
+        for snapshot in destination.metadata.snapshots:  # every commit names its checkpoint
+            props = snapshot.summary.additional_properties  # type: ignore[union-attr]
+            assert props["icebridge.task"] == f"foreign.{name}"
+            assert int(props["icebridge.source-snapshot-id"]) == source.current_snapshot().snapshot_id  # type: ignore[union-attr]
+
+    tasks = est.tasks()
+    assert all(t.phase == "migrated" and t.status == "succeeded" for t in tasks.values())  # type: ignore[attr-defined]
+    assert tasks["foreign.shop.events"].rows == len(rows(before["shop.events"]))  # type: ignore[attr-defined]
+
+    # a second run finds everything done and commits nothing
+    snapshots = {s: len(managed.load_table(tuple(s.split(".", 1))).metadata.snapshots) for s in SOURCES}
+    code, again = est.cli_json("migrate")
+    assert code == 0
+    assert all(t["message"] == "already done" for t in again["tables"])
+    assert snapshots == {s: len(managed.load_table(tuple(s.split(".", 1))).metadata.snapshots) for s in SOURCES}
+
+    code, cut = est.cli_json("cutover")
+    assert code == 0, cut
+    assert foreign.list_tables("shop") == []
+    for source in before.values():  # archived, never purged
+        assert Path(source.metadata_location.removeprefix("file://")).exists()
+        for task in source.scan().plan_files():
+            assert Path(task.file.file_path.removeprefix("file://")).exists()
+
+    code, status = est.cli_json("status")
+    assert code == 0
+    assert {t["phase"] for t in status["tables"]} == {"cut-over"}
+    assert all(t["archived_metadata_location"] for t in status["tables"])
+
+    code, back = est.cli_json("rollback")
+    assert code == 0, back
+    for name, source in before.items():
+        restored = foreign.load_table(tuple(name.split(".", 1)))
+        assert restored.metadata_location == source.metadata_location
+        assert rows(restored) == rows(source)
+
+
+def test_status_shows_every_table_and_run(est: Estate) -> None:
+    assert est.cli("migrate")[0] == 0
+    code, status = est.cli_json("status")
+    assert code == 0
+    assert [r["kind"] for r in status["runs"]] == ["migrate", "inventory"]
+    by_source = {t["source"]: t for t in status["tables"]}
+    assert set(by_source) == {f"foreign.{s}" for s in SOURCES}
+    events = by_source["foreign.shop.events"]
+    assert events["rows"] > 0 and events["bytes"] > 0 and events["duration_seconds"] is not None
+    assert events["error"] is None
+    code, text = est.cli("status")
+    assert code == 0 and "foreign.shop.events" in text and "migrated" in text
+
+
+def test_plan_is_a_dry_run(est: Estate) -> None:
+    code, plan = est.cli_json("plan")
+    assert code == 0
+    assert {t["source"]: t["destination"] for t in plan["tables"]} == {
+        f"foreign.{s}": f"managed.{s}" for s in SOURCES
+    }
+    assert all(t["strategy"] == "rewrite" and t["reason"] for t in plan["tables"])
+    assert est.managed().list_namespaces() == []
+
+
+def test_preflight_passes_on_a_healthy_estate(est: Estate) -> None:
+    code, report = est.cli_json("preflight")
+    assert code == 0, report
+    assert report["blockers"] == 0
+    assert est.managed().list_namespaces() == []  # the namespace probe cleaned up after itself
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_source_dropped_between_plan_and_migrate(est: Estate) -> None:
+    assert est.cli("plan")[0] == 0
+    est.foreign().drop_table("shop.regions")
+    code, report = est.cli_json("migrate")
+    assert code == 1
+    by_source = {t["source"]: t for t in report["tables"]}
+    assert by_source["foreign.shop.regions"]["status"] == "failed"
+    assert "does not exist" in by_source["foreign.shop.regions"]["message"]
+    assert all(t["status"] == "succeeded" for s, t in by_source.items() if s != "foreign.shop.regions")
+    task = est.tasks()["foreign.shop.regions"]
+    assert task.status == "failed" and "does not exist" in task.error  # type: ignore[attr-defined]
+
+
+def test_destination_exists_with_a_different_schema(est: Estate) -> None:
+    managed = est.managed()
+    managed.create_namespace("shop")
+    other = managed.create_table("shop.customers", Schema(NestedField(1, "id", StringType(), required=False)))
+    code, plan = est.cli_json("plan")
+    assert code == 1
+    blocked = {t["source"] for t in plan["tables"] if t["blocked"]}
+    assert blocked == {"foreign.shop.customers"}
+    code, report = est.cli_json("migrate")
+    assert code == 1
+    by_source = {t["source"]: t for t in report["tables"]}
+    assert by_source["foreign.shop.customers"]["status"] == "failed"
+    assert "different shape" in by_source["foreign.shop.customers"]["message"]
+    assert sum(t["status"] == "succeeded" for t in report["tables"]) == len(SOURCES) - 1
+    other.refresh()
+    assert other.current_snapshot() is None  # untouched
+
+
+def test_read_only_destination_warehouse(tmp_path: Path, backend: dict[str, str]) -> None:
+    est = make_estate(tmp_path, backend)
+    warehouse = tmp_path / "managed-warehouse"
+    warehouse.mkdir(exist_ok=True)
+    subprocess.run(["chattr", "+i", str(warehouse)], check=True)  # read-only even for root
+    try:
+        code, report = est.cli_json("preflight")
+        assert code == 1
+        codes = {(f["table"], f["code"]) for f in report["findings"] if f["severity"] == "blocker"}
+        assert {c for _, c in codes} == {"storage-not-writable"}
+        assert {t for t, _ in codes} == {f"foreign.{s}" for s in SOURCES}
+        code, migrated = est.cli_json("migrate")
+        assert code == 1
+        assert all(t["status"] == "failed" for t in migrated["tables"])
+        assert all("managed-warehouse" in t["message"] for t in migrated["tables"])
+    finally:
+        subprocess.run(["chattr", "-i", str(warehouse)], check=True)
+    assert list(warehouse.iterdir()) == []
+
+
+def test_corrupt_source_metadata(est: Estate) -> None:
+    table = est.foreign().load_table("shop.customers")
+    Path(table.metadata_location.removeprefix("file://")).write_text("{ not json")
+    code, inventory = est.cli_json("inventory", "--refresh")
+    assert code == 1
+    assert [f["table"] for f in inventory["findings"]] == ["foreign.shop.customers"]
+    code, report = est.cli_json("migrate")
+    assert code == 1
+    by_source = {t["source"]: t for t in report["tables"]}
+    assert by_source["foreign.shop.customers"]["status"] == "failed"
+    assert "metadata cannot be read" in by_source["foreign.shop.customers"]["message"]
+    assert sum(t["status"] == "succeeded" for t in report["tables"]) == len(SOURCES) - 1
+
+
+def test_mapping_that_matches_nothing(est: Estate) -> None:
+    config = yaml.safe_load(est.config.read_text())
+    config["mappings"].insert(0, {"source": "foreign.nosuch.*", "target": "managed.x"})
+    est.config.write_text(yaml.safe_dump(config))
+    code, out = est.cli("migrate")
+    assert code == 2
+    assert "mappings[0].source" in out and "matches no table" in out
+    assert est.managed().list_namespaces() == []
+    assert est.tasks() == {}
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda c: c["migrate"].update(concurency=2), "migrate.concurency: unknown key"),
+        (lambda c: c["mappings"].append({"source": "foreign.*.*", "target": "lake.x"}), "unknown catalog 'lake'"),
+        (lambda c: c["mappings"].append({"source": "foreign.[a.*", "target": "managed.x"}), "mappings[1].source"),
+        (lambda c: c["catalogs"]["foreign"].update(uri="postgresql+psycopg2://nobody@127.0.0.1:1/x"),
+         "catalogs.foreign"),
+    ],
+)
+def test_config_mistakes_exit_2_and_write_no_state(tmp_path: Path, edit, expected) -> None:  # type: ignore[no-untyped-def]
+    est = make_estate(tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db",
+                                 "foreign": "", "managed": ""})
+    config = yaml.safe_load(est.config.read_text())
+    edit(config)
+    est.config.write_text(yaml.safe_dump(config))
+    for command in ("inventory", "plan", "migrate", "cutover"):
+        code, out = est.cli(command)
+        assert code == 2, (command, out)
+        assert str(est.config) in out.replace("\n", "") and expected in out.replace("\n", "")
+    assert not (tmp_path / "state.db").exists()
