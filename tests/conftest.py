@@ -39,9 +39,7 @@ def fresh_pg_database(admin_url: str, prefix: str) -> str:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """Ensure PostgreSQL runs on 127.0.0.1:5432 (fails, never skips) and yield its admin URL."""
-    result = subprocess.run(
-        ["bash", str(ENSURE_POSTGRES)], capture_output=True, text=True, timeout=600, check=False
-    )
+    result = subprocess.run(["bash", str(ENSURE_POSTGRES)], capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0:
         pytest.fail(
             f"{ENSURE_POSTGRES} failed with exit code {result.returncode}:\n{result.stdout}\n{result.stderr}",

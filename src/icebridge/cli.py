@@ -50,9 +50,7 @@ EXIT_INTERRUPTED = 130
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--config", "-c", help="Configuration file (default: $ICEBRIDGE_CONFIG, then ./icebridge.yaml)."
-    ),
+    typer.Option("--config", "-c", help="Configuration file (default: $ICEBRIDGE_CONFIG, then ./icebridge.yaml)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 TablesOpt = Annotated[
@@ -292,9 +290,7 @@ def plan(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = 
         save_plan(ctx, items)
         blocked = [i for i in items if i.blocked] + [f for f in findings if f.severity is Severity.BLOCKER]
         if as_json:
-            emit_json(
-                {"tables": [_plan_json(i) for i in items], "findings": findings, "blocked": len(blocked)}
-            )
+            emit_json({"tables": [_plan_json(i) for i in items], "findings": findings, "blocked": len(blocked)})
         else:
             console.print(_plan_table(items))
             extra = [f for i in items for f in i.findings if f.severity is not Severity.INFO] + findings
@@ -434,9 +430,7 @@ def _time(value: datetime | None) -> str:
 
 @app.command()
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Where to build the sample estate.")] = Path(
-        "demo"
-    ),
+    directory: Annotated[Path, typer.Option("--dir", help="Where to build the sample estate.")] = Path("demo"),
     scale: Annotated[float, typer.Option("--scale", help="TPC-H scale factor of the sample data.")] = 0.01,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing demo folder.")] = False,
 ) -> None:

@@ -44,9 +44,7 @@ class MappingRule(_Strict):
     def _check_source(cls, value: str) -> str:
         parts = value.split(".")
         if len(parts) < 3 or not all(parts):
-            raise ValueError(
-                f"{value!r} must be <catalog>.<namespace-glob>.<table-glob>, e.g. foreign.sales.*"
-            )
+            raise ValueError(f"{value!r} must be <catalog>.<namespace-glob>.<table-glob>, e.g. foreign.sales.*")
         for part in parts:
             if part.count("[") != part.count("]"):
                 raise ValueError(f"{value!r} has an unbalanced '[' in the glob {part!r}")
@@ -91,7 +89,12 @@ class MigrateSettings(_Strict):
     """How the copy runs."""
 
     concurrency: int = Field(default=2, ge=1, le=64, description="Tables copied at once.")
-    files_per_commit: int = Field(default=8, ge=1, description="Source data files per destination commit.")
+    files_per_commit: int = Field(default=100, ge=1, description="At most this many source files per commit.")
+    commit_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1,
+        description="At most this many source bytes per commit (one file may exceed).",
+    )
     chunk_bytes: int = Field(
         default=128 * 1024 * 1024,
         ge=1024,
@@ -209,9 +212,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     catalogs: dict[str, dict[str, str]] = {}
     for name, props in parsed.catalogs.items():
         if not isinstance(props, dict) or not props:
-            raise ConfigError(
-                f"{cfg_path}: catalogs.{name}: expected PyIceberg catalog properties (type, uri, ...)"
-            )
+            raise ConfigError(f"{cfg_path}: catalogs.{name}: expected PyIceberg catalog properties (type, uri, ...)")
         expanded = _expand_env(props, f"catalogs.{name}", cfg_path)
         catalogs[name] = {str(k): str(v) for k, v in expanded.items()}
     for i, rule in enumerate(parsed.mappings):

@@ -87,9 +87,7 @@ ESTATE_TABLES = (
     ("sales-eu", "order events"),
 )
 #: The row-level delete applied to ``tpch.lineitem``: returned, finished lines shipped in March 1994.
-DELETE_FILTER = (
-    "l_returnflag = 'R' AND l_linestatus = 'F' AND l_shipdate >= '1994-03-01' AND l_shipdate < '1994-04-01'"
-)
+DELETE_FILTER = "l_returnflag = 'R' AND l_linestatus = 'F' AND l_shipdate >= '1994-03-01' AND l_shipdate < '1994-04-01'"
 _GENERATED = ("foreign.db", "managed.db", "foreign-warehouse", "managed-warehouse", CONFIG_NAME, ".icebridge")
 _ORDER_EVENTS_MAX_ROWS = 3000
 _ORDERS_SPEC_CHANGE_DATE = dt.date(1996, 1, 1)
@@ -124,9 +122,7 @@ def find_tpchgen() -> str:
     )
 
 
-def generate_tpch(
-    out_dir: Path, scale_factor: float, tables: tuple[str, ...] = TPCH_TABLES
-) -> dict[str, Path]:
+def generate_tpch(out_dir: Path, scale_factor: float, tables: tuple[str, ...] = TPCH_TABLES) -> dict[str, Path]:
     """Run ``tpchgen-cli`` to write one Parquet file per TPC-H table; return ``{table: path}``."""
     if scale_factor <= 0:
         raise ConfigError(f"scale factor must be positive, got {scale_factor}")
@@ -281,11 +277,7 @@ def _iceberg_type(arrow_type: pa.DataType) -> IcebergType:
         return DecimalType(arrow_type.precision, arrow_type.scale)
     if pa.types.is_date32(arrow_type):
         return DateType()
-    if (
-        pa.types.is_string(arrow_type)
-        or pa.types.is_large_string(arrow_type)
-        or pa.types.is_string_view(arrow_type)
-    ):
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
         return StringType()
     raise TerminalError(f"unexpected TPC-H column type {arrow_type}")
 
@@ -303,9 +295,7 @@ def _flat_schema(arrow_schema: pa.Schema) -> Schema:
 def _spec(schema: Schema, *fields: tuple[str, Any, str]) -> PartitionSpec:
     return PartitionSpec(
         *(
-            PartitionField(
-                source_id=schema.find_field(src).field_id, field_id=1000 + i, transform=tr, name=name
-            )
+            PartitionField(source_id=schema.find_field(src).field_id, field_id=1000 + i, transform=tr, name=name)
             for i, (src, tr, name) in enumerate(fields)
         )
     )
@@ -322,10 +312,10 @@ def _build_lineitem(catalog: Catalog, data: pa.Table) -> Table:
     table = catalog.create_table(
         "tpch.lineitem",
         schema=schema,
-        partition_spec=_spec(schema, ("l_shipdate", DayTransform(), "l_shipdate_day")),
+        partition_spec=_spec(schema, ("l_shipdate", MonthTransform(), "l_shipdate_month")),
         properties={"comment": "TPC-H lineitem"},
     )
-    # One append per ship year keeps each commit to ~365 day partitions; several snapshots result.
+    # One append per ship year: several snapshots, each touching twelve month partitions.
     years = pc.year(data["l_shipdate"])
     for year in sorted(set(years.to_pylist())):
         table.append(data.filter(pc.equal(years, year)))
@@ -424,9 +414,7 @@ ORDER_EVENTS_SCHEMA = Schema(
         ),
         required=False,
     ),
-    NestedField(
-        15, "attributes", MapType(16, StringType(), 17, StringType(), value_required=False), required=False
-    ),
+    NestedField(15, "attributes", MapType(16, StringType(), 17, StringType(), value_required=False), required=False),
     NestedField(18, "total", DecimalType(18, 2), required=False),
     NestedField(19, "ordered_at", TimestamptzType(), required=True),
     NestedField(20, "order_date", DateType(), required=True),
@@ -434,6 +422,9 @@ ORDER_EVENTS_SCHEMA = Schema(
     NestedField(22, "note", StringType(), required=False),
     NestedField(23, "tags", ListType(24, StringType(), element_required=False), required=False),
 )
+
+
+EVENT_WINDOW_START = dt.date(1998, 7, 1)
 
 
 def _build_order_events(catalog: Catalog, data: dict[str, pa.Table]) -> Table:
@@ -458,9 +449,7 @@ def _build_order_events(catalog: Catalog, data: dict[str, pa.Table]) -> Table:
                 None
                 if i % 13 == 3
                 else {
-                    "city": None
-                    if i % 7 == 2
-                    else f"{nations.get(cust['c_nationkey'], 'X').title()} City {key % 9}",
+                    "city": None if i % 7 == 2 else f"{nations.get(cust['c_nationkey'], 'X').title()} City {key % 9}",
                     "country": nations.get(cust["c_nationkey"]),
                 }
             )
@@ -473,8 +462,10 @@ def _build_order_events(catalog: Catalog, data: dict[str, pa.Table]) -> Table:
         if i % 29 == 11:
             attributes = None
         hour, minute = (key * 7) % 24, (key * 13) % 60
+        # events of a four-week window, so the day partitions stay few whatever the scale factor
         ordered_at = dt.datetime.combine(
-            order["o_orderdate"], dt.time(hour, minute, key % 60, (key * 997) % 10**6)
+            EVENT_WINDOW_START + dt.timedelta(days=key % 28),
+            dt.time(hour, minute, key % 60, (key * 997) % 10**6),
         )
         rows.append(
             {
@@ -488,19 +479,15 @@ def _build_order_events(catalog: Catalog, data: dict[str, pa.Table]) -> Table:
                 "total": None if i % 19 == 6 else Decimal(order["o_totalprice"]),
                 "ordered_at": ordered_at.replace(tzinfo=dt.UTC),
                 "order_date": order["o_orderdate"],
-                "payload": None
-                if i % 11 == 10
-                else order["o_comment"].encode("utf-8") + bytes([i % 256, 0, 255]),
+                "payload": None if i % 11 == 10 else order["o_comment"].encode("utf-8") + bytes([i % 256, 0, 255]),
                 "note": None if i % 5 == 1 else order["o_comment"],
-                "tags": None
-                if i % 31 == 7
-                else [order["o_orderstatus"], None if i % 2 else "eu", "tpch"][: 1 + i % 3],
+                "tags": None if i % 31 == 7 else [order["o_orderstatus"], None if i % 2 else "eu", "tpch"][: 1 + i % 3],
             }
         )
     table = catalog.create_table(
         ("sales-eu", "order events"),
         schema=ORDER_EVENTS_SCHEMA,
-        partition_spec=_spec(ORDER_EVENTS_SCHEMA, ("order_date", MonthTransform(), "order_date_month")),
+        partition_spec=_spec(ORDER_EVENTS_SCHEMA, ("ordered_at", DayTransform(), "ordered_at_day")),
         properties={"comment": "Order events with nested, list, map and binary columns"},
     )
     arrow_schema = table.schema().as_arrow()  # ids reassigned by create_table

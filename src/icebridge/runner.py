@@ -6,6 +6,7 @@ reports failure (the CLI exits non-zero).
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 from collections.abc import Callable
@@ -161,7 +162,7 @@ class _TaskRun:
     def __init__(self, ctx: Context, task: TaskRow) -> None:
         self.ctx = ctx
         self.task = task
-        self.started = time.monotonic()
+        self.started = time.monotonic()  # reset when the worker takes it, so queueing is not counted
 
     @property
     def store(self) -> Any:
@@ -169,6 +170,7 @@ class _TaskRun:
 
     def run(self) -> TableOutcome:
         ctx = self.ctx
+        self.started = time.monotonic()
         try:
             self.task = self.store.claim_task(self.task.id, self.task.version, ctx.run_id, Phase.SCAFFOLD)
             ctx.progress("table-start", {"table": self.task.source})
@@ -180,9 +182,7 @@ class _TaskRun:
             self._copy(source, destination, snapshot_id)
             self._validate(source, snapshot_id, destination)
             rows, size = _destination_totals(destination)
-            self.task = self.store.complete_task(
-                self.task.id, self.task.version, Phase.MIGRATED, rows=rows, bytes=size
-            )
+            self.task = self.store.complete_task(self.task.id, self.task.version, Phase.MIGRATED, rows=rows, bytes=size)
             return self._outcome("migrated and validated")
         except BaseException as exc:
             return self._fail(exc)
@@ -198,9 +198,7 @@ class _TaskRun:
                 )
         else:
             pinned = snapshot.snapshot_id if snapshot else None
-        self.task = self.store.advance_task(
-            self.task.id, self.task.version, Phase.SCAFFOLD, source_snapshot_id=pinned
-        )
+        self.task = self.store.advance_task(self.task.id, self.task.version, Phase.SCAFFOLD, source_snapshot_id=pinned)
         return pinned
 
     def _scaffold(self, source: Table) -> Table:
@@ -208,9 +206,7 @@ class _TaskRun:
         destination, result = with_retries(
             self.ctx, self.task.source, lambda: scaffold_phase.run(self.ctx, source, dest_ref)
         )
-        self.store.event(
-            "scaffold", f"{dest_ref}: {result.message}", run_id=self.ctx.run_id, task_id=self.task.id
-        )
+        self.store.event("scaffold", f"{dest_ref}: {result.message}", run_id=self.ctx.run_id, task_id=self.task.id)
         self.task = self.store.advance_task(self.task.id, self.task.version, Phase.COPY)
         return destination
 
@@ -221,9 +217,7 @@ class _TaskRun:
         recorded = {c.batch for c in self.store.checkpoints(self.task.id, snapshot_id)}
         for batch in sorted(progress.batches - recorded):  # committed but not recorded before a crash
             self.store.record_checkpoint(self.task.id, self.ctx.run_id, snapshot_id, batch, None, 0, 0, 0)
-            self.store.event(
-                "settled", f"batch {batch} found committed in the destination", task_id=self.task.id
-            )
+            self.store.event("settled", f"batch {batch} found committed in the destination", task_id=self.task.id)
 
         def on_commit(commit: BatchCommit) -> None:
             self.store.record_checkpoint(
@@ -236,9 +230,7 @@ class _TaskRun:
                 commit.rows,
                 commit.bytes,
             )
-            self.ctx.progress(
-                "batch", {"table": self.task.source, "batch": commit.batch, "rows": commit.rows}
-            )
+            self.ctx.progress("batch", {"table": self.task.source, "batch": commit.batch, "rows": commit.rows})
 
         result = with_retries(
             self.ctx,
@@ -270,8 +262,7 @@ class _TaskRun:
         failed = [r for r in results if not r.passed]
         if failed:
             raise ValidationFailedError(
-                f"{self.task.source}: validation failed: "
-                + "; ".join(f"{r.comparator}: {r.summary}" for r in failed)
+                f"{self.task.source}: validation failed: " + "; ".join(f"{r.comparator}: {r.summary}" for r in failed)
             )
 
     def _fail(self, exc: BaseException) -> TableOutcome:
@@ -332,9 +323,7 @@ def _blocked_outcome(item: PlanItem) -> TableOutcome:
     )
 
 
-def run_tasks(
-    ctx: Context, kind: str, work: list[Callable[[], TableOutcome]], report: RunReport
-) -> RunReport:
+def run_tasks(ctx: Context, kind: str, work: list[Callable[[], TableOutcome]], report: RunReport) -> RunReport:
     """Run table jobs on a bounded pool; Ctrl-C stops between commits and marks the run interrupted."""
     if not work:
         return report
@@ -442,6 +431,7 @@ def _cutover_one(ctx: Context, task: TaskRow) -> TableOutcome:
             f"not migrated yet (phase {task.phase}, {task.status}); run 'icebridge migrate' first",
         )
     try:
+        assert ctx.run_id is not None, "cut-over runs inside a recorded run"
         task = ctx.store.claim_task(task.id, task.version, ctx.run_id, Phase.CUTOVER)
         ref = TableRef.parse(task.source)
         try:
@@ -466,20 +456,15 @@ def _cutover_one(ctx: Context, task: TaskRow) -> TableOutcome:
         failed = [r for r in results if not r.passed]
         if failed:
             raise ValidationFailedError(
-                f"{task.source}: final validation failed: "
-                + "; ".join(f"{r.comparator}: {r.summary}" for r in failed)
+                f"{task.source}: final validation failed: " + "; ".join(f"{r.comparator}: {r.summary}" for r in failed)
             )
         task = cutover_phase.archive(ctx, task, source)
         task = ctx.store.complete_task(task.id, task.version, Phase.CUT_OVER)
-        return outcome(
-            task, Status.SUCCEEDED, f"cut over; source archived ({task.archived_metadata_location})"
-        )
+        return outcome(task, Status.SUCCEEDED, f"cut over; source archived ({task.archived_metadata_location})")
     except Exception as exc:
         current = ctx.store.get_task_by_id(task.id)
         if current.status == Status.RUNNING:
-            current = ctx.store.fail_task(
-                current.id, current.version, Phase.CUTOVER, _message(exc), _error_kind(exc)
-            )
+            current = ctx.store.fail_task(current.id, current.version, Phase.CUTOVER, _message(exc), _error_kind(exc))
         return outcome(current, Status.FAILED, _message(exc))
 
 
@@ -497,7 +482,7 @@ def cutover(ctx: Context, pattern: str | None = None) -> RunReport:
                 message="no migrated table matches; run 'icebridge migrate' first",
             )
         )
-    run_tasks(ctx, "cutover", [lambda t=t: _cutover_one(ctx, t) for t in tasks], report)
+    run_tasks(ctx, "cutover", [functools.partial(_cutover_one, ctx, t) for t in tasks], report)
     return _finish(ctx, report)
 
 
@@ -524,9 +509,7 @@ def _rollback_one(ctx: Context, task: TaskRow) -> TableOutcome:
             message="source re-registered",
         )
     except (IceBridgeError, NoSuchTableError, OSError) as exc:
-        return TableOutcome(
-            task.source, task.destination, Status.FAILED, str(task.phase), message=_message(exc)
-        )
+        return TableOutcome(task.source, task.destination, Status.FAILED, str(task.phase), message=_message(exc))
 
 
 def rollback(ctx: Context, pattern: str | None = None) -> RunReport:
@@ -543,18 +526,14 @@ def rollback(ctx: Context, pattern: str | None = None) -> RunReport:
                 message="no cut-over table matches; nothing to roll back",
             )
         )
-    run_tasks(ctx, "rollback", [lambda t=t: _rollback_one(ctx, t) for t in tasks], report)
+    run_tasks(ctx, "rollback", [functools.partial(_rollback_one, ctx, t) for t in tasks], report)
     return _finish(ctx, report)
 
 
 def validate(ctx: Context, pattern: str | None = None) -> RunReport:
     """Validate migrated tables again (read-only on both sides)."""
     report = _start(ctx, "validate", {"tables": pattern})
-    tasks = [
-        t
-        for t in _tasks(ctx, pattern)
-        if Phase(t.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK}
-    ]
+    tasks = [t for t in _tasks(ctx, pattern) if Phase(t.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK}]
 
     def one(task: TaskRow) -> TableOutcome:
         try:
@@ -562,9 +541,7 @@ def validate(ctx: Context, pattern: str | None = None) -> RunReport:
             destination = ctx.catalogs.load_table(TableRef.parse(task.destination))
             results = validate_phase.run(source, task.source_snapshot_id, destination)
         except Exception as exc:
-            return TableOutcome(
-                task.source, task.destination, Status.FAILED, str(task.phase), message=_message(exc)
-            )
+            return TableOutcome(task.source, task.destination, Status.FAILED, str(task.phase), message=_message(exc))
         for r in results:
             ctx.store.record_validation(
                 task.id, ctx.run_id, r.level, r.comparator, r.passed, {"summary": r.summary, **r.details}
@@ -590,5 +567,5 @@ def validate(ctx: Context, pattern: str | None = None) -> RunReport:
                 message="no migrated table matches; run 'icebridge migrate' first",
             )
         )
-    run_tasks(ctx, "validate", [lambda t=t: one(t) for t in tasks], report)
+    run_tasks(ctx, "validate", [functools.partial(one, t) for t in tasks], report)
     return _finish(ctx, report)

@@ -29,7 +29,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def catalog_props(kind: str, root: Path, name: str, db_url: str | None = None) -> dict[str, str]:
@@ -48,9 +48,7 @@ def events_arrow(start: int, n: int) -> pa.Table:
         {
             "id": pa.array(ids, pa.int64()),
             "region": pa.array([["eu", "us", "apac", None][i % 4] for i in ids], pa.string()),
-            "amount": pa.array(
-                [Decimal(i * 7 % 1000) / 100 if i % 9 else None for i in ids], pa.decimal128(12, 2)
-            ),
+            "amount": pa.array([Decimal(i * 7 % 1000) / 100 if i % 9 else None for i in ids], pa.decimal128(12, 2)),
             "score": pa.array([float(i) / 3 if i % 5 else None for i in ids], pa.float64()),
             "at": pa.array(
                 [dt.datetime(2024, 1, 1, tzinfo=UTC) + dt.timedelta(hours=7 * i) for i in ids],
@@ -84,9 +82,7 @@ NESTED_SCHEMA = Schema(
         required=False,
     ),
     NestedField(5, "items", ListType(6, LongType(), element_required=False), required=False),
-    NestedField(
-        7, "attributes", MapType(8, StringType(), 9, StringType(), value_required=False), required=False
-    ),
+    NestedField(7, "attributes", MapType(8, StringType(), 9, StringType(), value_required=False), required=False),
 )
 
 
@@ -101,10 +97,8 @@ def nested_arrow(n: int) -> pa.Table:
     )
     rows = {
         "order_id": list(range(n)),
-        "customer": [
-            None if i % 11 == 0 else {"name": f"c{i}", "city": None if i % 3 else "Oslo"} for i in range(n)
-        ],
-        "items": [[j for j in range(i % 4)] if i % 6 else None for i in range(n)],
+        "customer": [None if i % 11 == 0 else {"name": f"c{i}", "city": None if i % 3 else "Oslo"} for i in range(n)],
+        "items": [list(range(i % 4)) if i % 6 else None for i in range(n)],
         "attributes": [[("k", str(i)), ("z", None)] if i % 2 else [] for i in range(n)],
     }
     return pa.Table.from_pydict(rows, schema=schema)
@@ -171,9 +165,7 @@ def build(catalog: Catalog, *, big_files: int = 0) -> dict[str, Table]:
     return tables
 
 
-def write_config(
-    root: Path, state_url: str, foreign: dict[str, str], managed: dict[str, str], **migrate: int
-) -> Path:
+def write_config(root: Path, state_url: str, foreign: dict[str, str], managed: dict[str, str], **migrate: int) -> Path:
     """An icebridge.yaml mapping every foreign table to the managed catalog, namespace kept."""
     config = {
         "state": state_url,

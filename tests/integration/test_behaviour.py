@@ -15,7 +15,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
-from pyiceberg.types import LongType, NestedField, StringType
+from pyiceberg.types import NestedField, StringType
 from typer.testing import CliRunner
 
 from icebridge.cli import app
@@ -94,18 +94,27 @@ def rows(table: Table, schema: Schema | None = None) -> list[dict]:  # type: ign
     """Every row, in a canonical order and with one set of Arrow types, for row-for-row comparison."""
     data = table.scan().to_arrow()
     target = schema_to_pyarrow(schema or table.schema(), include_field_ids=False)
-    data = pa.Table.from_batches(
-        [b.cast(target) for b in data.to_batches()], schema=target
-    ) if data.num_rows else target.empty_table()
+    data = (
+        pa.Table.from_batches([b.cast(target) for b in data.to_batches()], schema=target)
+        if data.num_rows
+        else target.empty_table()
+    )
     key = data.column_names[0]
     return data.sort_by(key).to_pylist()
 
 
 def assert_same_table(source: Table, destination: Table) -> None:
-    assert structure_differences(
-        source.schema(), source.spec(), source.sort_order(),
-        destination.schema(), destination.spec(), destination.sort_order(),
-    ) == []
+    assert (
+        structure_differences(
+            source.schema(),
+            source.spec(),
+            source.sort_order(),
+            destination.schema(),
+            destination.spec(),
+            destination.sort_order(),
+        )
+        == []
+    )
     assert [f.field_id for f in destination.schema().fields] == [f.field_id for f in source.schema().fields]
     assert rows(destination, source.schema()) == rows(source)
 
@@ -177,9 +186,7 @@ def test_status_shows_every_table_and_run(est: Estate) -> None:
 def test_plan_is_a_dry_run(est: Estate) -> None:
     code, plan = est.cli_json("plan")
     assert code == 0
-    assert {t["source"]: t["destination"] for t in plan["tables"]} == {
-        f"foreign.{s}": f"managed.{s}" for s in SOURCES
-    }
+    assert {t["source"]: t["destination"] for t in plan["tables"]} == {f"foreign.{s}": f"managed.{s}" for s in SOURCES}
     assert all(t["strategy"] == "rewrite" and t["reason"] for t in plan["tables"])
     assert est.managed().list_namespaces() == []
 
@@ -274,15 +281,24 @@ def test_mapping_that_matches_nothing(est: Estate) -> None:
     ("edit", "expected"),
     [
         (lambda c: c["migrate"].update(concurency=2), "migrate.concurency: unknown key"),
-        (lambda c: c["mappings"].append({"source": "foreign.*.*", "target": "lake.x"}), "unknown catalog 'lake'"),
-        (lambda c: c["mappings"].append({"source": "foreign.[a.*", "target": "managed.x"}), "mappings[1].source"),
-        (lambda c: c["catalogs"]["foreign"].update(uri="postgresql+psycopg2://nobody@127.0.0.1:1/x"),
-         "catalogs.foreign"),
+        (
+            lambda c: c["mappings"].append({"source": "foreign.*.*", "target": "lake.x"}),
+            "unknown catalog 'lake'",
+        ),
+        (
+            lambda c: c["mappings"].append({"source": "foreign.[a.*", "target": "managed.x"}),
+            "mappings[1].source",
+        ),
+        (
+            lambda c: c["catalogs"]["foreign"].update(uri="postgresql+psycopg2://nobody@127.0.0.1:1/x"),
+            "catalogs.foreign",
+        ),
     ],
 )
 def test_config_mistakes_exit_2_and_write_no_state(tmp_path: Path, edit, expected) -> None:  # type: ignore[no-untyped-def]
-    est = make_estate(tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db",
-                                 "foreign": "", "managed": ""})
+    est = make_estate(
+        tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db", "foreign": "", "managed": ""}
+    )
     config = yaml.safe_load(est.config.read_text())
     edit(config)
     est.config.write_text(yaml.safe_dump(config))

@@ -86,9 +86,7 @@ def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.Mo
         (lambda t: t + "\n  - : [", "not valid YAML"),
     ],
 )
-def test_mistakes_name_file_and_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mutation, expected
-) -> None:  # type: ignore[no-untyped-def]
+def test_mistakes_name_file_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mutation, expected) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ICEBRIDGE_TEST_SECRET", "x")
     path = write(tmp_path, mutation(GOOD))
     with pytest.raises(ConfigError) as info:

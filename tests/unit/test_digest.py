@@ -188,22 +188,15 @@ def test_type_aware() -> None:
 
 def test_string_layouts_hash_alike_and_map_order_is_ignored() -> None:
     rows = [{"x": "a"}, {"x": None}, {"x": ""}]
-    d = {
-        t: _single(pa.schema([pa.field("x", t)]), rows)
-        for t in (pa.string(), pa.large_string(), pa.string_view())
-    }
+    d = {t: _single(pa.schema([pa.field("x", t)]), rows) for t in (pa.string(), pa.large_string(), pa.string_view())}
     assert d[pa.string()].matches(d[pa.large_string()]) and d[pa.string()].matches(d[pa.string_view()])
     when = [{"x": dt.datetime(2024, 1, 1, tzinfo=dt.UTC)}]
     utc = _single(pa.schema([pa.field("x", pa.timestamp("us", tz="UTC"))]), when)
     assert utc.matches(_single(pa.schema([pa.field("x", pa.timestamp("us", tz="+00:00"))]), when))
     assert not utc.matches(_single(pa.schema([pa.field("x", pa.timestamp("us"))]), when))
     m = pa.schema([pa.field("m", pa.map_(pa.string(), pa.float64()))])
-    assert _single(m, [{"m": [("a", 1.0), ("b", -0.0)]}]).matches(
-        _single(m, [{"m": [("b", -0.0), ("a", 1.0)]}])
-    )
-    assert not _single(m, [{"m": [("a", 1.0), ("b", -0.0)]}]).matches(
-        _single(m, [{"m": [("a", 1.0), ("b", 0.0)]}])
-    )
+    assert _single(m, [{"m": [("a", 1.0), ("b", -0.0)]}]).matches(_single(m, [{"m": [("b", -0.0), ("a", 1.0)]}]))
+    assert not _single(m, [{"m": [("a", 1.0), ("b", -0.0)]}]).matches(_single(m, [{"m": [("a", 1.0), ("b", 0.0)]}]))
 
 
 def test_sliced_nested_batches_hash_like_whole_ones() -> None:
@@ -244,9 +237,7 @@ def test_table_digest_matches_pyiceberg_reading(tmp_path: Path) -> None:
         NestedField(3, "amount", DecimalType(12, 2), required=False),
         NestedField(4, "st", StructType(NestedField(5, "x", DoubleType(), required=False)), required=False),
         NestedField(6, "tags", ListType(7, StringType(), element_required=False), required=False),
-        NestedField(
-            8, "attrs", MapType(9, StringType(), 10, LongType(), value_required=False), required=False
-        ),
+        NestedField(8, "attrs", MapType(9, StringType(), 10, LongType(), value_required=False), required=False),
     )
     table = catalog.create_table("db.t", schema=schema)
     out = output_arrow_schema(schema)

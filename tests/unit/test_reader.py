@@ -157,9 +157,7 @@ def write_parquet(table: Table, name: str, data: pa.Table) -> tuple[str, int]:
 def position_delete_file(table: Table, name: str, entries: list[tuple[str, int]]) -> DataFile:
     schema = pa.schema(
         [
-            pa.field(
-                "file_path", pa.string(), False, metadata={b"PARQUET:field_id": str(POS_DELETE_FILE_PATH_ID)}
-            ),
+            pa.field("file_path", pa.string(), False, metadata={b"PARQUET:field_id": str(POS_DELETE_FILE_PATH_ID)}),
             pa.field("pos", pa.int64(), False, metadata={b"PARQUET:field_id": str(POS_DELETE_POS_ID)}),
         ]
     )
@@ -173,9 +171,7 @@ def equality_delete_file(table: Table, name: str, data: pa.Table, ids: list[int]
     return _delete_data_file(DataFileContent.EQUALITY_DELETES, path, size, data.num_rows, ids)
 
 
-def _delete_data_file(
-    content: DataFileContent, path: str, size: int, rows: int, ids: list[int] | None
-) -> DataFile:
+def _delete_data_file(content: DataFileContent, path: str, size: int, rows: int, ids: list[int] | None) -> DataFile:
     df = DataFile.from_args(
         content=content,
         file_path=path,
@@ -326,9 +322,7 @@ def test_nested_types(catalog: SqlCatalog) -> None:
         NestedField(
             10,
             "ls",
-            ListType(
-                11, StructType(NestedField(12, "x", IntegerType(), required=False)), element_required=False
-            ),
+            ListType(11, StructType(NestedField(12, "x", IntegerType(), required=False)), element_required=False),
             required=False,
         ),
     )
@@ -366,9 +360,7 @@ def test_identity_partitioned_table(catalog: SqlCatalog) -> None:
         NestedField(2, "cat", StringType(), required=False),
         NestedField(3, "v", DoubleType(), required=False),
     )
-    spec = PartitionSpec(
-        PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="cat")
-    )
+    spec = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="cat"))
     table = catalog.create_table("db.part", schema=schema, partition_spec=spec)
     rows = [{"id": i, "cat": ["a", "b", None][i % 3], "v": i * 1.5} for i in range(30)]
     table.append(arrow_for(table, rows))
@@ -403,9 +395,7 @@ def test_name_mapping_for_files_without_field_ids(catalog: SqlCatalog, tmp_path:
 def test_position_delete_file(catalog: SqlCatalog) -> None:
     table = simple_table(catalog, n=10)
     table.append(arrow_for(table, [{"id": 100 + i, "name": "z", "v": i} for i in range(5)]))
-    first, second = (
-        t.file.file_path for t in sorted(table.scan().plan_files(), key=lambda t: -t.file.record_count)
-    )
+    first, second = (t.file.file_path for t in sorted(table.scan().plan_files(), key=lambda t: -t.file.record_count))
     # positions 0, 3, 9 in the first (10-row) file; 4 in the second; an unrelated path is ignored
     commit_files(
         table,
@@ -581,9 +571,7 @@ def test_projection_of_sliced_nested_batches() -> None:
         ]
     )
     rows = [
-        {"l": [i, i + 1], "m": [("k", float(i))], "st": {"a": i}}
-        if i % 3
-        else {"l": None, "m": None, "st": None}
+        {"l": [i, i + 1], "m": [("k", float(i))], "st": {"a": i}} if i % 3 else {"l": None, "m": None, "st": None}
         for i in range(10)
     ]
     batch = pa.RecordBatch.from_pylist(rows, schema=src)

@@ -197,9 +197,7 @@ def test_task_lifecycle_claim_advance_complete(store: Store) -> None:
         1,
     )
     assert claimed.version == task.version + 1 and claimed.started_at is not None
-    advanced = store.advance_task(
-        claimed.id, claimed.version, "copy", source_snapshot_id=BIG, rows=10, bytes=99
-    )
+    advanced = store.advance_task(claimed.id, claimed.version, "copy", source_snapshot_id=BIG, rows=10, bytes=99)
     assert (advanced.phase, advanced.status) == (Phase.COPY, Status.RUNNING)
     assert (advanced.source_snapshot_id, advanced.rows, advanced.bytes) == (BIG, 10, 99)
     assert advanced.started_at == claimed.started_at
@@ -217,10 +215,7 @@ def test_claim_twice_with_same_version_fails(store: Store) -> None:
     store.claim_task(task.id, task.version, run.id, "copy")
     with pytest.raises(StateError) as info:
         store.claim_task(task.id, task.version, run.id, "copy")
-    assert (
-        str(info.value)
-        == f"task {task.source} was changed by another worker (expected version {task.version})"
-    )
+    assert str(info.value) == f"task {task.source} was changed by another worker (expected version {task.version})"
 
 
 def test_reclaim_in_same_run_keeps_started_at(store: Store) -> None:
@@ -295,9 +290,7 @@ def test_fail_task_records_error(store: Store) -> None:
     run = store.start_run("migrate", "c.yaml", {})
     task = _planned(store)
     claimed = store.claim_task(task.id, task.version, run.id, "copy")
-    failed = store.fail_task(
-        claimed.id, claimed.version, "validate", "row counts differ: 10 != 9", "terminal"
-    )
+    failed = store.fail_task(claimed.id, claimed.version, "validate", "row counts differ: 10 != 9", "terminal")
     assert (failed.status, failed.phase) == (Status.FAILED, Phase.VALIDATE)
     assert (failed.error, failed.error_kind) == ("row counts differ: 10 != 9", "terminal")
     assert failed.finished_at is not None
@@ -385,9 +378,7 @@ def test_findings_by_run(store: Store) -> None:
         ],
     )
     assert added == 2
-    assert (
-        store.add_findings(second.id, [Finding("src.a.u", Severity.WARNING, "DELETES", "has deletes")]) == 1
-    )
+    assert store.add_findings(second.id, [Finding("src.a.u", Severity.WARNING, "DELETES", "has deletes")]) == 1
     assert store.add_findings(second.id, []) == 0
     latest = store.findings()
     assert [(f.run_id, f.table, f.severity, f.code) for f in latest] == [
@@ -395,9 +386,7 @@ def test_findings_by_run(store: Store) -> None:
     ]
     old = store.findings(first.id)
     assert [f.code for f in old] == ["V1_TABLE", "SMALL"]
-    assert old[0].to_finding() == Finding(
-        "src.a.t", Severity.BLOCKER, "V1_TABLE", "format v1", "upgrade to v2"
-    )
+    assert old[0].to_finding() == Finding("src.a.t", Severity.BLOCKER, "V1_TABLE", "format v1", "upgrade to v2")
     assert [f.code for f in store.findings(first.id, table="src.a.u")] == ["SMALL"]
     assert [f.code for f in store.findings(table="src.a.t")] == ["V1_TABLE"]
 

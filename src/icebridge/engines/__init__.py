@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from icebridge.errors import TerminalError
 from icebridge.model import Strategy
@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     import threading
 
     from pyiceberg.table import Table
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,38 @@ class BatchCommit:
     bytes: int
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How source files are grouped into destination commits; recorded in every commit so resume regroups alike."""
+
+    files: int
+    bytes: int
+
+    def marker(self) -> str:
+        return f"files={self.files},bytes={self.bytes}"
+
+    @classmethod
+    def parse(cls, marker: str) -> Batching:
+        parts = dict(item.split("=", 1) for item in marker.split(","))
+        return cls(files=int(parts["files"]), bytes=int(parts["bytes"]))
+
+    def group(self, items: list[T], size_of: Callable[[T], int]) -> list[list[T]]:
+        """Consecutive groups of at most ``files`` items and ``bytes`` bytes (a single larger item stands alone)."""
+        groups: list[list[T]] = []
+        current: list[T] = []
+        current_bytes = 0
+        for item in items:
+            size = size_of(item)
+            if current and (len(current) >= self.files or current_bytes + size > self.bytes):
+                groups.append(current)
+                current, current_bytes = [], 0
+            current.append(item)
+            current_bytes += size
+        if current:
+            groups.append(current)
+        return groups
+
+
 @dataclass
 class CopyJob:
     """What an engine needs to copy one table from a pinned source snapshot, resuming if asked."""
@@ -36,7 +70,7 @@ class CopyJob:
     destination: Table
     snapshot_id: int
     strategy: Strategy
-    files_per_commit: int
+    batching: Batching
     chunk_bytes: int
     committed_batches: frozenset[int] = frozenset()
     on_commit: Callable[[BatchCommit], None] = lambda _c: None

@@ -29,10 +29,9 @@ class CopyInterrupted(IceBridgeError):
 
 
 def source_batches(job: CopyJob) -> list[list[FileScanTask]]:
-    """The pinned snapshot's scan tasks grouped into commit batches, in a stable order."""
+    """The pinned snapshot's scan tasks grouped into commit batches, in a stable order (sorted by path)."""
     tasks = sorted(job.source.scan(snapshot_id=job.snapshot_id).plan_files(), key=lambda t: t.file.file_path)
-    size = job.files_per_commit
-    return [tasks[i : i + size] for i in range(0, len(tasks), size)]
+    return job.batching.group(tasks, lambda t: t.file.file_size_in_bytes)
 
 
 class LocalEngine:
@@ -91,9 +90,7 @@ class LocalEngine:
                     counter = itertools.count(0)
                     for chunk in self._chunks(job, tasks):
                         if job.cancel is not None and job.cancel.is_set():
-                            raise CopyInterrupted(
-                                f"{job.task}: interrupted inside batch {index}; not committed"
-                            )
+                            raise CopyInterrupted(f"{job.task}: interrupted inside batch {index}; not committed")
                         for data_file in _dataframe_to_data_files(
                             table_metadata=txn.table_metadata,
                             df=chunk,
@@ -106,9 +103,7 @@ class LocalEngine:
                             files += 1
                             size += data_file.file_size_in_bytes
         except CommitFailedException as exc:
-            raise CommitConflictError(
-                f"{job.task}: destination commit of batch {index} conflicted: {exc}"
-            ) from exc
+            raise CommitConflictError(f"{job.task}: destination commit of batch {index} conflicted: {exc}") from exc
         snapshot = destination.current_snapshot()
         return BatchCommit(
             batch=index,

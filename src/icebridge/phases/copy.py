@@ -8,10 +8,11 @@ even when a crash came between the catalog commit and the store update.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from icebridge.engines import BatchCommit, CopyJob, CopyResult
+from icebridge.engines import BatchCommit, Batching, CopyJob, CopyResult
 from icebridge.errors import DestinationConflictError
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 TASK_KEY = "icebridge.task"
 SNAPSHOT_KEY = "icebridge.source-snapshot-id"
 BATCH_KEY = "icebridge.batch"
-BATCH_FILES_KEY = "icebridge.files-per-commit"
+BATCHING_KEY = "icebridge.batching"
 
 
 @dataclass(frozen=True)
@@ -33,23 +34,23 @@ class DestinationProgress:
 
     source_snapshot_id: int | None
     batches: frozenset[int]
-    files_per_commit: int | None
+    batching: Batching | None
 
 
 def destination_progress(destination: Table, task: str) -> DestinationProgress:
     """Read the checkpoint markers of every destination snapshot written for ``task``."""
     snapshot_ids: set[int] = set()
     batches: set[int] = set()
-    batch_files: set[int] = set()
+    batchings: set[str] = set()
     for snapshot in destination.metadata.snapshots:
         summary = snapshot.summary.additional_properties if snapshot.summary else {}
         if summary.get(TASK_KEY) != task:
             continue
         snapshot_ids.add(int(summary[SNAPSHOT_KEY]))
         batches.add(int(summary[BATCH_KEY]))
-        if BATCH_FILES_KEY in summary:
-            batch_files.add(int(summary[BATCH_FILES_KEY]))
-    if len(snapshot_ids) > 1 or len(batch_files) > 1:
+        if BATCHING_KEY in summary:
+            batchings.add(summary[BATCHING_KEY])
+    if len(snapshot_ids) > 1 or len(batchings) > 1:
         raise DestinationConflictError(
             f"{task}: the destination holds batches of several source snapshots {sorted(snapshot_ids)}; "
             "drop the destination table and migrate again"
@@ -67,7 +68,7 @@ def destination_progress(destination: Table, task: str) -> DestinationProgress:
     return DestinationProgress(
         source_snapshot_id=next(iter(snapshot_ids), None),
         batches=frozenset(batches),
-        files_per_commit=next(iter(batch_files), None),
+        batching=Batching.parse(next(iter(batchings))) if batchings else None,
     )
 
 
@@ -78,7 +79,7 @@ def run(
     destination: Table,
     snapshot_id: int,
     strategy: Strategy,
-    on_commit: callable[[BatchCommit], None] | None = None,  # type: ignore[valid-type]
+    on_commit: Callable[[BatchCommit], None] | None = None,
 ) -> CopyResult:
     """Copy every batch of ``snapshot_id`` the destination does not hold yet."""
     progress = destination_progress(destination, task.source)
@@ -87,14 +88,15 @@ def run(
             f"{task.source}: the destination holds a copy of source snapshot {progress.source_snapshot_id}, "
             f"not {snapshot_id}; drop the destination table and migrate again"
         )
-    files_per_commit = progress.files_per_commit or ctx.config.migrate.files_per_commit
+    settings = ctx.config.migrate
+    batching = progress.batching or Batching(files=settings.files_per_commit, bytes=settings.commit_bytes)
     job = CopyJob(
         task=task.source,
         source=source,
         destination=destination,
         snapshot_id=snapshot_id,
         strategy=strategy,
-        files_per_commit=files_per_commit,
+        batching=batching,
         chunk_bytes=ctx.config.migrate.chunk_bytes,
         committed_batches=progress.batches,
         on_commit=on_commit or (lambda _c: None),
@@ -102,7 +104,7 @@ def run(
         summary_markers={
             TASK_KEY: task.source,
             SNAPSHOT_KEY: str(snapshot_id),
-            BATCH_FILES_KEY: str(files_per_commit),
+            BATCHING_KEY: batching.marker(),
         },
     )
     return ctx.engine("local").copy(job)

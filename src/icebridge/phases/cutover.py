@@ -66,7 +66,5 @@ def restore(ctx: Context, task: TaskRow) -> TaskRow:
             )
     else:
         catalog.register_table(ref.identifier, task.archived_metadata_location)
-    ctx.store.event(
-        "restored", f"{task.source} re-registered from {task.archived_metadata_location}", task_id=task.id
-    )
+    ctx.store.event("restored", f"{task.source} re-registered from {task.archived_metadata_location}", task_id=task.id)
     return ctx.store.set_archive(task.id, task.version, None)

@@ -91,9 +91,7 @@ def collect(ctx: Context) -> Iterator[TableFacts | Finding]:
             table = ctx.catalogs.load_table(ref)
             yield table_facts(ref, table)
         except IceBridgeError as exc:
-            yield Finding(
-                str(ref), Severity.BLOCKER, "source-unreadable", str(exc), "repair or remove the table"
-            )
+            yield Finding(str(ref), Severity.BLOCKER, "source-unreadable", str(exc), "repair or remove the table")
         except Exception as exc:  # a corrupt manifest surfaces as many PyIceberg/Avro error types
             yield Finding(
                 str(ref),
@@ -108,8 +106,8 @@ def run(ctx: Context, refresh: bool = False) -> tuple[list[TableFacts], list[Fin
     """The saved inventory, or a fresh one (saved, with its findings) when asked or when none was saved yet."""
     if not refresh and ctx.store.inventory_captured_at() is not None:
         last = next((r for r in ctx.store.list_runs(limit=1000) if r.kind == "inventory"), None)
-        findings = [row.to_finding() for row in ctx.store.findings(run_id=last.id)] if last else []
-        return ctx.store.load_inventory(), findings
+        saved = [row.to_finding() for row in ctx.store.findings(run_id=last.id)] if last else []
+        return ctx.store.load_inventory(), saved
     run_row = ctx.store.start_run("inventory", str(ctx.config.path), {"refresh": refresh})
     facts: list[TableFacts] = []
     findings: list[Finding] = []
@@ -121,6 +119,7 @@ def run(ctx: Context, refresh: bool = False) -> tuple[list[TableFacts], list[Fin
     ctx.store.save_inventory(facts)
     ctx.store.add_findings(run_row.id, findings)
     blocked = any(f.severity is Severity.BLOCKER for f in findings)
-    ctx.store.finish_run(run_row.id, "failed" if blocked else "succeeded",
-                         {"tables": len(facts), "unreadable": len(findings)})
+    ctx.store.finish_run(
+        run_row.id, "failed" if blocked else "succeeded", {"tables": len(facts), "unreadable": len(findings)}
+    )
     return facts, findings

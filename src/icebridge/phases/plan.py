@@ -14,9 +14,7 @@ if TYPE_CHECKING:
     from icebridge.context import Context
 
 
-def choose_strategy(
-    facts: TableFacts, forced: Strategy | None, available: set[Strategy]
-) -> tuple[Strategy, str]:
+def choose_strategy(facts: TableFacts, forced: Strategy | None, available: set[Strategy]) -> tuple[Strategy, str]:
     """The strategy for one table and the human reason for it."""
     if forced is not None:
         return forced, f"{forced}: forced by the mapping rule"
@@ -33,9 +31,7 @@ def choose_strategy(
     return Strategy.REWRITE, "rewrite: " + "; ".join(reasons)
 
 
-def strategy_findings(
-    table: str, facts: TableFacts, strategy: Strategy, available: set[Strategy]
-) -> list[Finding]:
+def strategy_findings(table: str, facts: TableFacts, strategy: Strategy, available: set[Strategy]) -> list[Finding]:
     """Features of the table that the chosen strategy cannot carry."""
     out: list[Finding] = []
     if strategy not in available:
@@ -86,9 +82,7 @@ def select(refs: list[str], pattern: str | None) -> list[str]:
     """Tables whose full name (``catalog.ns.table``) or name within the catalog matches ``pattern``."""
     if not pattern:
         return refs
-    return [
-        r for r in refs if fnmatch.fnmatchcase(r, pattern) or fnmatch.fnmatchcase(r.split(".", 1)[1], pattern)
-    ]
+    return [r for r in refs if fnmatch.fnmatchcase(r, pattern) or fnmatch.fnmatchcase(r.split(".", 1)[1], pattern)]
 
 
 def build(ctx: Context, facts: list[TableFacts], check_destinations: bool = True) -> list[PlanItem]:
@@ -127,8 +121,7 @@ def check_rules(ctx: Context, facts: list[TableFacts], known_sources: list[str])
     problems = unmatched_rules(ctx, facts, known_sources)
     if problems:
         raise PlanError(
-            "; ".join(problems)
-            + ". Fix the glob (see 'icebridge inventory' for the table names) or remove the rule"
+            "; ".join(problems) + ". Fix the glob (see 'icebridge inventory' for the table names) or remove the rule"
         )
 
 
@@ -147,9 +140,7 @@ def _mark_collisions(items: list[PlanItem]) -> list[PlanItem]:
                 f"{item.source} and {', '.join(others)} all map to {item.destination}",
                 "add a mapping rule with 'rename' so every source gets its own destination",
             )
-            item = PlanItem(
-                item.source, item.destination, item.strategy, item.reason, (*item.findings, finding)
-            )
+            item = PlanItem(item.source, item.destination, item.strategy, item.reason, (*item.findings, finding))
         out.append(item)
     return out
 

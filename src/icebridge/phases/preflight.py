@@ -42,9 +42,7 @@ def check_source(ctx: Context, ref: TableRef) -> tuple[Table | None, list[Findin
     snapshot = table.current_snapshot()
     if snapshot is None:
         return table, [
-            Finding(
-                table_name, Severity.INFO, "source-empty", "table has no snapshot; only its shape is copied"
-            )
+            Finding(table_name, Severity.INFO, "source-empty", "table has no snapshot; only its shape is copied")
         ]
     try:
         first = next((t.file for t in table.scan(snapshot_id=snapshot.snapshot_id).plan_files()), None)
@@ -181,9 +179,7 @@ def run(ctx: Context, items: list[PlanItem]) -> list[Finding]:
         key = (item.destination.catalog, item.destination.namespace)
         if key not in namespace_cache:
             namespace_cache[key] = check_namespace(ctx, item.destination)
-        findings.extend(
-            Finding(str(item.source), f.severity, f.code, f.message, f.fix) for f in namespace_cache[key]
-        )
+        findings.extend(Finding(str(item.source), f.severity, f.code, f.message, f.fix) for f in namespace_cache[key])
         findings.extend(
             Finding(str(item.source), f.severity, f.code, f.message, f.fix)
             for f in check_storage(ctx, item.destination, storage_cache)

@@ -61,19 +61,21 @@ def destination_metadata(source: Table, location: str) -> TableMetadataV2:
     fresh_schema = Schema(*schema.fields, schema_id=0, identifier_field_ids=list(schema.identifier_field_ids))
     fresh_spec = PartitionSpec(*spec.fields, spec_id=0)
     fresh_order = SortOrder(*order.fields, order_id=1) if order.fields else SortOrder(order_id=0)
-    return TableMetadataV2(
-        location=location,
-        table_uuid=uuid.uuid4(),
-        last_updated_ms=int(time.time() * 1000),
-        last_column_id=max(src_meta.last_column_id, fresh_schema.highest_field_id),
-        schemas=[fresh_schema],
-        current_schema_id=0,
-        partition_specs=[fresh_spec],
-        default_spec_id=0,
-        last_partition_id=max([f.field_id for f in spec.fields], default=999),
-        sort_orders=[fresh_order],
-        default_sort_order_id=fresh_order.order_id,
-        properties=portable_properties(src_meta.properties),
+    return TableMetadataV2.model_validate(
+        {
+            "location": location,
+            "table-uuid": uuid.uuid4(),
+            "last-updated-ms": int(time.time() * 1000),
+            "last-column-id": max(src_meta.last_column_id, fresh_schema.highest_field_id),
+            "schemas": [fresh_schema],
+            "current-schema-id": 0,
+            "partition-specs": [fresh_spec],
+            "default-spec-id": 0,
+            "last-partition-id": max([f.field_id for f in spec.fields], default=999),
+            "sort-orders": [fresh_order],
+            "default-sort-order-id": fresh_order.order_id,
+            "properties": portable_properties(src_meta.properties),
+        }
     )
 
 
@@ -99,9 +101,7 @@ def create(ctx: Context, source: Table, dest_ref: TableRef) -> Table:
     try:
         _ensure_namespace(catalog, dest_ref.namespace)
     except Exception as exc:
-        raise DestinationWriteError(
-            f"{dest_ref}: cannot create namespace {dest_ref.namespace_str!r}: {exc}"
-        ) from exc
+        raise DestinationWriteError(f"{dest_ref}: cannot create namespace {dest_ref.namespace_str!r}: {exc}") from exc
     if ctx.catalogs.supports_register(dest_ref.catalog):
         location = _default_location(catalog, dest_ref)
         metadata = destination_metadata(source, location)

@@ -48,9 +48,7 @@ def compare_structure(source: Table, destination: Table) -> ComparatorResult:
     )
 
 
-def compare_content(
-    source: Table, source_snapshot_id: int | None, destination: Table
-) -> list[ComparatorResult]:
+def compare_content(source: Table, source_snapshot_id: int | None, destination: Table) -> list[ComparatorResult]:
     """Row counts and content digests of the pinned source snapshot and the destination's current one."""
     dest_snapshot = destination.current_snapshot()
     schema = source.schema()

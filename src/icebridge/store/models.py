@@ -115,9 +115,7 @@ class Checkpoint(Base):
     """One committed batch of a copy, so a resumed copy skips it."""
 
     __tablename__ = "checkpoint"
-    __table_args__ = (
-        UniqueConstraint("task_id", "source_snapshot_id", "batch", name="uq_checkpoint_task_id"),
-    )
+    __table_args__ = (UniqueConstraint("task_id", "source_snapshot_id", "batch", name="uq_checkpoint_task_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("task.id"), index=True)

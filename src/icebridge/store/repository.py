@@ -30,9 +30,7 @@ from icebridge.store.models import (
     utcnow,
 )
 
-RUN_KINDS = frozenset(
-    {"inventory", "preflight", "plan", "migrate", "cutover", "rollback", "validate", "demo"}
-)
+RUN_KINDS = frozenset({"inventory", "preflight", "plan", "migrate", "cutover", "rollback", "validate", "demo"})
 RUN_STATUSES = frozenset({"running", "succeeded", "failed", "interrupted"})
 ERROR_KINDS = frozenset({"terminal", "transient"})
 ADVANCE_FIELDS = frozenset({"source_snapshot_id", "rows", "bytes"})
@@ -248,9 +246,7 @@ def _event_row(e: Event) -> EventRow:
 
 def _fresh_task(s: Session, task_id: int) -> Task:
     """Re-read a task inside the session, overwriting whatever the identity map holds."""
-    return s.execute(
-        select(Task).where(Task.id == task_id).execution_options(populate_existing=True)
-    ).scalar_one()
+    return s.execute(select(Task).where(Task.id == task_id).execution_options(populate_existing=True)).scalar_one()
 
 
 class Store:
@@ -422,9 +418,7 @@ class Store:
             ),
         )
         if result.rowcount != 1:
-            raise StateError(
-                f"task {current.source} was changed by another worker (expected version {version})"
-            )
+            raise StateError(f"task {current.source} was changed by another worker (expected version {version})")
         return _task_row(_fresh_task(s, current.id))
 
     def _update_task(
@@ -471,9 +465,7 @@ class Store:
         """Move a running task to another phase, optionally setting source_snapshot_id, rows, bytes."""
         unknown = set(fields) - ADVANCE_FIELDS
         if unknown:
-            raise TypeError(
-                f"advance_task got unknown fields {sorted(unknown)}; allowed: {sorted(ADVANCE_FIELDS)}"
-            )
+            raise TypeError(f"advance_task got unknown fields {sorted(unknown)}; allowed: {sorted(ADVANCE_FIELDS)}")
         values: dict[str, Any] = {"phase": str(Phase(phase))}
         for name in ("rows", "bytes"):
             if name in fields and fields[name] is None:
@@ -711,9 +703,7 @@ class Store:
                 )
             )
 
-    def events(
-        self, run_id: int | None = None, task_id: int | None = None, limit: int = 1000
-    ) -> list[EventRow]:
+    def events(self, run_id: int | None = None, task_id: int | None = None, limit: int = 1000) -> list[EventRow]:
         """The newest ``limit`` events (optionally of one run and/or task), oldest first."""
         stmt = select(Event)
         if run_id is not None:

@@ -144,12 +144,7 @@ def _type_tag(t: pa.DataType) -> str:
     if pa.types.is_timestamp(t) and t.tz is not None:
         tz = "UTC" if t.tz in ("UTC", "+00:00", "Etc/UTC", "Z") else t.tz
         return f"timestamp[{t.unit}, tz={tz}]"
-    if (
-        pa.types.is_list(t)
-        or pa.types.is_large_list(t)
-        or pa.types.is_list_view(t)
-        or pa.types.is_large_list_view(t)
-    ):
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
         return f"list<{_type_tag(t.value_type)}>"
     return str(t)
 
@@ -160,8 +155,7 @@ def _value_hash_sql(expr: str, t: pa.DataType, depth: int = 0) -> str:
         return _value_hash_sql(expr, t.value_type, depth)
     if pa.types.is_struct(t):
         parts = [
-            _value_hash_sql(f"struct_extract_at({expr}, {i + 1})", t.field(i).type, depth)
-            for i in range(t.num_fields)
+            _value_hash_sql(f"struct_extract_at({expr}, {i + 1})", t.field(i).type, depth) for i in range(t.num_fields)
         ]
         return f"hash('struct', ({expr}) IS NULL, {', '.join(parts) if parts else '0'})"
     var = f"x{depth}"

@@ -67,15 +67,8 @@ def normalise_arrow_type(t: pa.DataType) -> pa.DataType:
     if pa.types.is_struct(t):
         return pa.struct([_normalise_field(t.field(i)) for i in range(t.num_fields)])
     if pa.types.is_map(t):
-        return pa.map_(
-            _normalise_field(t.key_field), _normalise_field(t.item_field), keys_sorted=t.keys_sorted
-        )
-    if (
-        pa.types.is_list(t)
-        or pa.types.is_large_list(t)
-        or pa.types.is_list_view(t)
-        or pa.types.is_large_list_view(t)
-    ):
+        return pa.map_(_normalise_field(t.key_field), _normalise_field(t.item_field), keys_sorted=t.keys_sorted)
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
         return pa.large_list(_normalise_field(t.value_field))
     return t
 
@@ -137,9 +130,7 @@ def _child_fields(t: pa.DataType) -> list[pa.Field]:
 def _node_from_field_ids(f: pa.Field) -> _Node:
     md = f.metadata or {}
     raw = md.get(FIELD_ID_KEY)
-    return _Node(
-        int(raw) if raw is not None else None, [_node_from_field_ids(c) for c in _child_fields(f.type)]
-    )
+    return _Node(int(raw) if raw is not None else None, [_node_from_field_ids(c) for c in _child_fields(f.type)])
 
 
 def _node_from_mapping(f: pa.Field, mapped: MappedField | None) -> _Node:
@@ -168,9 +159,7 @@ def _file_nodes(arrow_schema: pa.Schema, metadata: TableMetadata, path: str) -> 
         raise ValidationError(f"{path}: some columns carry field ids and some do not")
     mapping = metadata.name_mapping()
     if mapping is None:
-        raise ValidationError(
-            f"{path}: file has no field ids and the table has no schema.name-mapping.default"
-        )
+        raise ValidationError(f"{path}: file has no field ids and the table has no schema.name-mapping.default")
     return [_node_from_mapping(f, _find_mapped(mapping.root, f.name)) for f in arrow_schema]
 
 
@@ -196,9 +185,7 @@ def _project_array(arr: pa.Array, node: _Node, target: IcebergType, out_type: pa
             if idx is None:
                 children.append(pa.nulls(len(arr), out_child.type))
             else:
-                children.append(
-                    _project_array(arr.field(idx), node.children[idx], tf.field_type, out_child.type)
-                )
+                children.append(_project_array(arr.field(idx), node.children[idx], tf.field_type, out_child.type))
         return pa.StructArray.from_arrays(
             children, fields=[out_type.field(i) for i in range(out_type.num_fields)], mask=_mask(arr)
         )
@@ -208,9 +195,7 @@ def _project_array(arr: pa.Array, node: _Node, target: IcebergType, out_type: pa
         offsets, (raw_values,) = _rebased(arr, [arr.values])
         values = _project_array(raw_values, node.children[0], target.element_type, out_type.value_type)
         if pa.types.is_large_list(out_type):
-            return pa.LargeListArray.from_arrays(
-                offsets.cast(pa.int64()), values, type=out_type, mask=_mask(arr)
-            )
+            return pa.LargeListArray.from_arrays(offsets.cast(pa.int64()), values, type=out_type, mask=_mask(arr))
         return pa.ListArray.from_arrays(offsets.cast(pa.int32()), values, type=out_type, mask=_mask(arr))
     if isinstance(target, MapType):
         if not pa.types.is_map(arr.type):
@@ -258,9 +243,7 @@ def project_batch(
     return pa.RecordBatch.from_arrays(columns, schema=out_schema)
 
 
-def _extract_by_id(
-    batch: pa.RecordBatch, nodes: Sequence[_Node], field_id: int
-) -> tuple[pa.Array, _Node] | None:
+def _extract_by_id(batch: pa.RecordBatch, nodes: Sequence[_Node], field_id: int) -> tuple[pa.Array, _Node] | None:
     columns: list[tuple[pa.Array, _Node]] = [(batch.column(i), n) for i, n in enumerate(nodes)]
     while columns:
         nxt: list[tuple[pa.Array, _Node]] = []
@@ -335,9 +318,7 @@ def plan_snapshot_files(io: FileIO, metadata: TableMetadata, snapshot: Snapshot)
     for entry in delete_entries:
         df = entry.data_file
         if df.file_format != FileFormat.PARQUET:
-            raise ValidationError(
-                f"{df.file_path}: delete files in {df.file_format} format are not supported"
-            )
+            raise ValidationError(f"{df.file_path}: delete files in {df.file_format} format are not supported")
         if is_global(df):
             global_deletes.append(entry)
         else:
@@ -435,9 +416,7 @@ def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_pat
     if not chunks:
         return pa.array([], pa.int64())
     merged = pa.concat_arrays(chunks)
-    return (
-        pc.array_take(merged, pc.array_sort_indices(merged)) if len(chunks) == 1 else _sorted_unique(merged)
-    )
+    return pc.array_take(merged, pc.array_sort_indices(merged)) if len(chunks) == 1 else _sorted_unique(merged)
 
 
 def _sorted_unique(arr: pa.Array) -> pa.Array:

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from pyiceberg.partitioning import PartitionSpec
     from pyiceberg.schema import Schema
     from pyiceberg.table.sorting import SortOrder
+    from pyiceberg.types import NestedField
 
 # Properties that describe where or how one engine wrote the table rather than what the table is.
 ENGINE_SPECIFIC_PREFIXES = (
@@ -116,14 +117,13 @@ def structure_differences(
     )
 
 
-def _flat_fields(schema: Schema) -> list[tuple[str, object]]:
-    from pyiceberg.types import NestedField
-
+def _flat_fields(schema: Schema) -> list[tuple[str, NestedField]]:
+    """Every field, nested ones included, with its full dotted name."""
     out: list[tuple[str, NestedField]] = []
     for field_id in sorted(schema._lazy_id_to_field):
         field = schema.find_field(field_id)
         out.append((schema.find_column_name(field_id) or field.name, field))
-    return out  # type: ignore[return-value]
+    return out
 
 
 def _type_str(field_type: object) -> str:

@@ -1,0 +1,5 @@
+"""``python -m icebridge``."""
+
+from icebridge.cli import main
+
+main()
