@@ -35,9 +35,12 @@ class Catalogs:
                     self._loaded[name] = load_catalog(name, **self._config.catalog_properties(name))
                 except Exception as exc:  # PyIceberg raises many kinds here; all mean "cannot use it"
                     raise CatalogUnreachableError(
-                        f"{self._config.path}: catalogs.{name}: cannot load catalog: {_first_line(exc)}"
+                        f"{self._config.path}: catalogs.{name}: cannot load catalog: {self._say(exc)}"
                     ) from exc
             return self._loaded[name]
+
+    def _say(self, exc: BaseException) -> str:
+        return self._config.redact(_first_line(exc))
 
     def check_reachable(self, name: str) -> None:
         """Load the catalog and make one round trip, so a wrong URI fails before any work starts."""
@@ -46,7 +49,7 @@ class Catalogs:
             catalog.list_namespaces()
         except Exception as exc:
             raise CatalogUnreachableError(
-                f"{self._config.path}: catalogs.{name}: catalog does not answer: {_first_line(exc)}"
+                f"{self._config.path}: catalogs.{name}: catalog does not answer: {self._say(exc)}"
             ) from exc
 
     def list_tables(self, catalog_name: str) -> Iterator[TableRef]:
@@ -79,7 +82,7 @@ class Catalogs:
         except (NoSuchTableError, NoSuchNamespaceError) as exc:
             raise SourceTableMissingError(f"{ref}: table does not exist in catalog {ref.catalog!r}") from exc
         except Exception as exc:
-            raise SourceMetadataError(f"{ref}: metadata cannot be read: {_first_line(exc)}") from exc
+            raise SourceMetadataError(f"{ref}: metadata cannot be read: {self._say(exc)}") from exc
 
     def table_exists(self, ref: TableRef) -> bool:
         return self.get(ref.catalog).table_exists(ref.identifier)

@@ -25,6 +25,7 @@ DEFAULT_STATE_DIR = ".icebridge"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_WORDS = ("secret", "password", "token", "credential", "key", "auth")
 _GLOB_CHARS = set("*?[")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
 class _Strict(BaseModel):
@@ -130,6 +131,14 @@ class Config:
             name: {k: ("***" if is_secret_key(k) else v) for k, v in props.items()}
             for name, props in self.catalogs.items()
         }
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of this configuration (and any password inside a URL) hidden."""
+        for props in self.catalogs.values():
+            for key, value in props.items():
+                if is_secret_key(key) and len(value) >= 4:
+                    text = text.replace(value, "***")
+        return _URL_PASSWORD.sub(r"\1***@", text)
 
     def rule_for(self, ref: TableRef) -> MappingRule | None:
         """The first mapping rule that matches (first match wins)."""

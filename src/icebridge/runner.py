@@ -268,6 +268,7 @@ class _TaskRun:
     def _fail(self, exc: BaseException) -> TableOutcome:
         interrupted = isinstance(exc, KeyboardInterrupt) or self.ctx.cancel.is_set()
         message = "interrupted; run the command again to resume" if interrupted else _message(exc)
+        message = self.ctx.config.redact(message)
         if not isinstance(exc, IceBridgeError | KeyboardInterrupt):
             self.store.event(
                 "error",

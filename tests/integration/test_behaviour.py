@@ -307,3 +307,50 @@ def test_config_mistakes_exit_2_and_write_no_state(tmp_path: Path, edit, expecte
         assert code == 2, (command, out)
         assert str(est.config) in out.replace("\n", "") and expected in out.replace("\n", "")
     assert not (tmp_path / "state.db").exists()
+
+
+def test_two_sources_onto_one_destination_is_a_plan_blocker(est: Estate) -> None:
+    config = yaml.safe_load(est.config.read_text())
+    config["mappings"].insert(0, {"source": "foreign.shop.e*", "target": "managed.flat", "rename": "same"})
+    est.config.write_text(yaml.safe_dump(config))
+    code, plan = est.cli_json("plan")
+    assert code == 1
+    blocked = {t["source"]: t for t in plan["tables"] if t["blocked"]}
+    assert set(blocked) == {"foreign.shop.events", "foreign.shop.empty"}
+    assert all("managed.flat.same" in f["message"] for t in blocked.values() for f in t["findings"])
+    code, report = est.cli_json("migrate")
+    assert code == 1
+    assert {t["source"] for t in report["tables"] if t["status"] == "failed"} == set(blocked)
+    assert not est.managed().table_exists("flat.same")
+
+
+def test_cutover_refuses_a_source_that_moved_on(est: Estate) -> None:
+    assert est.cli("migrate")[0] == 0
+    source = est.foreign().load_table("shop.regions")
+    source.append(estate.events_arrow(10_000, 5))
+    code, report = est.cli_json("cutover")
+    assert code == 1
+    by_source = {t["source"]: t for t in report["tables"]}
+    refused = by_source["foreign.shop.regions"]
+    assert refused["status"] == "failed"
+    assert "foreign.shop.regions" in refused["message"] and "newer than the copied snapshot" in refused["message"]
+    assert est.foreign().table_exists("shop.regions")  # not archived
+    assert all(t["status"] == "succeeded" for s, t in by_source.items() if s != "foreign.shop.regions")
+
+
+def test_secrets_are_never_printed_or_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "s3cr3t-Value-42"
+    monkeypatch.setenv("ICEBRIDGE_TEST_SECRET", secret)
+    est = make_estate(tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db",
+                                 "foreign": "", "managed": ""})
+    config = yaml.safe_load(est.config.read_text())
+    config["catalogs"]["managed"]["s3.secret-access-key"] = "${ICEBRIDGE_TEST_SECRET}"
+    est.config.write_text(yaml.safe_dump(config))
+    outputs = [est.cli(command)[1] for command in ("inventory", "plan", "preflight", "migrate", "status")]
+    assert all(secret not in out for out in outputs)
+    assert secret.encode() not in (tmp_path / "state.db").read_bytes()
+    # a password inside a catalog URL is hidden in the error that names the unreachable catalog
+    config["catalogs"]["foreign"]["uri"] = f"postgresql+psycopg2://someone:{secret}@127.0.0.1:1/x"
+    est.config.write_text(yaml.safe_dump(config))
+    code, out = est.cli("plan")
+    assert code == 2 and "catalogs.foreign" in out and secret not in out
