@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,9 @@ class FileConfig(_Strict):
     catalogs: dict[str, dict[str, Any]]
     mappings: list[MappingRule] = Field(min_length=1)
     migrate: MigrateSettings = MigrateSettings()
+    engines: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Settings per engine (spark, databricks), checked by the engine itself."
+    )
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,11 @@ class Config:
     catalogs: dict[str, dict[str, str]]
     mappings: tuple[MappingRule, ...]
     migrate: MigrateSettings
+    engines: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def engine_settings(self, name: str) -> dict[str, Any]:
+        """The ``engines.<name>`` section (environment references resolved), empty when absent."""
+        return dict(self.engines.get(name, {}))
 
     def catalog_properties(self, name: str) -> dict[str, str]:
         return dict(self.catalogs[name])
@@ -238,12 +246,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             f"{cfg_path}: state: {state!r} is not a SQLAlchemy URL; "
             "use sqlite:///path/state.db or postgresql://user@host/db"
         )
+    engines = {name: _expand_env(section, f"engines.{name}", cfg_path) for name, section in parsed.engines.items()}
     return Config(
         path=cfg_path,
         state_url=state,
         catalogs=catalogs,
         mappings=tuple(parsed.mappings),
         migrate=parsed.migrate,
+        engines=engines,
     )
 
 

@@ -51,7 +51,7 @@ class Context:
             return self.overrides[f"engine:{name}"]  # type: ignore[no-any-return]
         from icebridge.engines import load_engine
 
-        engine = load_engine(name)
+        engine = load_engine(name, self.config)
         self.overrides[f"engine:{name}"] = engine
         return engine
 

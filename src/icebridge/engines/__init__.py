@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     import threading
 
     from pyiceberg.table import Table
+
+    from icebridge.config import Config
+    from icebridge.model import TableRef
 
 T = TypeVar("T")
 
@@ -66,6 +69,8 @@ class CopyJob:
     """What an engine needs to copy one table from a pinned source snapshot, resuming if asked."""
 
     task: str
+    source_ref: TableRef
+    destination_ref: TableRef
     source: Table
     destination: Table
     snapshot_id: int
@@ -94,7 +99,11 @@ class CopyResult:
 
 
 class Engine(Protocol):
-    """A data plane: copies a pinned source snapshot into a scaffolded destination table."""
+    """A data plane: copies a pinned source snapshot into a scaffolded destination table.
+
+    Engines are built with the whole configuration (``cls(config)``) and read their own section,
+    ``config.engine_settings(name)``, raising ``ConfigError`` naming ``engines.<name>.<key>``.
+    """
 
     name: str
     strategies: frozenset[Strategy]
@@ -111,10 +120,20 @@ class EngineNotInstalledError(TerminalError):
 # name -> (module, class, pip extra that provides its dependencies)
 ENGINES: dict[str, tuple[str, str, str | None]] = {
     "local": ("icebridge.engines.local", "LocalEngine", None),
+    "spark": ("icebridge.engines.spark", "SparkEngine", "spark"),
+    "databricks": ("icebridge.engines.databricks", "DatabricksEngine", "databricks"),
+}
+
+# which engine carries out each strategy
+STRATEGY_ENGINE: dict[Strategy, str] = {
+    Strategy.REWRITE: "local",
+    Strategy.FILE_COPY: "local",
+    Strategy.SPARK_SQL: "spark",
+    Strategy.DATABRICKS: "databricks",
 }
 
 
-def load_engine(name: str) -> Engine:
+def load_engine(name: str, config: Config) -> Engine:
     """Import and build the engine called ``name``; a missing extra is named in the error."""
     if name not in ENGINES:
         raise TerminalError(f"unknown engine {name!r}; available: {', '.join(sorted(ENGINES))}")
@@ -122,18 +141,31 @@ def load_engine(name: str) -> Engine:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        if exc.name == module_name:  # the engine module itself is not part of this installation
+            raise EngineNotInstalledError(f"engine {name!r} is not available in this version of icebridge") from exc
         hint = f"pip install 'icebridge[{extra}]'" if extra else "reinstall icebridge"
         raise EngineNotInstalledError(f"engine {name!r} needs missing packages ({exc.name}): {hint}") from exc
-    engine: Engine = getattr(module, class_name)()
+    engine: Engine = getattr(module, class_name)(config)
     return engine
 
 
-def available_strategies(names: Iterable[str] = ENGINES) -> set[Strategy]:
-    """Strategies the registered engines implement (without importing heavy optional engines)."""
+def engine_for(strategy: Strategy) -> str:
+    """The engine that carries out ``strategy``."""
+    if strategy not in STRATEGY_ENGINE:
+        raise TerminalError(f"no engine carries out strategy {strategy}")
+    return STRATEGY_ENGINE[strategy]
+
+
+def available_strategies(config: Config) -> set[Strategy]:
+    """Strategies whose engine can be imported here (the engine's own settings are checked when it runs)."""
     out: set[Strategy] = set()
-    for name in names:
+    for strategy, name in STRATEGY_ENGINE.items():
+        module_name, _class, _extra = ENGINES[name]
         try:
-            out |= load_engine(name).strategies
-        except EngineNotInstalledError:
+            module = importlib.import_module(module_name)
+        except ImportError:
             continue
+        strategies: frozenset[Strategy] = getattr(getattr(module, ENGINES[name][1]), "strategies", frozenset())
+        if strategy in strategies:
+            out.add(strategy)
     return out

@@ -17,6 +17,7 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 from pyiceberg.table import FileScanTask
 
+from icebridge.config import Config
 from icebridge.engines import BatchCommit, CopyJob, CopyResult
 from icebridge.errors import CommitConflictError, IceBridgeError, TerminalError
 from icebridge.model import Strategy
@@ -39,6 +40,9 @@ class LocalEngine:
 
     name = "local"
     strategies = frozenset({Strategy.REWRITE})
+
+    def __init__(self, config: Config | None = None) -> None:
+        self._config = config
 
     def copy(self, job: CopyJob) -> CopyResult:
         """Copy every batch of the pinned snapshot that the destination does not hold yet."""

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from icebridge.engines import BatchCommit, Batching, CopyJob, CopyResult
+from icebridge.engines import BatchCommit, Batching, CopyJob, CopyResult, engine_for
 from icebridge.errors import DestinationConflictError
+from icebridge.model import TableRef
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -92,6 +93,8 @@ def run(
     batching = progress.batching or Batching(files=settings.files_per_commit, bytes=settings.commit_bytes)
     job = CopyJob(
         task=task.source,
+        source_ref=TableRef.parse(task.source),
+        destination_ref=TableRef.parse(task.destination),
         source=source,
         destination=destination,
         snapshot_id=snapshot_id,
@@ -107,4 +110,4 @@ def run(
             BATCHING_KEY: batching.marker(),
         },
     )
-    return ctx.engine("local").copy(job)
+    return ctx.engine(engine_for(strategy)).copy(job)

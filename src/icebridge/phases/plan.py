@@ -89,7 +89,7 @@ def build(ctx: Context, facts: list[TableFacts], check_destinations: bool = True
     """A plan item for every inventoried table that a mapping rule matches."""
     from icebridge.engines import available_strategies
 
-    available = available_strategies()
+    available = available_strategies(ctx.config)
     items: list[PlanItem] = []
     for fact in sorted(facts, key=lambda f: f.table):
         ref = TableRef.parse(fact.table)
