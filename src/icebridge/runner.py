@@ -130,7 +130,8 @@ def _message(exc: BaseException) -> str:
 def prepare(ctx: Context, pattern: str | None, refresh: bool = False) -> tuple[list[PlanItem], list[Finding]]:
     """Inventory (saved or fresh) and plan, restricted to ``pattern``; raises PlanError on a rule matching nothing."""
     facts, findings = inventory_phase.run(ctx, refresh=refresh)
-    known = [t.source for t in ctx.store.list_tasks()]
+    # unreadable tables still exist: a rule that matches only them is not a typo
+    known = [t.source for t in ctx.store.list_tasks()] + [f.table for f in findings]
     plan_phase.check_rules(ctx, facts, known)
     items = plan_phase.build(ctx, facts)
     chosen = set(plan_phase.select([str(i.source) for i in items], pattern))

@@ -170,7 +170,11 @@ def write_config(root: Path, state_url: str, foreign: dict[str, str], managed: d
     config = {
         "state": state_url,
         "catalogs": {"foreign": foreign, "managed": managed},
-        "mappings": [{"source": "foreign.*.*", "target": "managed.{namespace}"}],
+        "mappings": [
+            # one table through each local strategy: customers (schema evolved) is rewritten, the rest byte-copied
+            {"source": "foreign.shop.customers", "target": "managed.shop", "strategy": "rewrite"},
+            {"source": "foreign.*.*", "target": "managed.{namespace}"},
+        ],
         "migrate": {"concurrency": 2, "backoff_seconds": 0.05, **migrate},
     }
     path = root / "icebridge.yaml"

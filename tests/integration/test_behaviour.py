@@ -187,7 +187,10 @@ def test_plan_is_a_dry_run(est: Estate) -> None:
     code, plan = est.cli_json("plan")
     assert code == 0
     assert {t["source"]: t["destination"] for t in plan["tables"]} == {f"foreign.{s}": f"managed.{s}" for s in SOURCES}
-    assert all(t["strategy"] == "rewrite" and t["reason"] for t in plan["tables"])
+    strategies = {t["source"]: t["strategy"] for t in plan["tables"]}
+    assert strategies.pop("foreign.shop.customers") == "rewrite"
+    assert set(strategies.values()) == {"file-copy"}
+    assert all(t["reason"] for t in plan["tables"])
     assert est.managed().list_namespaces() == []
 
 
@@ -269,6 +272,7 @@ def test_corrupt_source_metadata(est: Estate) -> None:
 def test_mapping_that_matches_nothing(est: Estate) -> None:
     config = yaml.safe_load(est.config.read_text())
     config["mappings"].insert(0, {"source": "foreign.nosuch.*", "target": "managed.x"})
+    assert config["mappings"][1]["source"] == "foreign.shop.customers"
     est.config.write_text(yaml.safe_dump(config))
     code, out = est.cli("migrate")
     assert code == 2
@@ -287,7 +291,7 @@ def test_mapping_that_matches_nothing(est: Estate) -> None:
         ),
         (
             lambda c: c["mappings"].append({"source": "foreign.[a.*", "target": "managed.x"}),
-            "mappings[1].source",
+            "mappings[2].source",
         ),
         (
             lambda c: c["catalogs"]["foreign"].update(uri="postgresql+psycopg2://nobody@127.0.0.1:1/x"),

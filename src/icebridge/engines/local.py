@@ -1,26 +1,38 @@
 """The local engine: copies on this machine with PyIceberg and PyArrow.
 
-``rewrite`` streams record batches of the pinned source snapshot (deletes applied) into new
-Parquet files of the destination. Source data files are grouped into batches in a fixed order
-(sorted by path); each batch becomes exactly one destination commit whose snapshot summary names
-the batch, so a resumed copy skips what the destination already holds.
+- ``file-copy`` copies the pinned snapshot's data files byte for byte (streamed, in parallel) to
+  deterministic paths under the destination's data location, then commits their manifest entries
+  (partition, counts, column stats, sizes) reused with the new paths: nothing is decoded.
+- ``rewrite`` streams record batches of the pinned snapshot (deletes applied) into new Parquet files.
+
+Either way, source data files are grouped into batches in a fixed order (sorted by path); each batch
+becomes exactly one destination commit whose snapshot summary names the batch, so a resumed copy
+skips what the destination already holds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import posixpath
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue
-from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+from pyiceberg.io.pyarrow import ArrowScan
+from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask
 
 from icebridge.config import Config
 from icebridge.engines import BatchCommit, CopyJob, CopyResult
+from icebridge.engines._pyiceberg import multi_spec_append, relocated, write_data_files
 from icebridge.errors import CommitConflictError, IceBridgeError, TerminalError
 from icebridge.model import Strategy
+from icebridge.storage import copy_file, delete_file, file_size, same_bytes
+
+COPY_WORKERS = 4
 
 
 class CopyInterrupted(IceBridgeError):
@@ -39,7 +51,7 @@ class LocalEngine:
     """Copies in this process; memory is bounded by ``chunk_bytes`` whatever the table size."""
 
     name = "local"
-    strategies = frozenset({Strategy.REWRITE})
+    strategies = frozenset({Strategy.REWRITE, Strategy.FILE_COPY})
 
     def __init__(self, config: Config | None = None) -> None:
         self._config = config
@@ -57,7 +69,10 @@ class LocalEngine:
                 continue
             if job.cancel is not None and job.cancel.is_set():
                 raise CopyInterrupted(f"{job.task}: interrupted after {len(commits)} commits")
-            commit = self._rewrite_batch(job, index, tasks)
+            if job.strategy is Strategy.FILE_COPY:
+                commit = self._file_copy_batch(job, index, tasks)
+            else:
+                commit = self._rewrite_batch(job, index, tasks)
             job.on_commit(commit)
             commits.append(commit)
         return CopyResult(batches_total=len(batches), batches_skipped=skipped, commits=tuple(commits))
@@ -87,7 +102,7 @@ class LocalEngine:
         markers = {**job.summary_markers, "icebridge.batch": str(index)}
         destination = job.destination
         destination.refresh()
-        rows = files = size = 0
+        written: list[DataFile] = []
         try:
             with destination.transaction() as txn:
                 with txn.update_snapshot(snapshot_properties=markers).fast_append() as append:
@@ -95,24 +110,110 @@ class LocalEngine:
                     for chunk in self._chunks(job, tasks):
                         if job.cancel is not None and job.cancel.is_set():
                             raise CopyInterrupted(f"{job.task}: interrupted inside batch {index}; not committed")
-                        for data_file in _dataframe_to_data_files(
-                            table_metadata=txn.table_metadata,
-                            df=chunk,
-                            io=destination.io,
-                            write_uuid=append.commit_uuid,
-                            counter=counter,
+                        for data_file in write_data_files(
+                            txn.table_metadata, chunk, destination.io, append.commit_uuid, counter
                         ):
+                            written.append(data_file)
                             append.append_data_file(data_file)
-                            rows += data_file.record_count
-                            files += 1
-                            size += data_file.file_size_in_bytes
+        except BaseException as exc:
+            # the files of an uncommitted attempt have random names: remove them now so none is orphaned
+            for data_file in written:
+                _forget(destination.io, data_file.file_path)
+            if isinstance(exc, CommitFailedException):
+                raise CommitConflictError(f"{job.task}: destination commit of batch {index} conflicted: {exc}") from exc
+            raise
+        return _commit_result(job, index, written)
+
+    def _file_copy_batch(self, job: CopyJob, index: int, tasks: Sequence[FileScanTask]) -> BatchCommit:
+        with_deletes = [t.file.file_path for t in tasks if t.delete_files]
+        if with_deletes:
+            raise TerminalError(
+                f"{job.task}: file-copy cannot carry delete files yet ({with_deletes[0]} has some); "
+                "use strategy rewrite for this table"
+            )
+        destination = job.destination
+        destination.refresh()
+        _check_specs(job)
+        pairs = [(t.file, target_path(job, t.file.file_path)) for t in tasks]
+        with ThreadPoolExecutor(max_workers=min(COPY_WORKERS, len(pairs) or 1)) as pool:
+            list(pool.map(lambda pair: self._copy_one(job, pair[0], pair[1]), pairs))
+        if job.cancel is not None and job.cancel.is_set():
+            raise CopyInterrupted(f"{job.task}: interrupted inside batch {index}; not committed")
+        markers = {**job.summary_markers, "icebridge.batch": str(index)}
+        version = destination.metadata.format_version
+        sort_ids = _sort_order_map(job)
+        files = [relocated(df, path, version, sort_ids.get(df.sort_order_id)) for df, path in pairs]
+        try:
+            with destination.transaction() as txn:
+                with multi_spec_append(txn, markers) as append:
+                    for data_file in files:
+                        append.append_data_file(data_file)
         except CommitFailedException as exc:
+            # the copied files keep their deterministic names: the retry finds and reuses them
             raise CommitConflictError(f"{job.task}: destination commit of batch {index} conflicted: {exc}") from exc
-        snapshot = destination.current_snapshot()
-        return BatchCommit(
-            batch=index,
-            dest_snapshot_id=snapshot.snapshot_id if snapshot else None,
-            files=files,
-            rows=rows,
-            bytes=size,
-        )
+        return _commit_result(job, index, files)
+
+    def _copy_one(self, job: CopyJob, source_file: DataFile, target: str) -> None:
+        if job.cancel is not None and job.cancel.is_set():
+            return
+        size = source_file.file_size_in_bytes
+        # a file copied by an interrupted run is reused when complete and byte-identical
+        if file_size(job.destination.io, target) == size and same_bytes(
+            job.source.io, source_file.file_path, job.destination.io, target
+        ):
+            return
+        copy_file(job.source.io, source_file.file_path, job.destination.io, target, size)
+
+
+def target_path(job: CopyJob, source_path: str) -> str:
+    """Where a byte-copied file lands: the same relative path under the destination's data folder.
+
+    Deterministic, so a retried copy overwrites instead of duplicating; files outside the source's
+    data folder get a name derived from their full path.
+    """
+    source_data = job.source.properties.get("write.data.path", f"{job.source.metadata.location.rstrip('/')}/data")
+    dest_data = f"{job.destination.metadata.location.rstrip('/')}/data"
+    prefix = source_data.rstrip("/") + "/"
+    if source_path.startswith(prefix):
+        return f"{dest_data}/{source_path[len(prefix) :]}"
+    digest = hashlib.sha256(source_path.encode()).hexdigest()[:16]
+    return f"{dest_data}/external/{digest}-{posixpath.basename(source_path)}"
+
+
+def _check_specs(job: CopyJob) -> None:
+    source_specs = job.source.metadata.specs()
+    dest_specs = job.destination.metadata.specs()
+    for spec_id, spec in source_specs.items():
+        dest = dest_specs.get(spec_id)
+        if dest is not None and dest.fields != spec.fields:
+            raise TerminalError(
+                f"{job.task}: destination partition spec {spec_id} differs from the source's; "
+                "drop the destination table and migrate again so it is scaffolded with the source's specs"
+            )
+
+
+def _sort_order_map(job: CopyJob) -> dict[int | None, int | None]:
+    """Source sort order id → destination id with the same fields (unknown orders become None)."""
+    out: dict[int | None, int | None] = {}
+    for src in job.source.metadata.sort_orders:
+        match = next((d.order_id for d in job.destination.metadata.sort_orders if d.fields == src.fields), None)
+        out[src.order_id] = match
+    return out
+
+
+def _commit_result(job: CopyJob, index: int, files: Sequence[DataFile]) -> BatchCommit:
+    snapshot = job.destination.current_snapshot()
+    return BatchCommit(
+        batch=index,
+        dest_snapshot_id=snapshot.snapshot_id if snapshot else None,
+        files=len(files),
+        rows=sum(f.record_count for f in files),
+        bytes=sum(f.file_size_in_bytes for f in files),
+    )
+
+
+def _forget(io: object, path: str) -> None:
+    try:
+        delete_file(io, path)  # type: ignore[arg-type]
+    except IceBridgeError:
+        pass  # the orphan sweep at the end of the copy removes it

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from icebridge.engines import BatchCommit, Batching, CopyJob, CopyResult, engine_for
 from icebridge.errors import DestinationConflictError
 from icebridge.model import TableRef
+from icebridge.storage import delete_file, list_files
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -82,7 +83,8 @@ def run(
     strategy: Strategy,
     on_commit: Callable[[BatchCommit], None] | None = None,
 ) -> CopyResult:
-    """Copy every batch of ``snapshot_id`` the destination does not hold yet."""
+    """Copy every batch of ``snapshot_id`` the destination does not hold yet, then sweep orphan files."""
+    destination.refresh()
     progress = destination_progress(destination, task.source)
     if progress.source_snapshot_id not in (None, snapshot_id):
         raise DestinationConflictError(
@@ -110,4 +112,48 @@ def run(
             BATCHING_KEY: batching.marker(),
         },
     )
-    return ctx.engine(engine_for(strategy)).copy(job)
+    result = ctx.engine(engine_for(strategy)).copy(job)
+    destination.refresh()
+    removed = sweep_orphans(destination)
+    if removed:
+        ctx.store.event(
+            "orphans-removed",
+            f"{len(removed)} file(s) no commit references were removed",
+            run_id=ctx.run_id,
+            task_id=task.id,
+            data={"files": removed[:100]},
+        )
+    return result
+
+
+def referenced_files(destination: Table) -> set[str]:
+    """Every file a snapshot or metadata log entry of ``destination`` points at."""
+    io = destination.io
+    referenced = {destination.metadata_location}
+    referenced.update(entry.metadata_file for entry in destination.metadata.metadata_log)
+    for snapshot in destination.metadata.snapshots:
+        referenced.add(snapshot.manifest_list)
+        for manifest in snapshot.manifests(io):
+            referenced.add(manifest.manifest_path)
+            for entry in manifest.fetch_manifest_entry(io, discard_deleted=False):
+                referenced.add(entry.data_file.file_path)
+    for stats in destination.metadata.statistics:
+        referenced.add(stats.statistics_path)
+    return referenced
+
+
+def sweep_orphans(destination: Table) -> list[str]:
+    """Remove files under the destination's data and metadata folders that nothing references.
+
+    The destination belongs to one IceBridge task (foreign commits are refused above), so such files
+    can only be left by an attempt that did not commit: a crash, a conflict or an interrupt.
+    """
+    referenced = referenced_files(destination)
+    location = destination.metadata.location.rstrip("/")
+    removed = []
+    for folder in (f"{location}/data", f"{location}/metadata"):
+        for stored in list_files(destination.io, folder):
+            if stored.path not in referenced:
+                delete_file(destination.io, stored.path)
+                removed.append(stored.path)
+    return removed

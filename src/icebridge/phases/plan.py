@@ -18,17 +18,17 @@ def choose_strategy(facts: TableFacts, forced: Strategy | None, available: set[S
     """The strategy for one table and the human reason for it."""
     if forced is not None:
         return forced, f"{forced}: forced by the mapping rule"
+    if not facts.current_snapshot_id:
+        return Strategy.FILE_COPY, "file-copy: no snapshot, only the table is created"
     reasons = []
     if facts.delete_files:
         reasons.append(f"{facts.delete_files} delete file(s) are applied while reading")
     non_parquet = [f for f in facts.file_formats if f != "PARQUET"]
     if non_parquet:
         reasons.append(f"{'/'.join(non_parquet)} data files are re-encoded as Parquet")
-    if not facts.current_snapshot_id:
-        reasons.append("no snapshot: only the table is created")
-    if not reasons:
-        reasons.append("streams the pinned snapshot into new Parquet files")
-    return Strategy.REWRITE, "rewrite: " + "; ".join(reasons)
+    if reasons or Strategy.FILE_COPY not in available:
+        return Strategy.REWRITE, "rewrite: " + ("; ".join(reasons) or "file-copy is not available")
+    return Strategy.FILE_COPY, "file-copy: plain Parquet without delete files, copied byte for byte, nothing decoded"
 
 
 def strategy_findings(table: str, facts: TableFacts, strategy: Strategy, available: set[Strategy]) -> list[Finding]:
@@ -43,6 +43,17 @@ def strategy_findings(table: str, facts: TableFacts, strategy: Strategy, availab
                 f"strategy {strategy} is not available in this installation (available: "
                 f"{', '.join(sorted(available))})",
                 "remove 'strategy' from the mapping rule or install the engine that provides it",
+            )
+        )
+    if strategy is Strategy.FILE_COPY and (facts.delete_files or set(facts.file_formats) - {"PARQUET"}):
+        out.append(
+            Finding(
+                table,
+                Severity.BLOCKER,
+                "file-copy-unsupported",
+                f"file-copy cannot carry this table ({facts.delete_files} delete file(s), formats "
+                f"{', '.join(facts.file_formats)})",
+                "use strategy rewrite for this table (remove 'strategy: file-copy' from its mapping rule)",
             )
         )
     if strategy is Strategy.REWRITE and facts.equality_delete_files:

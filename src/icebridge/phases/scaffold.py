@@ -53,13 +53,20 @@ def differences(source: Table, destination: Table) -> list[str]:
 
 
 def destination_metadata(source: Table, location: str) -> TableMetadataV2:
-    """Fresh v2 metadata with the source's schema (same field ids), current spec and sort order."""
+    """Fresh v2 metadata with the source's schema (same field ids), partition specs (same ids) and sort order."""
     src_meta = source.metadata
     schema = source.schema()
     spec = source.spec()
     order = source.sort_order()
     fresh_schema = Schema(*schema.fields, schema_id=0, identifier_field_ids=list(schema.identifier_field_ids))
-    fresh_spec = PartitionSpec(*spec.fields, spec_id=0)
+    # Every spec the current schema can still bind keeps its id, so byte-copied files written under an
+    # older spec are committed under that same spec; new writes use the source's default spec.
+    column_ids = set(schema._lazy_id_to_field)
+    specs = [
+        PartitionSpec(*s.fields, spec_id=s.spec_id)
+        for s in src_meta.partition_specs
+        if s.spec_id == spec.spec_id or all(f.source_id in column_ids for f in s.fields)
+    ]
     fresh_order = SortOrder(*order.fields, order_id=1) if order.fields else SortOrder(order_id=0)
     return TableMetadataV2.model_validate(
         {
@@ -69,9 +76,11 @@ def destination_metadata(source: Table, location: str) -> TableMetadataV2:
             "last-column-id": max(src_meta.last_column_id, fresh_schema.highest_field_id),
             "schemas": [fresh_schema],
             "current-schema-id": 0,
-            "partition-specs": [fresh_spec],
-            "default-spec-id": 0,
-            "last-partition-id": max([f.field_id for f in spec.fields], default=999),
+            "partition-specs": specs,
+            "default-spec-id": spec.spec_id,
+            "last-partition-id": max(
+                [src_meta.last_partition_id or 999, *(f.field_id for s in specs for f in s.fields)]
+            ),
             "sort-orders": [fresh_order],
             "default-sort-order-id": fresh_order.order_id,
             "properties": portable_properties(src_meta.properties),

@@ -1,0 +1,113 @@
+"""Files through a table's FileIO: streamed copies, listings and deletes (local paths and object stores alike)."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pyiceberg.io import FileIO
+
+from icebridge.errors import DestinationWriteError, IceBridgeError, StorageTransientError, TerminalError
+
+COPY_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: str
+    size: int
+
+
+def storage_error(exc: BaseException, what: str) -> IceBridgeError:
+    """Our error for a storage failure: missing or forbidden is terminal, anything else may pass on retry."""
+    if isinstance(exc, IceBridgeError):
+        return exc
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError):
+        return TerminalError(f"{what}: {exc}")
+    if isinstance(exc, OSError | ConnectionError | TimeoutError):
+        return StorageTransientError(f"{what}: {exc}")
+    return TerminalError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def copy_file(source_io: FileIO, source_path: str, dest_io: FileIO, dest_path: str, expected_size: int) -> int:
+    """Stream one file from source to destination in chunks (never whole in memory); returns bytes written.
+
+    The destination is overwritten, so a retried copy replaces a partial one instead of duplicating it.
+    """
+    written = 0
+    try:
+        with source_io.new_input(source_path).open(seekable=False) as reader:
+            with dest_io.new_output(dest_path).create(overwrite=True) as writer:
+                while chunk := reader.read(COPY_CHUNK_BYTES):
+                    writer.write(chunk)
+                    written += len(chunk)
+    except Exception as exc:
+        raise storage_error(exc, f"copying {source_path} to {dest_path}") from exc
+    if written != expected_size:
+        _quiet_delete(dest_io, dest_path)
+        raise TerminalError(
+            f"{source_path}: read {written} bytes but the manifest says {expected_size}; the source file is damaged"
+        )
+    return written
+
+
+def file_size(io: FileIO, path: str) -> int | None:
+    """Size of a stored file, or None when it does not exist."""
+    try:
+        return len(io.new_input(path))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if "not found" in str(exc).lower() or "no such" in str(exc).lower():  # object stores say it in words
+            return None
+        raise storage_error(exc, f"inspecting {path}") from exc
+
+
+def same_bytes(io_a: FileIO, path_a: str, io_b: FileIO, path_b: str) -> bool:
+    """Whether two stored files hold the same bytes (streamed side by side)."""
+    with io_a.new_input(path_a).open(seekable=False) as a, io_b.new_input(path_b).open(seekable=False) as b:
+        while True:
+            chunk_a = a.read(COPY_CHUNK_BYTES)
+            chunk_b = b.read(COPY_CHUNK_BYTES)
+            if chunk_a != chunk_b:
+                return False
+            if not chunk_a:
+                return True
+
+
+def list_files(io: FileIO, prefix: str) -> Iterator[StoredFile]:
+    """Every file under ``prefix`` (recursively), with its location spelled like ``prefix``."""
+    from pyarrow.fs import FileSelector, FileType
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+
+    if not isinstance(io, PyArrowFileIO):
+        raise TerminalError(f"listing files needs PyIceberg's PyArrowFileIO, not {type(io).__name__}")
+    scheme, netloc, path = PyArrowFileIO.parse_location(prefix, io.properties)
+    fs = io.fs_by_scheme(scheme, netloc)
+    root = prefix.rstrip("/")
+    base = path.rstrip("/")
+    try:
+        infos = fs.get_file_info(FileSelector(base, recursive=True, allow_not_found=True))
+    except Exception as exc:
+        raise storage_error(exc, f"listing {prefix}") from exc
+    for info in infos:
+        if info.type == FileType.File:
+            relative = posixpath.relpath(info.path, base)
+            yield StoredFile(f"{root}/{relative}", info.size or 0)
+
+
+def delete_file(io: FileIO, path: str) -> None:
+    try:
+        io.delete(path)
+    except FileNotFoundError:
+        return
+    except Exception as exc:
+        raise DestinationWriteError(f"cannot delete {path}: {exc}") from exc
+
+
+def _quiet_delete(io: FileIO, path: str) -> None:
+    try:
+        io.delete(path)
+    except Exception:  # best effort: the orphan sweep removes what is left
+        return
