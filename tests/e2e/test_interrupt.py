@@ -9,7 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+from pyiceberg.table import Table
 
+from icebridge.phases.copy import referenced_files
+from icebridge.storage import list_files
 from tests.integration import estate
 from tests.integration.test_behaviour import Estate, make_estate, rows
 
@@ -54,10 +58,25 @@ def interrupt_mid_copy(est: Estate, sig: signal.Signals) -> int:
                 proc.wait()
 
 
-@pytest.fixture
-def est(tmp_path: Path) -> Estate:
+@pytest.fixture(params=["file-copy", "rewrite"])
+def est(request: pytest.FixtureRequest, tmp_path: Path) -> Estate:
     backend = {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db", "foreign": "", "managed": ""}
-    return make_estate(tmp_path, backend, big_files=60, files_per_commit=1)
+    est = make_estate(tmp_path, backend, big_files=60, files_per_commit=1)
+    config = yaml.safe_load(est.config.read_text())
+    config["mappings"].insert(0, {"source": TABLE, "target": "managed.shop", "strategy": request.param})
+    est.config.write_text(yaml.safe_dump(config))
+    return est
+
+
+def unreferenced_files(table: Table) -> list[str]:
+    location = table.metadata.location.rstrip("/")
+    referenced = referenced_files(table)
+    return sorted(
+        f.path
+        for folder in ("data", "metadata")
+        for f in list_files(table.io, f"{location}/{folder}")
+        if f.path not in referenced
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
@@ -88,3 +107,4 @@ def test_interrupted_migrate_resumes_exactly_once(est: Estate, sig: signal.Signa
     assert rows(destination, source.schema()) == rows(source)
     task = est.tasks()[TABLE]
     assert task.status == "succeeded" and task.rows == 60 * 500  # type: ignore[attr-defined]
+    assert unreferenced_files(destination) == [], "no orphan file left behind"
