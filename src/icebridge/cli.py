@@ -282,23 +282,54 @@ def preflight(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonO
 
 @app.command()
 def plan(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = False) -> None:
-    """Show and save the destination, strategy and reason per table (a dry run: writes nothing to any catalog)."""
+    """Show and save the destination, strategy, reason, size and estimated duration per table.
+
+    A dry run: nothing is written to any catalog or storage.
+    """
+    from icebridge.phases.plan import total_estimate, with_estimates
     from icebridge.runner import prepare, save_plan
 
     with command_context(config) as ctx:
         items, findings = prepare(ctx, tables)
         save_plan(ctx, items)
+        items, rates = with_estimates(ctx, items)
+        total = total_estimate(items, ctx.config.migrate.concurrency)
         blocked = [i for i in items if i.blocked] + [f for f in findings if f.severity is Severity.BLOCKER]
+        moving = sum(i.bytes_to_move for i in items if not i.blocked)
         if as_json:
-            emit_json({"tables": [_plan_json(i) for i in items], "findings": findings, "blocked": len(blocked)})
+            emit_json(
+                {
+                    "tables": [_plan_json(i) for i in items],
+                    "findings": findings,
+                    "blocked": len(blocked),
+                    "bytes_to_move": moving,
+                    "estimate_seconds": total,
+                    "throughput": {str(k): _jsonable(v) for k, v in rates.items()},
+                }
+            )
         else:
             console.print(_plan_table(items))
             extra = [f for i in items for f in i.findings if f.severity is not Severity.INFO] + findings
             if extra:
                 console.print(_findings_table(extra, "Blockers and warnings"))
-            console.print(f"{len(items)} table(s) planned, {len(blocked)} blocked")
+            console.print(
+                f"{len(items)} table(s) planned, {len(blocked)} blocked; {_human_bytes(moving)} to move, "
+                f"about {_duration(total)} at concurrency {ctx.config.migrate.concurrency}"
+            )
+            for rate in rates.values():
+                console.print(f"  {rate.strategy}: {_human_bytes(int(rate.bytes_per_second))}/s, from {rate.basis}")
     if blocked:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "? (no throughput measured yet)"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _plan_json(item: PlanItem) -> dict[str, Any]:
@@ -308,13 +339,15 @@ def _plan_json(item: PlanItem) -> dict[str, Any]:
         "strategy": item.strategy.value,
         "reason": item.reason,
         "blocked": item.blocked,
+        "bytes_to_move": item.bytes_to_move,
+        "estimate_seconds": item.estimate_seconds,
         "findings": _jsonable(item.findings),
     }
 
 
 def _plan_table(items: list[PlanItem]) -> Table:
     table = Table(title="Plan")
-    for col in ("source", "destination", "strategy", "reason", "blockers"):
+    for col in ("source", "destination", "strategy", "size", "estimate", "reason", "blockers"):
         table.add_column(col, overflow="fold")
     for i in items:
         blockers = "; ".join(f.message for f in i.findings if f.severity is Severity.BLOCKER)
@@ -322,6 +355,8 @@ def _plan_table(items: list[PlanItem]) -> Table:
             str(i.source),
             str(i.destination),
             i.strategy.value,
+            _human_bytes(i.bytes_to_move),
+            _duration(i.estimate_seconds) if i.estimate_seconds is not None else "-",
             i.reason,
             f"[bold red]{blockers}[/]" if blockers else "-",
         )

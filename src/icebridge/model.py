@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -141,7 +141,21 @@ class PlanItem:
     strategy: Strategy
     reason: str
     findings: tuple[Finding, ...] = ()
+    bytes_to_move: int = 0
+    estimate_seconds: float | None = None
 
     @property
     def blocked(self) -> bool:
         return any(f.severity is Severity.BLOCKER for f in self.findings)
+
+    def with_findings(self, *findings: Finding) -> PlanItem:
+        return replace(self, findings=(*self.findings, *findings))
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Bytes per second one table moves with a strategy on this machine, and what the figure rests on."""
+
+    strategy: Strategy
+    bytes_per_second: float
+    basis: str

@@ -214,11 +214,13 @@ class _TaskRun:
     def _copy(self, source: Table, destination: Table, snapshot_id: int | None) -> None:
         if snapshot_id is None:
             return
-        progress = copy_phase.destination_progress(destination, self.task.source)
-        recorded = {c.batch for c in self.store.checkpoints(self.task.id, snapshot_id)}
-        for batch in sorted(progress.batches - recorded):  # committed but not recorded before a crash
-            self.store.record_checkpoint(self.task.id, self.ctx.run_id, snapshot_id, batch, None, 0, 0, 0)
-            self.store.event("settled", f"batch {batch} found committed in the destination", task_id=self.task.id)
+        strategy = Strategy(self.task.strategy)
+        if strategy is not Strategy.DATABRICKS:  # a remote engine settles its own runs (see engines/databricks)
+            progress = copy_phase.destination_progress(destination, self.task.source)
+            recorded = {c.batch for c in self.store.checkpoints(self.task.id, snapshot_id)}
+            for batch in sorted(progress.batches - recorded):  # committed but not recorded before a crash
+                self.store.record_checkpoint(self.task.id, self.ctx.run_id, snapshot_id, batch, None, 0, 0, 0)
+                self.store.event("settled", f"batch {batch} found committed in the destination", task_id=self.task.id)
 
         def on_commit(commit: BatchCommit) -> None:
             self.store.record_checkpoint(
@@ -230,6 +232,7 @@ class _TaskRun:
                 commit.files,
                 commit.rows,
                 commit.bytes,
+                commit.seconds,
             )
             self.ctx.progress("batch", {"table": self.task.source, "batch": commit.batch, "rows": commit.rows})
 
@@ -237,7 +240,7 @@ class _TaskRun:
             self.ctx,
             self.task.source,
             lambda: copy_phase.run(
-                self.ctx, self.task, source, destination, snapshot_id, Strategy(self.task.strategy), on_commit
+                self.ctx, self.task, source, destination, snapshot_id, strategy, on_commit
             ),
         )
         self.store.event(

@@ -345,8 +345,9 @@ def test_cutover_refuses_a_source_that_moved_on(est: Estate) -> None:
 def test_secrets_are_never_printed_or_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "s3cr3t-Value-42"
     monkeypatch.setenv("ICEBRIDGE_TEST_SECRET", secret)
-    est = make_estate(tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db",
-                                 "foreign": "", "managed": ""})
+    est = make_estate(
+        tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db", "foreign": "", "managed": ""}
+    )
     config = yaml.safe_load(est.config.read_text())
     config["catalogs"]["managed"]["s3.secret-access-key"] = "${ICEBRIDGE_TEST_SECRET}"
     est.config.write_text(yaml.safe_dump(config))

@@ -72,7 +72,7 @@ def test_open_creates_every_table_and_reopen_is_a_noop(state_url: str) -> None:
         with engine.connect() as conn:
             revision = MigrationContext.configure(conn).get_current_revision()
         head = ScriptDirectory.from_config(migrations_config()).get_current_head()
-        assert revision == head == "0001"
+        assert revision == head == "0002"
     finally:
         engine.dispose()
 
@@ -433,3 +433,15 @@ def test_events_kept_in_order(store: Store) -> None:
     assert all(a.ts <= b.ts for a, b in zip(events, events[1:], strict=False))
     assert len(store.events()) == 6 and store.events()[-1].data is None
     assert [e.message for e in store.events(task_id=task.id, limit=2)] == ["step 3", "step 4"]
+
+
+def test_throughput_samples_come_from_timed_checkpoints(state_url: str) -> None:
+    store = open_store(state_url)
+    try:
+        run = store.start_run("migrate", "icebridge.yaml", {})
+        task = store.plan_task("foreign.a.t", "managed.a.t", "file-copy", "plain Parquet")
+        store.record_checkpoint(task.id, run.id, 1, 0, 10, 2, 100, 4096, 0.5)
+        store.record_checkpoint(task.id, run.id, 1, 1, None, 0, 0, 0)  # settled after a crash: not timed
+        assert store.throughput_samples() == [("file-copy", 4096, 0.5)]
+    finally:
+        store.close()

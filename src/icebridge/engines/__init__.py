@@ -30,6 +30,7 @@ class BatchCommit:
     files: int
     rows: int
     bytes: int
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)

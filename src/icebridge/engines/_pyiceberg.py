@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DATA_FILE_TYPE, DataFile, ManifestEntry, ManifestEntryStatus, ManifestFile
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
-from pyiceberg.typedef import EMPTY_DICT
 from pyiceberg.table.update.snapshot import _FastAppendFiles
+from pyiceberg.typedef import EMPTY_DICT
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -12,9 +12,11 @@ skips what the destination already holds.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import posixpath
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -69,10 +71,12 @@ class LocalEngine:
                 continue
             if job.cancel is not None and job.cancel.is_set():
                 raise CopyInterrupted(f"{job.task}: interrupted after {len(commits)} commits")
+            started = time.perf_counter()
             if job.strategy is Strategy.FILE_COPY:
                 commit = self._file_copy_batch(job, index, tasks)
             else:
                 commit = self._rewrite_batch(job, index, tasks)
+            commit = dataclasses.replace(commit, seconds=time.perf_counter() - started)
             job.on_commit(commit)
             commits.append(commit)
         return CopyResult(batches_total=len(batches), batches_skipped=skipped, commits=tuple(commits))

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 
 from icebridge.engines import BatchCommit, Batching, CopyJob, CopyResult, engine_for
 from icebridge.errors import DestinationConflictError
-from icebridge.model import TableRef
+from icebridge.model import Strategy, TableRef
 from icebridge.storage import delete_file, list_files
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from icebridge.context import Context
-    from icebridge.model import Strategy
     from icebridge.store import TaskRow
 
 TASK_KEY = "icebridge.task"
@@ -83,9 +82,19 @@ def run(
     strategy: Strategy,
     on_commit: Callable[[BatchCommit], None] | None = None,
 ) -> CopyResult:
-    """Copy every batch of ``snapshot_id`` the destination does not hold yet, then sweep orphan files."""
+    """Copy every batch of ``snapshot_id`` the destination does not hold yet, then sweep orphan files.
+
+    Engines that write through this process's PyIceberg (local, spark) leave their checkpoints in
+    snapshot summaries, read back here. A remote engine (databricks) keeps its own markers on the
+    destination and is told what the store recorded instead.
+    """
     destination.refresh()
-    progress = destination_progress(destination, task.source)
+    remote = strategy is Strategy.DATABRICKS
+    if remote:
+        recorded = frozenset(c.batch for c in ctx.store.checkpoints(task.id, snapshot_id))
+        progress = DestinationProgress(source_snapshot_id=None, batches=recorded, batching=None)
+    else:
+        progress = destination_progress(destination, task.source)
     if progress.source_snapshot_id not in (None, snapshot_id):
         raise DestinationConflictError(
             f"{task.source}: the destination holds a copy of source snapshot {progress.source_snapshot_id}, "
@@ -113,6 +122,8 @@ def run(
         },
     )
     result = ctx.engine(engine_for(strategy)).copy(job)
+    if remote:
+        return result
     destination.refresh()
     removed = sweep_orphans(destination)
     if removed:

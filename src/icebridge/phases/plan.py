@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from icebridge.errors import IceBridgeError, PlanError
-from icebridge.model import Finding, PlanItem, Severity, Strategy, TableFacts, TableRef
+from icebridge.model import Finding, PlanItem, Severity, Strategy, TableFacts, TableRef, Throughput
 from icebridge.validation.structure import structure_differences
 
 if TYPE_CHECKING:
@@ -110,7 +110,11 @@ def build(ctx: Context, facts: list[TableFacts], check_destinations: bool = True
         destination = rule.destination(ref)
         strategy, reason = choose_strategy(fact, rule.strategy, available)
         findings = strategy_findings(fact.table, fact, strategy, available)
-        items.append(PlanItem(ref, destination, strategy, reason, tuple(findings)))
+        items.append(
+            PlanItem(
+                ref, destination, strategy, reason, tuple(findings), bytes_to_move=fact.data_bytes + fact.delete_bytes
+            )
+        )
     items = _mark_collisions(items)
     if check_destinations:
         items = [_check_destination(ctx, item) for item in items]
@@ -151,7 +155,7 @@ def _mark_collisions(items: list[PlanItem]) -> list[PlanItem]:
                 f"{item.source} and {', '.join(others)} all map to {item.destination}",
                 "add a mapping rule with 'rename' so every source gets its own destination",
             )
-            item = PlanItem(item.source, item.destination, item.strategy, item.reason, (*item.findings, finding))
+            item = item.with_findings(finding)
         out.append(item)
     return out
 
@@ -165,7 +169,7 @@ def _check_destination(ctx: Context, item: PlanItem) -> PlanItem:
         source = ctx.catalogs.load_table(item.source)
     except IceBridgeError as exc:
         finding = Finding(str(item.source), Severity.BLOCKER, "unreadable", str(exc), "")
-        return PlanItem(item.source, item.destination, item.strategy, item.reason, (*item.findings, finding))
+        return item.with_findings(finding)
     diffs = structure_differences(
         source.schema(),
         source.spec(),
@@ -190,4 +194,91 @@ def _check_destination(ctx: Context, item: PlanItem) -> PlanItem:
             f"{item.destination} exists with the same shape and will be adopted",
             "",
         )
-    return PlanItem(item.source, item.destination, item.strategy, item.reason, (*item.findings, finding))
+    return item.with_findings(finding)
+
+
+# ------------------------------------------------------------------------------------------ estimates
+
+PROBE_BYTES = 64 * 1024 * 1024
+MIN_HISTORY_BYTES = 1024 * 1024
+
+
+def measured_throughput(ctx: Context) -> dict[Strategy, Throughput]:
+    """Bytes per second of the batches committed earlier on this installation, per strategy."""
+    moved: dict[Strategy, tuple[int, float, int]] = {}
+    for strategy_name, size, seconds in ctx.store.throughput_samples():
+        strategy = Strategy(strategy_name)
+        total, elapsed, count = moved.get(strategy, (0, 0.0, 0))
+        moved[strategy] = (total + size, elapsed + seconds, count + 1)
+    return {
+        strategy: Throughput(strategy, total / elapsed, f"{count} batch(es) committed here earlier")
+        for strategy, (total, elapsed, count) in moved.items()
+        if total >= MIN_HISTORY_BYTES and elapsed > 0
+    }
+
+
+def probe_throughput(ctx: Context, items: list[PlanItem]) -> dict[Strategy, Throughput]:
+    """Time reading, decoding and re-encoding up to 64 MiB of real source files (nothing is written)."""
+    import io
+    import time
+
+    import pyarrow.parquet as pq
+
+    candidates = sorted((i for i in items if i.bytes_to_move), key=lambda i: -i.bytes_to_move)
+    for item in candidates:
+        try:
+            table = ctx.catalogs.load_table(item.source)
+            files = [t.file for t in table.scan().plan_files() if str(t.file.file_format.value).upper() == "PARQUET"]
+        except Exception:  # an unreadable table is reported by preflight; try the next one
+            continue
+        probed = 0
+        read_seconds = rewrite_seconds = 0.0
+        for data_file in sorted(files, key=lambda f: -f.file_size_in_bytes)[:32]:
+            if data_file.file_size_in_bytes > PROBE_BYTES:
+                continue
+            started = time.perf_counter()
+            with table.io.new_input(data_file.file_path).open() as stream:
+                data = stream.read()
+            read_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            pq.write_table(pq.read_table(io.BytesIO(data)), io.BytesIO())
+            rewrite_seconds += time.perf_counter() - started
+            probed += len(data)
+            if probed >= PROBE_BYTES:
+                break
+        if not probed:
+            continue
+        read_seconds = max(read_seconds, 1e-6)
+        basis = f"a probe of {probed / 1024 / 1024:.1f} MiB of {item.source} on this machine"
+        # file-copy reads and writes each byte once: count the write as long as the read
+        return {
+            Strategy.FILE_COPY: Throughput(Strategy.FILE_COPY, probed / (2 * read_seconds), basis),
+            Strategy.REWRITE: Throughput(Strategy.REWRITE, probed / (2 * read_seconds + rewrite_seconds), basis),
+        }
+    return {}
+
+
+def with_estimates(ctx: Context, items: list[PlanItem]) -> tuple[list[PlanItem], dict[Strategy, Throughput]]:
+    """Each item with its estimated duration, from history when there is some, else from a probe."""
+    from dataclasses import replace
+
+    rates = measured_throughput(ctx)
+    if any(i.strategy not in rates and i.bytes_to_move for i in items):
+        rates = {**probe_throughput(ctx, items), **rates}
+    out = []
+    for item in items:
+        rate = rates.get(item.strategy)
+        seconds = item.bytes_to_move / rate.bytes_per_second if rate and rate.bytes_per_second > 0 else None
+        out.append(replace(item, estimate_seconds=0.0 if not item.bytes_to_move else seconds))
+    return out, rates
+
+
+def total_estimate(items: list[PlanItem], concurrency: int) -> float | None:
+    """Wall-clock estimate for the whole plan: tables run ``concurrency`` at a time."""
+    seconds = [i.estimate_seconds for i in items if not i.blocked]
+    if any(s is None for s in seconds):
+        return None
+    known = [s for s in seconds if s is not None]
+    if not known:
+        return 0.0
+    return max(sum(known) / concurrency, max(known))

@@ -14,7 +14,7 @@ from pyiceberg.exceptions import NamespaceAlreadyExistsError
 from pyiceberg.io import load_file_io
 
 from icebridge.errors import IceBridgeError
-from icebridge.model import Finding, PlanItem, Severity, TableRef
+from icebridge.model import Finding, PlanItem, Severity, Strategy, TableRef
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -180,6 +180,15 @@ def run(ctx: Context, items: list[PlanItem]) -> list[Finding]:
         if key not in namespace_cache:
             namespace_cache[key] = check_namespace(ctx, item.destination)
         findings.extend(Finding(str(item.source), f.severity, f.code, f.message, f.fix) for f in namespace_cache[key])
+        if item.strategy is Strategy.DATABRICKS:
+            # Unity Catalog decides: privileges, external access, masks and row filters, via a SQL warehouse
+            from icebridge.governance.unity import preflight as unity_preflight
+
+            findings.extend(
+                Finding(str(item.source), f.severity, f.code, f.message, f.fix)
+                for f in unity_preflight(ctx.config, item.source, item.destination)
+            )
+            continue
         findings.extend(
             Finding(str(item.source), f.severity, f.code, f.message, f.fix)
             for f in check_storage(ctx, item.destination, storage_cache)

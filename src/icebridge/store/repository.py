@@ -105,6 +105,7 @@ class CheckpointRow:
     rows: int
     bytes: int
     created_at: datetime
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ def _checkpoint_row(c: Checkpoint) -> CheckpointRow:
         rows=c.rows,
         bytes=c.bytes,
         created_at=c.created_at,
+        seconds=c.seconds,
     )
 
 
@@ -537,6 +539,7 @@ class Store:
         files: int,
         rows: int,
         bytes: int,
+        seconds: float | None = None,
     ) -> CheckpointRow:
         """Record a committed batch; if (task, snapshot, batch) exists already, return that row unchanged."""
         key = (
@@ -558,6 +561,7 @@ class Store:
                     files=files,
                     rows=rows,
                     bytes=bytes,
+                    seconds=seconds,
                     created_at=utcnow(),
                 )
                 s.add(cp)
@@ -570,6 +574,16 @@ class Store:
                 if found is not None:
                     return _checkpoint_row(found)
             raise StateError(f"cannot record checkpoint for task {task_id}: {exc.orig}") from exc
+
+    def throughput_samples(self) -> list[tuple[str, int, float]]:
+        """(strategy, bytes, seconds) of every timed committed batch, for throughput estimates."""
+        with self._session.begin() as s:
+            rows = s.execute(
+                select(Task.strategy, Checkpoint.bytes, Checkpoint.seconds)
+                .join(Task, Task.id == Checkpoint.task_id)
+                .where(Checkpoint.seconds.is_not(None))
+            ).all()
+        return [(strategy, int(size), float(seconds or 0.0)) for strategy, size, seconds in rows]
 
     def checkpoints(self, task_id: int, source_snapshot_id: int | None = None) -> list[CheckpointRow]:
         """A task's checkpoints ordered by batch (then id), optionally for one source snapshot."""
