@@ -359,3 +359,17 @@ def test_secrets_are_never_printed_or_stored(tmp_path: Path, monkeypatch: pytest
     est.config.write_text(yaml.safe_dump(config))
     code, out = est.cli("plan")
     assert code == 2 and "catalogs.foreign" in out and secret not in out
+
+
+def test_plan_shows_bytes_and_an_estimate_from_a_probe(est: Estate) -> None:
+    code, plan = est.cli_json("plan")
+    assert code == 0
+    foreign = est.foreign()
+    for table in plan["tables"]:
+        source = foreign.load_table(tuple(table["source"].split(".", 1)[1].split(".", 1)))
+        assert table["bytes_to_move"] == sum(t.file.file_size_in_bytes for t in source.scan().plan_files())
+        assert table["estimate_seconds"] is not None and table["estimate_seconds"] >= 0
+    assert plan["bytes_to_move"] == sum(t["bytes_to_move"] for t in plan["tables"])
+    assert plan["estimate_seconds"] is not None
+    assert set(plan["throughput"]) == {"file-copy", "rewrite"}
+    assert all("probe" in rate["basis"] and rate["bytes_per_second"] > 0 for rate in plan["throughput"].values())
