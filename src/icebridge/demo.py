@@ -236,6 +236,10 @@ def _config_text(root: Path) -> str:
         lines.extend(f"    {key}: {_yaml_str(value)}" for key, value in values.items())
     lines += [
         "mappings:",
+        "  # plain Parquet tables are copied byte for byte; this one is re-encoded to show the rewrite strategy",
+        "  - source: foreign.tpch.customer",
+        "    target: managed.tpch",
+        "    strategy: rewrite",
         "  - source: foreign.tpch.*",
         "    target: managed.tpch",
         "  - source: foreign.sales-eu.*",

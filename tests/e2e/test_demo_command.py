@@ -23,6 +23,7 @@ def test_demo_end_to_end_then_rollback(tmp_path: Path) -> None:
     tables = json.loads(status.output)["tables"]
     assert len(tables) == 7
     assert {t["phase"] for t in tables} == {"cut-over"} and {t["status"] for t in tables} == {"succeeded"}
+    assert {t["strategy"] for t in tables} == {"file-copy", "rewrite"}
 
     props = catalog_properties(root)
     foreign = estate.open_catalog("foreign", props["foreign"])

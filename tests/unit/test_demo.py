@@ -191,6 +191,8 @@ def test_config_loads_and_routes_every_table(estate: tuple[Path, Path, list[str]
     assert all(dest.catalog == "managed" for dest in targets.values())
     assert targets[("sales-eu", "order events")] == TableRef("managed", ("sales_eu",), "order events")
     assert targets[("tpch", "lineitem")] == TableRef("managed", ("tpch",), "lineitem")
+    customer = config.rule_for(TableRef("foreign", ("tpch",), "customer"))
+    assert customer is not None and customer.strategy == "rewrite"  # the demo shows both local strategies
 
 
 def _fingerprint(root: Path) -> dict[str, str]:
