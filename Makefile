@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint typecheck bench clean
+.PHONY: help install demo test test-fast lint typecheck bench clean spark-runtime
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -12,7 +12,7 @@ help: ## Show this help
 $(BIN)/icebridge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,databricks]'
+	$(BIN)/pip install --quiet -e '.[dev,databricks,gx]'
 	@touch $@
 
 install: $(BIN)/icebridge ## Create .venv and install IceBridge with its test tools
@@ -32,8 +32,11 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
+spark-runtime: install ## Build the local Spark + Iceberg runtime jars (build/spark-jars)
+	bash scripts/build-spark-runtime.sh
+
 bench: install ## Benchmarks; results go to benchmarks/RESULTS.md
-	$(BIN)/python -m benchmarks.run
+	bash scripts/ensure-postgres.sh && $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean: ## Remove the demo, caches and the local state store
 	rm -rf demo .icebridge .pytest_cache .mypy_cache .ruff_cache

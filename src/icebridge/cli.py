@@ -149,6 +149,8 @@ def _finish_report(report: Any, as_json: bool, title: str) -> None:
                 "kind": report.kind,
                 "summary": report.summary(),
                 "tables": report.outcomes,
+                "report": report.report_path,
+                "data_docs": report.data_docs_path,
             }
         )
     else:
@@ -158,6 +160,10 @@ def _finish_report(report: Any, as_json: bool, title: str) -> None:
             f"run {report.run_id}: {s['succeeded']} succeeded, {s['failed']} failed"
             + (", interrupted" if report.interrupted else "")
         )
+        if report.report_path:
+            console.print(f"validation report: {report.report_path}")
+        if report.data_docs_path:
+            console.print(f"Great Expectations Data Docs: {report.data_docs_path}")
     if report.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if report.failed:
@@ -374,12 +380,26 @@ def migrate(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt
 
 
 @app.command()
-def validate(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = False) -> None:
-    """Validate migrated tables again; read-only on both sides."""
+def validate(
+    config: ConfigOpt = None,
+    tables: TablesOpt = None,
+    level: Annotated[
+        int | None,
+        typer.Option(
+            "--level",
+            min=1,
+            max=4,
+            help="Run levels up to N: 1 structure, 2 metadata, 3 file identity, 4 content digest "
+            "(default: the levels that fit each table's strategy; 5, the drill-down, follows any mismatch).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate migrated tables again; read-only on both sides. Writes an HTML report."""
     from icebridge import runner
 
     with command_context(config) as ctx:
-        report = runner.validate(ctx, tables)
+        report = runner.validate(ctx, tables, level)
     _finish_report(report, as_json, "Validate")
 
 

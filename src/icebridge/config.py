@@ -107,6 +107,7 @@ class MigrateSettings(_Strict):
 
 class FileConfig(_Strict):
     state: str | None = None
+    reports: str | None = Field(default=None, description="Folder of the validation reports.")
     catalogs: dict[str, dict[str, Any]]
     mappings: list[MappingRule] = Field(min_length=1)
     migrate: MigrateSettings = MigrateSettings()
@@ -125,6 +126,16 @@ class Config:
     mappings: tuple[MappingRule, ...]
     migrate: MigrateSettings
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reports: str | None = None
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where validation reports go: ``reports`` (relative to the file), else ``.icebridge/reports`` beside it."""
+        base = self.path.resolve().parent
+        if self.reports:
+            folder = Path(self.reports)
+            return folder if folder.is_absolute() else base / folder
+        return base / DEFAULT_STATE_DIR / "reports"
 
     def engine_settings(self, name: str) -> dict[str, Any]:
         """The ``engines.<name>`` section (environment references resolved), empty when absent."""
@@ -254,6 +265,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         mappings=tuple(parsed.mappings),
         migrate=parsed.migrate,
         engines=engines,
+        reports=parsed.reports,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -64,6 +64,8 @@ class RunReport:
     kind: str
     outcomes: list[TableOutcome] = field(default_factory=list)
     interrupted: bool = False
+    report_path: str | None = None
+    data_docs_path: str | None = None
 
     @property
     def failed(self) -> list[TableOutcome]:
@@ -112,6 +114,30 @@ def with_retries(ctx: Context, what: str, fn: Callable[[], T]) -> T:
             )
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def validate_and_record(
+    ctx: Context,
+    task: TaskRow,
+    source: Table,
+    destination: Table,
+    levels: Sequence[int] | None = None,
+    final: bool = False,
+) -> list[validate_phase.ComparatorResult]:
+    """Run the validation levels that fit the task's strategy and store every comparator's result."""
+    results = validate_phase.run(
+        source, task.source_snapshot_id, destination, strategy=Strategy(task.strategy), levels=levels
+    )
+    for r in results:
+        details = {"summary": r.summary, **r.details}
+        if final:
+            details["final"] = True
+        ctx.store.record_validation(task.id, ctx.run_id, r.level, r.comparator, r.passed, details)
+    return results
+
+
+def _failures(results: list[validate_phase.ComparatorResult]) -> str:
+    return "; ".join(f"level {r.level} {r.comparator}: {r.summary}" for r in results if not r.passed)
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -239,9 +265,7 @@ class _TaskRun:
         result = with_retries(
             self.ctx,
             self.task.source,
-            lambda: copy_phase.run(
-                self.ctx, self.task, source, destination, snapshot_id, strategy, on_commit
-            ),
+            lambda: copy_phase.run(self.ctx, self.task, source, destination, snapshot_id, strategy, on_commit),
         )
         self.store.event(
             "copied",
@@ -253,21 +277,9 @@ class _TaskRun:
     def _validate(self, source: Table, snapshot_id: int | None, destination: Table) -> None:
         self.task = self.store.advance_task(self.task.id, self.task.version, Phase.VALIDATE)
         destination.refresh()
-        results = validate_phase.run(source, snapshot_id, destination)
-        for r in results:
-            self.store.record_validation(
-                self.task.id,
-                self.ctx.run_id,
-                r.level,
-                r.comparator,
-                r.passed,
-                {"summary": r.summary, **r.details},
-            )
-        failed = [r for r in results if not r.passed]
-        if failed:
-            raise ValidationFailedError(
-                f"{self.task.source}: validation failed: " + "; ".join(f"{r.comparator}: {r.summary}" for r in failed)
-            )
+        results = validate_and_record(self.ctx, self.task, source, destination)
+        if any(not r.passed for r in results):
+            raise ValidationFailedError(f"{self.task.source}: validation failed: {_failures(results)}")
 
     def _fail(self, exc: BaseException) -> TableOutcome:
         interrupted = isinstance(exc, KeyboardInterrupt) or self.ctx.cancel.is_set()
@@ -356,11 +368,55 @@ def _start(ctx: Context, kind: str, args: dict[str, Any]) -> RunReport:
     return RunReport(run_id=run.id, kind=kind)
 
 
+REPORTED_KINDS = {"migrate", "validate", "cutover"}
+
+
 def _finish(ctx: Context, report: RunReport) -> RunReport:
     status = "interrupted" if report.interrupted else ("failed" if report.failed else "succeeded")
     report.outcomes.sort(key=lambda o: o.source)
+    if report.kind in REPORTED_KINDS:
+        write_reports(ctx, report, status)
     ctx.store.finish_run(report.run_id, status, report.summary())
     return report
+
+
+def write_reports(ctx: Context, report: RunReport, status: str) -> None:
+    """The run's HTML validation report (and Great Expectations Data Docs when the extra is installed)."""
+    from icebridge.validation import gx
+    from icebridge.validation.report import TableValidation, write_html_report
+
+    tasks = {t.source: t for t in ctx.store.list_tasks()}
+    tables = []
+    for outcome in report.outcomes:
+        task = tasks.get(outcome.source)
+        rows = ctx.store.validations(task.id, report.run_id) if task else []
+        if not rows and outcome.message in ("already done", "already cut over"):
+            continue  # nothing was checked in this run
+        error = outcome.message if outcome.status == Status.FAILED and not rows else None
+        strategy = task.strategy if task else ""
+        tables.append(TableValidation.from_rows(outcome.source, outcome.destination, rows, strategy, error))
+    if not tables:
+        return
+    folder = ctx.config.reports_dir / f"run-{report.run_id}"
+    run_info = {
+        "run": report.run_id,
+        "command": report.kind,
+        "status": status,
+        "configuration": str(ctx.config.path),
+        **{k: v for k, v in report.summary().items() if k != "interrupted"},
+    }
+    path = write_html_report(folder / "report.html", run_info, tables)
+    report.report_path = str(path)
+    ctx.store.set_run_report(report.run_id, str(path))
+    if gx.available():
+        try:
+            docs = gx.write_data_docs(folder, tables)
+        except Exception as exc:  # the IceBridge report stands; Data Docs are a second rendering of it
+            ctx.store.event(
+                "data-docs-failed", f"Great Expectations Data Docs not written: {exc}", run_id=report.run_id
+            )
+            return
+        report.data_docs_path = str(docs) if docs else None
 
 
 def migrate(ctx: Context, pattern: str | None = None) -> RunReport:
@@ -448,21 +504,9 @@ def _cutover_one(ctx: Context, task: TaskRow) -> TableOutcome:
             raise
         cutover_phase.check_frozen(task, source)
         destination = ctx.catalogs.load_table(TableRef.parse(task.destination))
-        results = validate_phase.run(source, task.source_snapshot_id, destination)
-        for r in results:
-            ctx.store.record_validation(
-                task.id,
-                ctx.run_id,
-                r.level,
-                r.comparator,
-                r.passed,
-                {"summary": r.summary, "final": True, **r.details},
-            )
-        failed = [r for r in results if not r.passed]
-        if failed:
-            raise ValidationFailedError(
-                f"{task.source}: final validation failed: " + "; ".join(f"{r.comparator}: {r.summary}" for r in failed)
-            )
+        results = validate_and_record(ctx, task, source, destination, final=True)
+        if any(not r.passed for r in results):
+            raise ValidationFailedError(f"{task.source}: final validation failed: {_failures(results)}")
         task = cutover_phase.archive(ctx, task, source)
         task = ctx.store.complete_task(task.id, task.version, Phase.CUT_OVER)
         return outcome(task, Status.SUCCEEDED, f"cut over; source archived ({task.archived_metadata_location})")
@@ -535,23 +579,20 @@ def rollback(ctx: Context, pattern: str | None = None) -> RunReport:
     return _finish(ctx, report)
 
 
-def validate(ctx: Context, pattern: str | None = None) -> RunReport:
-    """Validate migrated tables again (read-only on both sides)."""
-    report = _start(ctx, "validate", {"tables": pattern})
+def validate(ctx: Context, pattern: str | None = None, level: int | None = None) -> RunReport:
+    """Validate migrated tables again (read-only on both sides), up to ``level`` when given."""
+    report = _start(ctx, "validate", {"tables": pattern, "level": level})
     tasks = [t for t in _tasks(ctx, pattern) if Phase(t.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK}]
 
     def one(task: TaskRow) -> TableOutcome:
         try:
             source = ctx.catalogs.load_table(TableRef.parse(task.source))
             destination = ctx.catalogs.load_table(TableRef.parse(task.destination))
-            results = validate_phase.run(source, task.source_snapshot_id, destination)
+            results = validate_and_record(ctx, task, source, destination, levels=[level] if level else None)
         except Exception as exc:
             return TableOutcome(task.source, task.destination, Status.FAILED, str(task.phase), message=_message(exc))
-        for r in results:
-            ctx.store.record_validation(
-                task.id, ctx.run_id, r.level, r.comparator, r.passed, {"summary": r.summary, **r.details}
-            )
         failed = [r for r in results if not r.passed]
+        proved = sorted({r.level for r in results if r.passed})
         return TableOutcome(
             task.source,
             task.destination,
@@ -559,7 +600,7 @@ def validate(ctx: Context, pattern: str | None = None) -> RunReport:
             str(task.phase),
             task.rows or 0,
             task.bytes or 0,
-            message="; ".join(f"{r.comparator}: {r.summary}" for r in (failed or results)),
+            message=_failures(results) if failed else f"levels {', '.join(map(str, proved))} passed",
         )
 
     if not tasks:

@@ -373,3 +373,36 @@ def test_plan_shows_bytes_and_an_estimate_from_a_probe(est: Estate) -> None:
     assert plan["estimate_seconds"] is not None
     assert set(plan["throughput"]) == {"file-copy", "rewrite"}
     assert all("probe" in rate["basis"] and rate["bytes_per_second"] > 0 for rate in plan["throughput"].values())
+
+
+def test_validate_levels_and_reports(est: Estate) -> None:
+    code, migrated = est.cli_json("migrate")
+    assert code == 0
+    assert Path(migrated["report"]).is_file()
+
+    code, level1 = est.cli_json("validate", "--level", "1")
+    assert code == 0
+    assert all(t["message"] == "levels 1 passed" for t in level1["tables"])
+
+    code, full = est.cli_json("validate")
+    assert code == 0
+    proved = {t["source"]: t["message"] for t in full["tables"]}
+    assert proved["foreign.shop.customers"] == "levels 1, 2, 4 passed"  # rewritten: content digests
+    assert proved["foreign.shop.events"] == "levels 1, 2, 3 passed"  # byte-copied: file identity
+    html = Path(full["report"]).read_text()
+    assert all(source in html for source in proved)
+    code, status = est.cli_json("status")
+    assert status["runs"][0]["report_path"] == full["report"]
+
+    # one byte changed in a byte-copied file: validation fails, says where, and exits non-zero
+    destination = est.managed().load_table("shop.events")
+    victim = Path(next(iter(destination.scan().plan_files())).file.file_path.removeprefix("file://"))
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    code, broken = est.cli_json("validate")
+    assert code == 1
+    failed = {t["source"]: t["message"] for t in broken["tables"] if t["status"] == "failed"}
+    assert list(failed) == ["foreign.shop.events"]
+    assert "file-identity" in failed["foreign.shop.events"]
+    assert "failed" in Path(broken["report"]).read_text()

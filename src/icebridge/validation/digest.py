@@ -21,20 +21,40 @@ Digests are comparable only when ``library`` (DuckDB version and hash scheme) is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from icebridge.validation.reader import FIELD_ID_KEY, _rebased, iter_table_batches
+from icebridge.validation.reader import (
+    FIELD_ID_KEY,
+    DataFileTask,
+    SnapshotFiles,
+    _duck_safe,
+    _rebased,
+    iter_table_batches,
+)
 
 if TYPE_CHECKING:
+    from pyiceberg.partitioning import PartitionSpec
     from pyiceberg.schema import Schema
     from pyiceberg.table import Table
 
-__all__ = ["HASH_SCHEME", "Digest", "digest_batches", "row_hash_sql", "table_digest"]
+__all__ = [
+    "HASH_SCHEME",
+    "Digest",
+    "PartitionDigests",
+    "RowHasher",
+    "digest_batches",
+    "library_version",
+    "partition_digests",
+    "row_hash_sql",
+    "table_digest",
+]
 
 HASH_SCHEME = "icebridge-rowhash-v1"
 _MASK64 = (1 << 64) - 1
@@ -72,6 +92,11 @@ def _library() -> str:
     import duckdb
 
     return f"duckdb {duckdb.__version__} {HASH_SCHEME}"
+
+
+def library_version() -> str:
+    """What computes the row hashes (DuckDB version and hash scheme); recorded in every report."""
+    return _library()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -221,6 +246,82 @@ def _select_columns(batch: pa.RecordBatch, field_ids: Sequence[int] | None) -> l
     return [by_id[fid] for fid in sorted(set(field_ids))]
 
 
+class RowHasher:
+    """Row hashes of Arrow batches of one layout, computed in DuckDB on a private connection.
+
+    One hasher serves one thread (a DuckDB connection is not shared). The columns hashed are chosen
+    as in :func:`digest_batches`; their types must not change from one batch to the next.
+    """
+
+    def __init__(self, field_ids: Sequence[int] | None = None) -> None:
+        import duckdb
+
+        self._field_ids = field_ids
+        self._con = duckdb.connect()
+        self._types: list[pa.DataType] | None = None
+        self._hash_sql = ""
+
+    def close(self) -> None:
+        """Release the DuckDB connection."""
+        self._con.close()
+
+    def __enter__(self) -> RowHasher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _relation(self, batch: pa.RecordBatch, keys: Sequence[pa.Array] = ()) -> pa.Table:
+        if isinstance(batch, pa.Table):
+            raise TypeError("RowHasher takes RecordBatches, not a Table (use to_batches())")
+        cols = _select_columns(batch, self._field_ids)
+        batch_types = [batch.schema.field(i).type for i in cols]
+        if self._types is None:
+            self._types = batch_types
+            self._hash_sql = row_hash_sql(batch_types, [f"c{i}" for i in range(len(cols))])
+        elif [_type_tag(t) for t in batch_types] != [_type_tag(t) for t in self._types]:
+            raise ValueError(f"batch column types changed: {batch_types} vs {self._types}")
+        arrays = [_prepare(batch.column(i)) for i in cols] + [_duck_safe(k) for k in keys]
+        names = [f"c{i}" for i in range(len(cols))] + [f"k{i}" for i in range(len(keys))]
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def hashes(self, batch: pa.RecordBatch) -> pa.Array:
+        """The 64-bit hash of every row of ``batch`` (uint64, in row order)."""
+        rel = self._relation(batch)
+        self._con.register("__batch", rel)
+        try:
+            out = self._con.sql(f"SELECT {self._hash_sql} AS h FROM __batch").to_arrow_table()
+        finally:
+            self._con.unregister("__batch")
+        return out.column("h").combine_chunks()
+
+    def grouped(
+        self, batch: pa.RecordBatch, keys: Sequence[pa.Array] = ()
+    ) -> list[tuple[tuple[Any, ...], int, int, int]]:
+        """Per distinct value of ``keys`` (one array per key, aligned with the rows): count, sum, xor."""
+        if batch.num_rows == 0:
+            return []
+        rel = self._relation(batch, keys)
+        key_cols = [f"k{i}" for i in range(len(keys))]
+        select_keys = "".join(f"{k}, " for k in key_cols)
+        group = f" GROUP BY {', '.join(key_cols)}" if key_cols else ""
+        sql = (
+            f"SELECT {select_keys}count(*)::BIGINT, sum(h)::HUGEINT, bit_xor(h) "
+            f"FROM (SELECT {select_keys}{self._hash_sql} AS h FROM __batch){group}"
+        )
+        self._con.register("__batch", rel)
+        try:
+            rows = self._con.sql(sql).fetchall()
+        finally:
+            self._con.unregister("__batch")
+        n = len(key_cols)
+        return [
+            (tuple(r[:n]), int(r[n]), int(r[n + 1] or 0) & _MASK64, int(r[n + 2] or 0) & _MASK64)
+            for r in rows
+            if int(r[n])
+        ]
+
+
 def digest_batches(batches: Iterable[pa.RecordBatch], field_ids: Sequence[int] | None = None) -> Digest:
     """Order-independent digest of the rows of ``batches``.
 
@@ -228,43 +329,17 @@ def digest_batches(batches: Iterable[pa.RecordBatch], field_ids: Sequence[int] |
     by their ``PARQUET:field_id`` metadata, as yielded by ``iter_table_batches``); otherwise every
     column is hashed in batch order. Batches are processed one at a time.
     """
-    import duckdb
-
     count = 0
     total = 0
     xor = 0
-    con = duckdb.connect()
-    sql: str | None = None
-    types: list[pa.DataType] | None = None
-    try:
+    with RowHasher(field_ids) as hasher:
         for batch in batches:
             if isinstance(batch, pa.Table):
                 raise TypeError("digest_batches takes RecordBatches, not a Table (use to_batches())")
-            if batch.num_rows == 0:
-                continue
-            cols = _select_columns(batch, field_ids)
-            batch_types = [batch.schema.field(i).type for i in cols]
-            if types is None:
-                types = batch_types
-                names = [f"c{i}" for i in range(len(cols))]
-                sql = (
-                    f"SELECT count(*)::BIGINT, sum(h)::HUGEINT, bit_xor(h) "
-                    f"FROM (SELECT {row_hash_sql(types, names)} AS h FROM __batch)"
-                )
-            elif [_type_tag(t) for t in batch_types] != [_type_tag(t) for t in types]:
-                raise ValueError(f"batch column types changed: {batch_types} vs {types}")
-            arrays = [_prepare(batch.column(i)) for i in cols]
-            rel = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(cols))])
-            con.register("__batch", rel)
-            assert sql is not None
-            rows = con.sql(sql).fetchall()
-            con.unregister("__batch")
-            n, s, x = rows[0]
-            count += int(n)
-            total = (total + int(s or 0)) & _MASK64
-            xor ^= int(x or 0)
-    finally:
-        con.close()
+            for _, n, s, x in hasher.grouped(batch):
+                count += n
+                total = (total + s) & _MASK64
+                xor ^= x
     return Digest(count=count, sum=total, xor=xor & _MASK64, library=_library())
 
 
@@ -275,3 +350,154 @@ def table_digest(table: Table, snapshot_id: int | None, schema: Schema | None = 
         iter_table_batches(table, snapshot_id, schema),
         field_ids=[f.field_id for f in schema.fields],
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-partition digests (level 4)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PartitionDigests:
+    """Digests of one table side per partition of the current spec, and rows found in the wrong partition."""
+
+    digests: dict[str, Digest]
+    misplaced: list[dict[str, Any]]  # {"file", "registered", "belongs", "rows"}: rows whose values say otherwise
+    files: int
+    rows: int
+    bytes: int  # data-file bytes read
+
+    def total(self) -> Digest:
+        """The whole-table digest (digests of disjoint row sets fold by count, sum and xor)."""
+        count = total = xor = 0
+        for d in self.digests.values():
+            count += d.count
+            total = (total + d.sum) & _MASK64
+            xor ^= d.xor
+        return Digest(count, total, xor, _library())
+
+
+def _file_digests(
+    hasher: RowHasher,
+    files: SnapshotFiles,
+    task: DataFileTask,
+    schema: Schema,
+    spec: PartitionSpec,
+    check_placement: bool,
+    batch_rows: int,
+) -> tuple[dict[str, list[int]], dict[str, int], int]:
+    from icebridge.validation.partitions import file_label, partition_label, row_partition_keys
+
+    acc: dict[str, list[int]] = {}
+    wrong: dict[str, int] = {}
+    registered = file_label(files.metadata, task.data_file) if check_placement else None
+    labels: dict[tuple[Any, ...], str] = {}
+    rows = 0
+    for batch in files.read(task, schema, batch_rows):
+        keys = row_partition_keys(batch, spec, schema)
+        for key, n, s, x in hasher.grouped(batch, keys):
+            label = labels.get(key)
+            if label is None:
+                label = labels[key] = partition_label(spec, schema, key)
+            slot = acc.setdefault(label, [0, 0, 0])
+            slot[0] += n
+            slot[1] = (slot[1] + s) & _MASK64
+            slot[2] ^= x
+            rows += n
+            if registered is not None and label != registered:
+                wrong[label] = wrong.get(label, 0) + n
+    return acc, wrong, rows
+
+
+def partition_digests(
+    table: Table,
+    snapshot_id: int | None,
+    schema: Schema,
+    spec: PartitionSpec,
+    workers: int = 2,
+    files: SnapshotFiles | None = None,
+    only: Callable[[DataFileTask], bool] | None = None,
+    batch_rows: int = 131072,
+) -> PartitionDigests:
+    """Digest of every partition of ``table`` at ``snapshot_id``, partitions computed per row with ``spec``.
+
+    Rows are read with the independent reader, projected onto ``schema`` (so both sides hash the same
+    columns by field id), and each row's partition is computed with ``spec``'s transforms, so files
+    written under older specs fall into the current partitions. Data files are processed in parallel
+    by ``workers`` threads (Parquet decoding and DuckDB hashing both release the GIL). A data file
+    registered in the manifest under one partition but holding rows of another is reported in
+    ``misplaced`` (queries pruning by partition would miss those rows). ``only`` restricts the files.
+
+    Raises:
+        ValidationError: a manifest or data file cannot be read.
+    """
+    from icebridge.validation.partitions import same_fields
+
+    files = files if files is not None else SnapshotFiles(table, snapshot_id)
+    tasks = [t for t in files.tasks if only is None or only(t)]
+    own_spec = files.metadata.spec()
+    check = same_fields(own_spec, spec) and [f.name for f in own_spec.fields] == [f.name for f in spec.fields]
+
+    field_ids = [f.field_id for f in schema.fields]
+    local = threading.local()
+    hashers: list[RowHasher] = []
+    lock = threading.Lock()
+
+    def one(task: DataFileTask) -> tuple[DataFileTask, dict[str, list[int]], dict[str, int], int]:
+        # one DuckDB connection per worker thread, reused for every file it reads
+        hasher = getattr(local, "hasher", None)
+        if hasher is None:
+            hasher = local.hasher = RowHasher(field_ids)
+            with lock:
+                hashers.append(hasher)
+        return (task, *_file_digests(hasher, files, task, schema, spec, check, batch_rows))
+
+    try:
+        return _run_digests(files, tasks, workers, one)
+    finally:
+        for h in hashers:
+            h.close()
+
+
+def _run_digests(
+    files: SnapshotFiles,
+    tasks: list[DataFileTask],
+    workers: int,
+    one: Callable[[DataFileTask], tuple[DataFileTask, dict[str, list[int]], dict[str, int], int]],
+) -> PartitionDigests:
+    acc: dict[str, list[int]] = {}
+    misplaced: list[dict[str, Any]] = []
+    rows = 0
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="icebridge-digest") as pool:
+        futures = [pool.submit(one, t) for t in tasks]
+        try:
+            for fut in as_completed(futures):
+                task, part, wrong, n = fut.result()
+                rows += n
+                for label, (c, s, x) in part.items():
+                    slot = acc.setdefault(label, [0, 0, 0])
+                    slot[0] += c
+                    slot[1] = (slot[1] + s) & _MASK64
+                    slot[2] ^= x
+                if wrong:
+                    from icebridge.validation.partitions import file_label
+
+                    registered = file_label(files.metadata, task.data_file)
+                    for label, count in sorted(wrong.items()):
+                        misplaced.append(
+                            {
+                                "file": task.data_file.file_path,
+                                "registered": registered,
+                                "belongs": label,
+                                "rows": count,
+                            }
+                        )
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+    library = _library()
+    digests = {label: Digest(c, s, x, library) for label, (c, s, x) in sorted(acc.items())}
+    size = sum(t.data_file.file_size_in_bytes for t in tasks)
+    misplaced.sort(key=lambda m: (m["file"], m["belongs"]))
+    return PartitionDigests(digests=digests, misplaced=misplaced, files=len(tasks), rows=rows, bytes=size)

@@ -36,6 +36,7 @@ __all__ = [
     "FIELD_ID_KEY",
     "POS_DELETE_FILE_PATH_ID",
     "POS_DELETE_POS_ID",
+    "SnapshotFiles",
     "DataFileTask",
     "apply_equality_deletes",
     "apply_position_deletes",
@@ -679,3 +680,44 @@ def iter_table_batches(
     eq = _EqualityDeletes(io, metadata)
     for task in sorted(tasks, key=lambda t: t.data_file.file_path):
         yield from _read_data_file(io, metadata, task, schema, out_schema, eq, batch_rows)
+
+
+class SnapshotFiles:
+    """The live files of one snapshot, readable one data file at a time (for per-file and parallel work).
+
+    ``snapshot_id=None`` means the current snapshot; a table without one has no files. Equality-delete
+    keys are cached across files; reading different files from several threads is safe.
+    """
+
+    def __init__(self, table: Table, snapshot_id: int | None) -> None:
+        metadata = table.metadata
+        if snapshot_id is None:
+            snapshot = metadata.current_snapshot()
+        else:
+            snapshot = metadata.snapshot_by_id(snapshot_id)
+            if snapshot is None:
+                raise ValidationError(f"snapshot {snapshot_id} does not exist in {table.name()}")
+        self.table = table
+        self.metadata = metadata
+        self.snapshot = snapshot
+        self.io = table.io
+        self.tasks: list[DataFileTask] = (
+            sorted(plan_snapshot_files(self.io, metadata, snapshot), key=lambda t: t.data_file.file_path)
+            if snapshot is not None
+            else []
+        )
+        self._eq = _EqualityDeletes(self.io, metadata)
+
+    def delete_files(self) -> list[DataFile]:
+        """Every delete file that applies to some live data file, once each, sorted by path."""
+        seen: dict[str, DataFile] = {}
+        for task in self.tasks:
+            for ddf in (*task.position_deletes, *task.equality_deletes):
+                seen.setdefault(ddf.file_path, ddf)
+        return [seen[p] for p in sorted(seen)]
+
+    def read(self, task: DataFileTask, schema: Schema, batch_rows: int = 131072) -> Iterator[pa.RecordBatch]:
+        """The rows of one data file projected onto ``schema`` by field id, with its deletes applied."""
+        yield from _read_data_file(
+            self.io, self.metadata, task, schema, output_arrow_schema(schema), self._eq, batch_rows
+        )

@@ -141,3 +141,19 @@ def _type_str(field_type: object) -> str:
 
 def _spec_str(spec: PartitionSpec) -> str:
     return "[" + ", ".join(f"{f.transform}({f.source_id}) as {f.name}" for f in spec.fields) + "]"
+
+
+def property_differences(source: Mapping[str, str], destination: Mapping[str, str]) -> list[str]:
+    """Portable source properties the destination lacks or holds with another value.
+
+    Properties only the destination has (a writer's defaults) are not differences: the destination
+    may add settings, it must not lose or change the source's.
+    """
+    dst = dict(destination)
+    out = []
+    for key, value in sorted(portable_properties(source).items()):
+        if key not in dst:
+            out.append(f"property {key!r} missing in destination")
+        elif dst[key] != value:
+            out.append(f"property {key!r}: {value!r} ≠ {dst[key]!r}")
+    return out
