@@ -8,8 +8,8 @@ for the batch's Arrow schema:
   hashed structurally: a struct hashes its null flag and each field's hash; a list its null flag,
   its length and the ordered list of element hashes; a map its null flag, size and the sorted list
   of (key hash, value hash) pairs (Iceberg maps are unordered);
-* the row hash combines a fixed salt, the column count and, per column, a type tag and the column's
-  hash, in column order (DuckDB's multi-argument hash is position-aware), and is then re-hashed once
+* the row hash combines one salt (the scheme, the column count and every column's type tag) with the
+  columns in order (DuckDB's multi-argument hash is position-aware), and is then re-hashed once
   more so the final value is fully mixed. Swapping two values between columns, nulls in different
   columns, zero values and all-null rows therefore all give distinct hashes;
 * floating-point values are hashed by their IEEE bit pattern (NaN canonicalised first), so
@@ -21,6 +21,7 @@ Digests are comparable only when ``library`` (DuckDB version and hash scheme) is
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -56,7 +57,7 @@ __all__ = [
     "table_digest",
 ]
 
-HASH_SCHEME = "icebridge-rowhash-v1"
+HASH_SCHEME = "icebridge-rowhash-v2"
 _MASK64 = (1 << 64) - 1
 
 
@@ -207,17 +208,32 @@ def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def _is_nested(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        return _is_nested(t.value_type)
+    return pa.types.is_nested(t)
+
+
+def _salt(types: Sequence[pa.DataType]) -> int:
+    """One 64-bit constant for the scheme, the column count and every column's type tag, in order."""
+    text = "|".join([HASH_SCHEME, str(len(types)), *(_type_tag(t) for t in types)])
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
 def row_hash_sql(types: Sequence[pa.DataType], column_names: Sequence[str]) -> str:
     """SQL expression of the 64-bit row hash over columns ``column_names`` of types ``types``.
 
-    ``types`` are the original Arrow types (they give the type tags); the columns themselves must
-    have been prepared (floats as bit patterns).
+    ``types`` are the original Arrow types (they give the type tags, folded into one salt computed
+    here once rather than hashed per row); the columns themselves must have been prepared (floats as
+    bit patterns). Primitive columns go straight into DuckDB's position-aware multi-argument hash,
+    where NULL hashes to a constant of its own; nested columns get the structural hash above, which
+    tells a null struct or list from one of nulls or an empty one.
     """
-    parts = [_sql_str(HASH_SCHEME), str(len(types))]
+    parts = [f"{_salt(types)}::UBIGINT"]
     for name, t in zip(column_names, types, strict=True):
         prepared = _prepared_type(t)
-        parts.append(_sql_str(_type_tag(t)))
-        parts.append(_value_hash_sql(f'"{name}"', prepared))
+        column = f'"{name}"'
+        parts.append(_value_hash_sql(column, prepared) if _is_nested(prepared) else column)
     return f"hash(hash({', '.join(parts)}))"
 
 
