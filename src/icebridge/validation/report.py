@@ -234,7 +234,8 @@ h3{margin:1.2rem 0 .3rem}h4{margin:.8rem 0 .3rem;font-size:.95rem;color:#3a4556}
 table{border-collapse:collapse;margin:.4rem 0 .8rem;width:100%;font-size:13px}
 th,td{border:1px solid #d6dae1;padding:.25rem .5rem;text-align:left;vertical-align:top;word-break:break-word}
 th{background:#f2f4f7}
-.badge{display:inline-block;padding:.05rem .5rem;border-radius:.6rem;font-weight:600;font-size:12px}
+.badge{display:inline-block;white-space:nowrap;padding:.05rem .5rem;border-radius:.6rem;font-weight:600;font-size:12px}
+.nowrap{white-space:nowrap}
 .ok{background:#dcf5e3;color:#11612b}.bad{background:#fde1e1;color:#9b1c1c}.warn{background:#fff2cc;color:#7a5b00}
 .note{color:#5b6575;font-size:12px}.null{color:#8a93a3;font-style:italic}.error{color:#9b1c1c;font-weight:600}
 .proved{color:#11612b}dl{display:grid;grid-template-columns:max-content auto;gap:.1rem 1rem}dt{font-weight:600}
@@ -287,7 +288,8 @@ def _table_section(t: TableValidation) -> str:
     for r in t.results:
         proved = f"<span class=proved>{_e(r.proves)}</span>" if r.proves else ""
         rows.append(
-            f"<tr><td>{r.level} {_e(LEVEL_NAMES.get(r.level, ''))}</td><td>{_e(r.comparator)}</td>"
+            f"<tr><td class='nowrap'>{r.level} {_e(LEVEL_NAMES.get(r.level, ''))}</td>"
+            f"<td class='nowrap'>{_e(r.comparator)}</td>"
             f"<td>{_badge('passed' if r.passed else 'failed')}</td><td>{_e(r.summary)}</td><td>{proved}</td></tr>"
         )
     overview = (
