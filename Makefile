@@ -12,7 +12,7 @@ help: ## Show this help
 $(BIN)/icebridge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,databricks,gx]'
+	$(BIN)/pip install --quiet -e '.[dev,databricks,gx,spark]'
 	@touch $@
 
 install: $(BIN)/icebridge ## Create .venv and install IceBridge with its test tools
@@ -20,7 +20,7 @@ install: $(BIN)/icebridge ## Create .venv and install IceBridge with its test to
 demo: install ## Build a sample foreign estate under ./demo and migrate it end to end
 	$(BIN)/icebridge demo --overwrite
 
-test: install ## Run every test (starts PostgreSQL, installing it if missing)
+test: install spark-runtime ## Run every test (installs and starts PostgreSQL and the Spark runtime if missing)
 	bash scripts/ensure-postgres.sh
 	$(BIN)/pytest -q
 

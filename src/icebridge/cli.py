@@ -287,7 +287,14 @@ def preflight(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonO
 
 
 @app.command()
-def plan(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = False) -> None:
+def plan(
+    config: ConfigOpt = None,
+    tables: TablesOpt = None,
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the Spark SQL script of every planned table, for review.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Show and save the destination, strategy, reason, size and estimated duration per table.
 
     A dry run: nothing is written to any catalog or storage.
@@ -298,6 +305,9 @@ def plan(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = 
     with command_context(config) as ctx:
         items, findings = prepare(ctx, tables)
         save_plan(ctx, items)
+        if sql:
+            _print_scripts(ctx, items, as_json)
+            return
         items, rates = with_estimates(ctx, items)
         total = total_estimate(items, ctx.config.migrate.concurrency)
         blocked = [i for i in items if i.blocked] + [f for f in findings if f.severity is Severity.BLOCKER]
@@ -326,6 +336,32 @@ def plan(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = 
                 console.print(f"  {rate.strategy}: {_human_bytes(int(rate.bytes_per_second))}/s, from {rate.basis}")
     if blocked:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _print_scripts(ctx: Context, items: list[PlanItem], as_json: bool) -> None:
+    """The Spark SQL that migrates each table (scaffold, copy of the pinned snapshot, checks)."""
+    from icebridge.engines.spark_sql import render_script
+    from icebridge.errors import PlanError
+
+    scripts: dict[str, str] = {}
+    for item in items:
+        if item.destination is None:
+            continue
+        try:
+            source = ctx.catalogs.load_table(item.source)
+            task = ctx.store.get_task(str(item.source))
+            pinned = task.source_snapshot_id if task and task.source_snapshot_id is not None else None
+            if pinned is None and source.current_snapshot() is not None:
+                pinned = source.current_snapshot().snapshot_id  # type: ignore[union-attr]
+            scripts[str(item.source)] = render_script(source, item.source, item.destination, pinned)
+        except (PlanError, IceBridgeError) as exc:
+            scripts[str(item.source)] = f"-- cannot be expressed in Spark SQL: {exc}"
+    if as_json:
+        emit_json({"scripts": scripts})
+        return
+    for name, script in scripts.items():
+        console.rule(name)
+        console.print(script, markup=False, highlight=False)
 
 
 def _duration(seconds: float | None) -> str:

@@ -267,6 +267,11 @@ class _TaskRun:
             self.task.source,
             lambda: copy_phase.run(self.ctx, self.task, source, destination, snapshot_id, strategy, on_commit),
         )
+        if strategy is Strategy.SPARK_SQL:  # per-statement metrics of the Spark engine, kept in the event log
+            for metric in getattr(self.ctx.engine("spark"), "metrics_for", lambda _t: ())(self.task.source):
+                self.store.event(
+                    "statement", metric.statement, run_id=self.ctx.run_id, task_id=self.task.id, data=metric.to_dict()
+                )
         self.store.event(
             "copied",
             f"{result.batches_total} batches ({result.batches_skipped} already done), {result.rows} rows written",

@@ -406,3 +406,16 @@ def test_validate_levels_and_reports(est: Estate) -> None:
     assert list(failed) == ["foreign.shop.events"]
     assert "file-identity" in failed["foreign.shop.events"]
     assert "failed" in Path(broken["report"]).read_text()
+
+
+def test_plan_sql_prints_a_spark_script_per_table(est: Estate) -> None:
+    code, out = est.cli_json("plan", "--sql")
+    assert code == 0
+    scripts = out["scripts"]
+    assert set(scripts) == {f"foreign.{s}" for s in SOURCES}
+    events = est.foreign().load_table("shop.events")
+    script = scripts["foreign.shop.events"]
+    assert f"VERSION AS OF {events.current_snapshot().snapshot_id}" in script  # type: ignore[union-attr]
+    assert "INSERT INTO `managed`.`shop`.`events`" in script
+    assert "CREATE TABLE IF NOT EXISTS `managed`.`odd-ns`.`order events`" in scripts["foreign.odd-ns.order events"]
+    assert est.managed().list_namespaces() == []  # printed, not run

@@ -21,6 +21,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.serializers import ToOutputFile
 from pyiceberg.table.metadata import TableMetadataV2
 from pyiceberg.table.sorting import SortOrder
+from sqlalchemy.exc import IntegrityError
 
 from icebridge.errors import DestinationConflictError, DestinationWriteError
 from icebridge.model import TableRef
@@ -92,8 +93,11 @@ def _ensure_namespace(catalog: Catalog, namespace: tuple[str, ...]) -> None:
     for depth in range(1, len(namespace) + 1):
         try:
             catalog.create_namespace_if_not_exists(namespace[:depth])
-        except NamespaceAlreadyExistsError:
-            pass
+        except (NamespaceAlreadyExistsError, IntegrityError):
+            # another worker created it between the check and the insert (PostgreSQL reports a unique
+            # violation there rather than PyIceberg's "already exists")
+            if not catalog.namespace_exists(namespace[:depth]):
+                raise
 
 
 def _default_location(catalog: Catalog, ref: TableRef) -> str:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pyiceberg.conversions import from_bytes
+from pyiceberg.manifest import DataFileContent
 from pyiceberg.types import (
     BooleanType,
     DateType,
@@ -317,7 +318,8 @@ def _entry_facts(df: DataFile) -> dict[str, Any]:
         return {str(k): int(v) for k, v in sorted((m or {}).items())}
 
     return {
-        "content": str(getattr(df.content, "name", df.content)).lower(),
+        # v1 manifests give the content as a plain int, v2 as the enum: compare them as one
+        "content": DataFileContent(int(df.content)).name.lower(),
         "records": int(df.record_count),
         "bytes": int(df.file_size_in_bytes),
         "value counts": counts(df.value_counts),
