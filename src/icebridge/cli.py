@@ -53,6 +53,13 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="Configuration file (default: $ICEBRIDGE_CONFIG, then ./icebridge.yaml)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Engine for this run, over the mapping rules: local (file-copy or rewrite per table), spark, databricks.",
+    ),
+]
 TablesOpt = Annotated[
     str | None,
     typer.Option("--tables", "-t", help="Only tables matching this glob (catalog.ns.table or ns.table)."),
@@ -293,6 +300,7 @@ def plan(
     sql: Annotated[
         bool, typer.Option("--sql", help="Print the Spark SQL script of every planned table, for review.")
     ] = False,
+    engine: EngineOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show and save the destination, strategy, reason, size and estimated duration per table.
@@ -303,7 +311,7 @@ def plan(
     from icebridge.runner import prepare, save_plan
 
     with command_context(config) as ctx:
-        items, findings = prepare(ctx, tables)
+        items, findings = prepare(ctx, tables, engine=engine)
         save_plan(ctx, items)
         if sql:
             _print_scripts(ctx, items, as_json)
@@ -406,12 +414,14 @@ def _plan_table(items: list[PlanItem]) -> Table:
 
 
 @app.command()
-def migrate(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = False) -> None:
+def migrate(
+    config: ConfigOpt = None, tables: TablesOpt = None, engine: EngineOpt = None, as_json: JsonOpt = False
+) -> None:
     """Scaffold, copy and validate every planned table; run it again to resume after a crash."""
     from icebridge import runner
 
     with command_context(config) as ctx, progress_bars(ctx, not as_json):
-        report = runner.migrate(ctx, tables)
+        report = runner.migrate(ctx, tables, engine)
     _finish_report(report, as_json, "Migrate")
 
 

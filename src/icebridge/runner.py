@@ -153,13 +153,15 @@ def _message(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------------------- planning
 
 
-def prepare(ctx: Context, pattern: str | None, refresh: bool = False) -> tuple[list[PlanItem], list[Finding]]:
+def prepare(
+    ctx: Context, pattern: str | None, refresh: bool = False, engine: str | None = None
+) -> tuple[list[PlanItem], list[Finding]]:
     """Inventory (saved or fresh) and plan, restricted to ``pattern``; raises PlanError on a rule matching nothing."""
     facts, findings = inventory_phase.run(ctx, refresh=refresh)
     # unreadable tables still exist: a rule that matches only them is not a typo
     known = [t.source for t in ctx.store.list_tasks()] + [f.table for f in findings]
     plan_phase.check_rules(ctx, facts, known)
-    items = plan_phase.build(ctx, facts)
+    items = plan_phase.build(ctx, facts, engine=engine)
     chosen = set(plan_phase.select([str(i.source) for i in items], pattern))
     items = [i for i in items if str(i.source) in chosen]
     findings = [f for f in findings if not pattern or plan_phase.select([f.table], pattern)]
@@ -424,10 +426,14 @@ def write_reports(ctx: Context, report: RunReport, status: str) -> None:
         report.data_docs_path = str(docs) if docs else None
 
 
-def migrate(ctx: Context, pattern: str | None = None) -> RunReport:
-    """Scaffold, copy and validate every planned table not migrated yet; resumes interrupted work first."""
-    items, findings = prepare(ctx, pattern)  # bad input stops here, before a run is recorded
-    report = _start(ctx, "migrate", {"tables": pattern})
+def migrate(ctx: Context, pattern: str | None = None, engine: str | None = None) -> RunReport:
+    """Scaffold, copy and validate every planned table not migrated yet; resumes interrupted work first.
+
+    The saved inventory is used (``icebridge inventory --refresh`` reads the catalogs again); each
+    table's snapshot is pinned from the live source when its copy starts.
+    """
+    items, findings = prepare(ctx, pattern, engine=engine)  # bad input stops here, before a run is recorded
+    report = _start(ctx, "migrate", {"tables": pattern, "engine": engine})
     try:
         ctx.store.add_findings(report.run_id, [f for i in items for f in i.findings] + findings)
         for finding in findings:

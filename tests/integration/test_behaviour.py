@@ -419,3 +419,15 @@ def test_plan_sql_prints_a_spark_script_per_table(est: Estate) -> None:
     assert "INSERT INTO `managed`.`shop`.`events`" in script
     assert "CREATE TABLE IF NOT EXISTS `managed`.`odd-ns`.`order events`" in scripts["foreign.odd-ns.order events"]
     assert est.managed().list_namespaces() == []  # printed, not run
+
+
+def test_engine_chosen_per_run_over_the_rules(est: Estate) -> None:
+    code, spark = est.cli_json("plan", "--engine", "spark")
+    assert code == 0
+    assert {t["strategy"] for t in spark["tables"]} == {"spark-sql"}
+    assert all("--engine spark" in t["reason"] for t in spark["tables"])
+    code, local = est.cli_json("plan", "--engine", "local")
+    assert code == 0
+    assert {t["source"]: t["strategy"] for t in local["tables"]}["foreign.shop.customers"] == "rewrite"
+    code, out = est.cli("plan", "--engine", "teleport")
+    assert code == 2 and "--engine 'teleport'" in out

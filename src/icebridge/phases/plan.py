@@ -96,10 +96,21 @@ def select(refs: list[str], pattern: str | None) -> list[str]:
     return [r for r in refs if fnmatch.fnmatchcase(r, pattern) or fnmatch.fnmatchcase(r.split(".", 1)[1], pattern)]
 
 
-def build(ctx: Context, facts: list[TableFacts], check_destinations: bool = True) -> list[PlanItem]:
-    """A plan item for every inventoried table that a mapping rule matches."""
-    from icebridge.engines import available_strategies
+ENGINE_STRATEGY = {"spark": Strategy.SPARK_SQL, "databricks": Strategy.DATABRICKS}
 
+
+def build(
+    ctx: Context, facts: list[TableFacts], check_destinations: bool = True, engine: str | None = None
+) -> list[PlanItem]:
+    """A plan item for every inventoried table that a mapping rule matches.
+
+    ``engine`` chooses the engine for this run, over the mapping rules: ``spark`` or ``databricks``
+    carry every table; ``local`` lets the planner pick file-copy or rewrite for each.
+    """
+    from icebridge.engines import STRATEGY_ENGINE, available_strategies
+
+    if engine is not None and engine not in {*ENGINE_STRATEGY, "local"}:
+        raise PlanError(f"--engine {engine!r}: unknown engine; choose local, spark or databricks")
     available = available_strategies(ctx.config)
     items: list[PlanItem] = []
     for fact in sorted(facts, key=lambda f: f.table):
@@ -108,7 +119,13 @@ def build(ctx: Context, facts: list[TableFacts], check_destinations: bool = True
         if rule is None:
             continue
         destination = rule.destination(ref)
-        strategy, reason = choose_strategy(fact, rule.strategy, available)
+        if engine in ENGINE_STRATEGY:
+            strategy, reason = ENGINE_STRATEGY[engine], f"{ENGINE_STRATEGY[engine]}: --engine {engine} for this run"
+        else:
+            forced = rule.strategy
+            if engine == "local" and forced is not None and STRATEGY_ENGINE.get(forced) != "local":
+                forced = None  # the run asked for the local engine: its planner decides
+            strategy, reason = choose_strategy(fact, forced, available)
         findings = strategy_findings(fact.table, fact, strategy, available)
         items.append(
             PlanItem(
