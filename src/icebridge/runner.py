@@ -528,20 +528,17 @@ def _cutover_one(ctx: Context, task: TaskRow) -> TableOutcome:
         return outcome(current, Status.FAILED, _message(exc))
 
 
+def _nothing_matches(pattern: str | None, message: str) -> TableOutcome:
+    """A failed outcome for a command that found no table to work on (it must not look like success)."""
+    return TableOutcome(pattern or "*", "", Status.FAILED, Phase.PLANNED, message=message)
+
+
 def cutover(ctx: Context, pattern: str | None = None) -> RunReport:
     """Freeze check, final validation and archive of every migrated table matching ``pattern``."""
     report = _start(ctx, "cutover", {"tables": pattern})
     tasks = _tasks(ctx, pattern)
     if not tasks:
-        report.outcomes.append(
-            TableOutcome(
-                pattern or "*",
-                "",
-                Status.FAILED,
-                Phase.PLANNED,
-                message="no migrated table matches; run 'icebridge migrate' first",
-            )
-        )
+        report.outcomes.append(_nothing_matches(pattern, "no migrated table matches; run 'icebridge migrate' first"))
     run_tasks(ctx, "cutover", [functools.partial(_cutover_one, ctx, t) for t in tasks], report)
     return _finish(ctx, report)
 
@@ -577,15 +574,7 @@ def rollback(ctx: Context, pattern: str | None = None) -> RunReport:
     report = _start(ctx, "rollback", {"tables": pattern})
     tasks = [t for t in _tasks(ctx, pattern) if t.archived_metadata_location]
     if not tasks:
-        report.outcomes.append(
-            TableOutcome(
-                pattern or "*",
-                "",
-                Status.FAILED,
-                Phase.PLANNED,
-                message="no cut-over table matches; nothing to roll back",
-            )
-        )
+        report.outcomes.append(_nothing_matches(pattern, "no cut-over table matches; nothing to roll back"))
     run_tasks(ctx, "rollback", [functools.partial(_rollback_one, ctx, t) for t in tasks], report)
     return _finish(ctx, report)
 
@@ -615,14 +604,6 @@ def validate(ctx: Context, pattern: str | None = None, level: int | None = None)
         )
 
     if not tasks:
-        report.outcomes.append(
-            TableOutcome(
-                pattern or "*",
-                "",
-                Status.FAILED,
-                Phase.PLANNED,
-                message="no migrated table matches; run 'icebridge migrate' first",
-            )
-        )
+        report.outcomes.append(_nothing_matches(pattern, "no migrated table matches; run 'icebridge migrate' first"))
     run_tasks(ctx, "validate", [functools.partial(one, t) for t in tasks], report)
     return _finish(ctx, report)

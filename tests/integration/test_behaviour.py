@@ -431,3 +431,14 @@ def test_engine_chosen_per_run_over_the_rules(est: Estate) -> None:
     assert {t["source"]: t["strategy"] for t in local["tables"]}["foreign.shop.customers"] == "rewrite"
     code, out = est.cli("plan", "--engine", "teleport")
     assert code == 2 and "--engine 'teleport'" in out
+
+
+def test_commands_with_nothing_to_do_do_not_look_like_success(est: Estate) -> None:
+    for command, expected in (
+        ("cutover", "run 'icebridge migrate' first"),
+        ("validate", "run 'icebridge migrate' first"),
+        ("rollback", "nothing to roll back"),
+    ):
+        code, report = est.cli_json(command)
+        assert code == 1, (command, report)
+        assert expected in report["tables"][0]["message"]
