@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from pyiceberg.io import FileIO
 
@@ -30,18 +31,45 @@ def storage_error(exc: BaseException, what: str) -> IceBridgeError:
     return TerminalError(f"{what}: {type(exc).__name__}: {exc}")
 
 
+def _native(io: FileIO, location: str) -> tuple[Any, str] | None:
+    """The PyArrow filesystem and path behind a location, when ``io`` is PyIceberg's PyArrowFileIO."""
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+
+    if not isinstance(io, PyArrowFileIO):
+        return None
+    scheme, netloc, path = PyArrowFileIO.parse_location(location, io.properties)
+    return io.fs_by_scheme(scheme, netloc), path
+
+
 def copy_file(source_io: FileIO, source_path: str, dest_io: FileIO, dest_path: str, expected_size: int) -> int:
     """Stream one file from source to destination in chunks (never whole in memory); returns bytes written.
 
-    The destination is overwritten, so a retried copy replaces a partial one instead of duplicating it.
+    Between two PyArrow filesystems (local, S3, GCS, ...) Arrow's own copy streams the bytes in C++
+    without passing them through Python; any other FileIO is streamed here. The destination is
+    overwritten, so a retried copy replaces a partial one instead of duplicating it.
     """
+    import pyarrow.fs as pafs
+
+    source_native, dest_native = _native(source_io, source_path), _native(dest_io, dest_path)
     written = 0
     try:
-        with source_io.new_input(source_path).open(seekable=False) as reader:
-            with dest_io.new_output(dest_path).create(overwrite=True) as writer:
-                while chunk := reader.read(COPY_CHUNK_BYTES):
-                    writer.write(chunk)
-                    written += len(chunk)
+        if source_native and dest_native:
+            dest_native[0].create_dir(posixpath.dirname(dest_native[1]), recursive=True)
+            pafs.copy_files(
+                source_native[1],
+                dest_native[1],
+                source_native[0],
+                dest_native[0],
+                chunk_size=COPY_CHUNK_BYTES,
+                use_threads=False,
+            )
+            written = dest_native[0].get_file_info(dest_native[1]).size or 0
+        else:
+            with source_io.new_input(source_path).open(seekable=False) as reader:
+                with dest_io.new_output(dest_path).create(overwrite=True) as writer:
+                    while chunk := reader.read(COPY_CHUNK_BYTES):
+                        writer.write(chunk)
+                        written += len(chunk)
     except Exception as exc:
         raise storage_error(exc, f"copying {source_path} to {dest_path}") from exc
     if written != expected_size:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.io.pyarrow import PyArrowFile
 
 from icebridge import runner
 from icebridge.config import load_config
@@ -56,16 +56,16 @@ def test_commit_conflicts_are_retried(est: Estate, monkeypatch: pytest.MonkeyPat
 
 
 def test_transient_storage_errors_are_retried(est: Estate, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_open = PyArrowFile.open
+    real_copy = pafs.copy_files
     failures = {"left": 2}
 
-    def flaky_open(self: PyArrowFile, *args: Any, **kwargs: Any) -> Any:
-        if "foreign-warehouse" in self.location and "/data/" in self.location and failures["left"]:
+    def flaky_copy(source: str, *args: Any, **kwargs: Any) -> Any:
+        if "foreign-warehouse" in source and failures["left"]:
             failures["left"] -= 1
             raise ConnectionResetError("connection reset by peer (injected)")
-        return real_open(self, *args, **kwargs)
+        return real_copy(source, *args, **kwargs)
 
-    monkeypatch.setattr(PyArrowFile, "open", flaky_open)
+    monkeypatch.setattr(pafs, "copy_files", flaky_copy)
     report = migrate(est)
     assert report.ok, report.outcomes
     assert failures["left"] == 0

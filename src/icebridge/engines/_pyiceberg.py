@@ -4,6 +4,9 @@
 - ``MultiSpecFastAppend``: a fast append whose added files may belong to several partition specs, so a
   byte-copied file keeps the spec it was written under.
 - ``relocated``: a manifest entry's DataFile with a new path and everything else reused.
+- ``stream_scan``: a scan's record batches one file at a time, streamed. ``ArrowScan.to_record_batches``
+  reads every given file at once on its thread pool and holds each file's batches until consumed,
+  so its memory grows with the number of files; this keeps it to one file's row groups.
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files, _read_all_delete_files
 from pyiceberg.manifest import DATA_FILE_TYPE, DataFile, ManifestEntry, ManifestEntryStatus, ManifestFile
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
 from pyiceberg.table.update.snapshot import _FastAppendFiles
@@ -23,7 +26,7 @@ from pyiceberg.typedef import EMPTY_DICT
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyiceberg.io import FileIO
-    from pyiceberg.table import Transaction
+    from pyiceberg.table import FileScanTask, Transaction
     from pyiceberg.table.metadata import TableMetadata
 
 
@@ -32,6 +35,13 @@ def write_data_files(
 ) -> Iterable[DataFile]:
     """Write an Arrow table as Parquet data files of the table (split by partition), not committed."""
     return _dataframe_to_data_files(table_metadata=metadata, df=df, io=io, write_uuid=write_uuid, counter=counter)
+
+
+def stream_scan(scan: ArrowScan, tasks: Sequence[FileScanTask]) -> Iterator[pa.RecordBatch]:
+    """Record batches of ``tasks`` (deletes applied), one file after the other, never a whole file held."""
+    deletes = _read_all_delete_files(scan._io, tasks)
+    for task in tasks:
+        yield from scan._record_batches_from_scan_tasks_and_deletes([task], deletes)
 
 
 def relocated(data_file: DataFile, new_path: str, format_version: int, sort_order_id: int | None) -> DataFile:

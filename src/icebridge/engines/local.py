@@ -29,7 +29,7 @@ from pyiceberg.table import FileScanTask
 
 from icebridge.config import Config
 from icebridge.engines import BatchCommit, CopyJob, CopyResult
-from icebridge.engines._pyiceberg import multi_spec_append, relocated, write_data_files
+from icebridge.engines._pyiceberg import multi_spec_append, relocated, stream_scan, write_data_files
 from icebridge.errors import CommitConflictError, IceBridgeError, TerminalError
 from icebridge.model import Strategy
 from icebridge.storage import copy_file, delete_file, file_size, same_bytes
@@ -85,7 +85,7 @@ class LocalEngine:
         scan = ArrowScan(
             job.source.metadata, job.source.io, projected_schema=job.source.schema(), row_filter=AlwaysTrue()
         )
-        return scan.to_record_batches(tasks)
+        return stream_scan(scan, tasks)
 
     def _chunks(self, job: CopyJob, tasks: Sequence[FileScanTask]) -> Iterator[pa.Table]:
         """Record batches regrouped into tables of about ``chunk_bytes`` (the only data held in memory)."""

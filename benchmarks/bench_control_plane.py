@@ -1,0 +1,254 @@
+"""Control-plane scale: ``icebridge inventory`` + ``icebridge plan`` over a catalog of 10,000 small tables.
+
+The estate is a PyIceberg SQL catalog on SQLite with 100 namespaces of 100 tables each, built once and
+cached under the data folder. Creating 10,000 tables through PyIceberg takes ~0.1 s each, so the estate is
+stamped out from one template table instead: every table gets its own metadata file (own location and
+UUID) and its own manifest list, which is what inventory reads per table (PyIceberg caches manifest lists
+by path, so sharing them would flatter the numbers); the one manifest and the one tiny data file they point
+to are shared, as inventory reads manifests without caching and never reads data.
+
+Both commands run as a user runs them (the ``icebridge`` CLI in a subprocess, ``--json``), timed, with their
+peak RSS, and profiled by a low-rate stack sampler in that process.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.schema import Schema
+from pyiceberg.types import DateType, DoubleType, LongType, NestedField, StringType
+from sqlalchemy import MetaData, create_engine, insert
+from sqlalchemy import Table as SqlTable
+
+from benchmarks import (
+    BenchmarkError,
+    ProcessResult,
+    StackSampler,
+    bench_env,
+    fmt_bytes,
+    md_table,
+    python_cmd,
+    run_measured,
+    verdict,
+)
+
+FULL_TABLES = 10_000
+QUICK_TABLES = 100
+TABLES_PER_NAMESPACE = 100
+TARGET_SECONDS = 60.0
+CATALOG = "foreign"
+READY = "READY.json"
+PROFILE_INTERVAL = "0.02"
+
+
+def build_estate(root: Path, tables: int) -> float:
+    """Create (once) a SQL catalog under ``root`` with ``tables`` one-snapshot tables; return seconds spent."""
+    if (root / READY).is_file():
+        return float(json.loads((root / READY).read_text())["seconds"])
+    started = time.monotonic()
+    shutil.rmtree(root, ignore_errors=True)
+    warehouse = root / "warehouse"
+    warehouse.mkdir(parents=True)
+    uri = f"sqlite:///{root / 'catalog.db'}"
+    catalog = SqlCatalog(CATALOG, uri=uri, warehouse=f"file://{warehouse}")
+    template = _template_table(catalog, warehouse)
+    base = json.loads(Path(template.metadata_location.removeprefix("file://")).read_text())
+    manifest_list = Path(base["snapshots"][0]["manifest-list"].removeprefix("file://"))
+    manifest_list_bytes = manifest_list.read_bytes()
+
+    rows: list[dict[str, Any]] = []
+    namespaces = sorted({f"ns_{i // TABLES_PER_NAMESPACE:03d}" for i in range(tables)})
+    for namespace in namespaces:
+        catalog.create_namespace(namespace, {"owner": "bench"})
+    for i in range(tables):
+        namespace = f"ns_{i // TABLES_PER_NAMESPACE:03d}"
+        name = f"t_{i:05d}"
+        location = warehouse / namespace / name
+        (location / "metadata").mkdir(parents=True)
+        snap_list = location / "metadata" / f"snap-{base['current-snapshot-id']}-1-{uuid.uuid4()}.avro"
+        snap_list.write_bytes(manifest_list_bytes)
+        meta = dict(base)
+        meta["location"] = f"file://{location}"
+        meta["table-uuid"] = str(uuid.uuid4())
+        meta["snapshots"] = [dict(base["snapshots"][0], **{"manifest-list": f"file://{snap_list}"})]
+        meta["metadata-log"] = []
+        meta_path = location / "metadata" / f"00001-{uuid.uuid4()}.metadata.json"
+        meta_path.write_text(json.dumps(meta))
+        rows.append(
+            {
+                "catalog_name": CATALOG,
+                "table_namespace": namespace,
+                "table_name": name,
+                "metadata_location": f"file://{meta_path}",
+                "previous_metadata_location": None,
+                "iceberg_type": "TABLE",
+            }
+        )
+    engine = create_engine(uri)
+    try:
+        iceberg_tables = SqlTable("iceberg_tables", MetaData(), autoload_with=engine)
+        known = {c.name for c in iceberg_tables.columns}
+        with engine.begin() as conn:
+            conn.execute(insert(iceberg_tables), [{k: v for k, v in r.items() if k in known} for r in rows])
+        # the template stays on disk (its manifest and data file are shared) but leaves the catalog
+        catalog.drop_table(("template", "template"))
+        catalog.drop_namespace("template")
+    finally:
+        engine.dispose()
+    seconds = time.monotonic() - started
+    (root / READY).write_text(json.dumps({"tables": tables, "seconds": seconds}))
+    return seconds
+
+
+def _template_table(catalog: SqlCatalog, warehouse: Path) -> Any:
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=True),
+        NestedField(2, "name", StringType(), required=False),
+        NestedField(3, "amount", DoubleType(), required=False),
+        NestedField(4, "day", DateType(), required=False),
+    )
+    catalog.create_namespace("template")
+    table = catalog.create_table(("template", "template"), schema, location=f"file://{warehouse / '_template'}")
+    data = pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int64()),
+            "name": pa.array(["a", "b", None]),
+            "amount": pa.array([1.5, None, 3.25]),
+            "day": pa.array([0, 1, 2], pa.int32()).cast(pa.date32()),
+        },
+        schema=pa.schema(
+            [
+                pa.field("id", pa.int64(), nullable=False),
+                pa.field("name", pa.string()),
+                pa.field("amount", pa.float64()),
+                pa.field("day", pa.date32()),
+            ]
+        ),
+    )
+    table.append(data)
+    return table
+
+
+def _config(root: Path, scratch: Path) -> Path:
+    managed = scratch / "managed-warehouse"
+    managed.mkdir(parents=True, exist_ok=True)
+    text = f"""\
+state: "sqlite:///{scratch / "state.db"}"
+catalogs:
+  {CATALOG}:
+    type: sql
+    uri: "sqlite:///{root / "catalog.db"}"
+    warehouse: "file://{root / "warehouse"}"
+  managed:
+    type: sql
+    uri: "sqlite:///{scratch / "managed.db"}"
+    warehouse: "file://{managed}"
+mappings:
+  - source: {CATALOG}.*.*
+    target: managed.{{namespace}}
+"""
+    path = scratch / "icebridge.yaml"
+    path.write_text(text)
+    return path
+
+
+def _cli(scratch: Path, name: str, *args: str) -> tuple[ProcessResult, StackSampler]:
+    profile = scratch / f"{name}-profile.json"
+    cmd = python_cmd("-c", "import benchmarks; benchmarks.profiled_cli()", str(profile), *args)
+    env = bench_env()
+    env["BENCH_PROFILE_INTERVAL"] = PROFILE_INTERVAL
+    result = run_measured(cmd, env=env)
+    if result.returncode != 0:
+        raise BenchmarkError(f"icebridge {' '.join(args[:1])} exited {result.returncode}: {result.tail()}")
+    return result, StackSampler.from_json(json.loads(profile.read_text()))
+
+
+def run(data_dir: Path, quick: bool) -> str:
+    """Inventory + plan of a generated estate of 10,000 tables (200 with ``quick``): time and peak RSS."""
+    tables = QUICK_TABLES if quick else FULL_TABLES
+    root = data_dir / f"control-plane-{tables}"
+    build_seconds = build_estate(root, tables)
+    scratch = data_dir / "scratch" / "control-plane"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        config = _config(root, scratch)
+        inv, inv_profile = _cli(scratch, "inventory", "inventory", "--refresh", "--json", "-c", str(config))
+        plan, plan_profile = _cli(scratch, "plan", "plan", "--json", "-c", str(config))
+        facts = json.loads(inv.stdout)
+        planned = json.loads(plan.stdout)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    n_facts, n_planned = len(facts["tables"]), len(planned["tables"])
+    if n_facts != tables or n_planned != tables or planned["blocked"]:
+        raise BenchmarkError(
+            f"expected {tables} tables inventoried and planned, none blocked; got {n_facts} inventoried, "
+            f"{n_planned} planned, {planned['blocked']} blocked"
+        )
+    total = inv.seconds + plan.seconds
+    peak = max(inv.peak_rss, plan.peak_rss)
+    ok = total <= TARGET_SECONDS if not quick else None
+    lines = [
+        "## Control plane: inventory + plan of many tables",
+        "",
+        f"A SQL catalog on SQLite with **{tables:,} tables** in {max(1, tables // TABLES_PER_NAMESPACE)} namespaces,"
+        " one snapshot, one manifest and one data file each (how the estate is built: see"
+        " `benchmarks/bench_control_plane.py`), mapped by one rule `foreign.*.* → managed.{namespace}` onto an"
+        " empty SQL catalog; state store on SQLite. Each command is the `icebridge` CLI in its own process"
+        f" with `--json`, under a stack sampler every {float(PROFILE_INTERVAL) * 1000:.0f} ms.",
+        "",
+        md_table(
+            ["step", "command", "wall time", "per table", "peak RSS"],
+            [
+                (
+                    "inventory",
+                    "`icebridge inventory --refresh`",
+                    f"{inv.seconds:.1f} s",
+                    f"{inv.seconds / tables * 1000:.2f} ms",
+                    fmt_bytes(inv.peak_rss),
+                ),
+                (
+                    "plan",
+                    "`icebridge plan`",
+                    f"{plan.seconds:.1f} s",
+                    f"{plan.seconds / tables * 1000:.2f} ms",
+                    fmt_bytes(plan.peak_rss),
+                ),
+                ("**inventory + plan**", "", f"**{total:.1f} s**", f"{total / tables * 1000:.2f} ms", fmt_bytes(peak)),
+            ],
+        ),
+        "",
+        f"Target: inventory + plan of 10,000 tables ≤ {TARGET_SECONDS:.0f} s: "
+        + (
+            f"{verdict(ok)} ({total:.1f} s, {total / TARGET_SECONDS:.0%} of the budget)."
+            if ok is not None
+            else f"not judged in quick mode ({tables} tables)."
+        ),
+        f"Building the estate took {build_seconds:.0f} s once (cached for later runs).",
+    ]
+    if ok is False or quick:
+        lines += [
+            "",
+            f"Where the time goes in `icebridge inventory` ({'target missed' if ok is False else 'for reference'}):",
+            "",
+            inv_profile.report(),
+            "",
+            "Where the time goes in `icebridge plan`:",
+            "",
+            plan_profile.report(),
+        ]
+    else:
+        lines += ["", "Where the time goes in `icebridge inventory` (top entries):", "", inv_profile.report(8)]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit("run through python -m benchmarks.run --only control_plane")

@@ -1,0 +1,222 @@
+"""Spark ``INSERT … SELECT`` against the local engine's strategies, on the same table, machine and run.
+
+The benchmark ``lineitem`` table (``benchmarks.data``) is registered, without copying, in a PostgreSQL
+SQL catalog that a local SparkSession shares with PyIceberg (Iceberg's JDBC catalog, same name, same
+warehouse spelling). Each method copies it into a freshly scaffolded destination through the engine
+IceBridge runs for it:
+
+- **spark-sql**: ``SparkEngine.copy`` — one ``INSERT INTO … SELECT … VERSION AS OF`` on ``local[2]``
+  (driver memory 2g, the jars of ``make spark-runtime``); the time is the statement alone;
+- **rewrite** / **file-copy**: ``LocalEngine.copy``, as ``icebridge migrate`` runs it.
+
+Starting the SparkSession (JVM, jars, catalogs) is timed apart: it is paid once per process, not per
+table. Every copy is then validated by IceBridge (not timed) so a fast wrong copy cannot win.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import MIB, BenchmarkError, fmt_bytes, fmt_rate, fmt_ratio, md_table, verdict
+from benchmarks.data import IDENTIFIER, data_bytes, lineitem_table, record_count
+
+FULL_BYTES = 256 * MIB  # the "S" table of the copy benchmark, so its cached build is reused
+QUICK_BYTES = 2 * MIB
+FULL_ROUNDS = 2
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+JARS_DIR = Path(__file__).resolve().parent.parent / "build" / "spark-jars"
+SOURCE = "bench_src"
+TARGET = "bench_dst"
+
+
+@dataclass
+class Copy:
+    method: str
+    round: int
+    seconds: float | None
+    rows: int
+    validated: bool | None
+    error: str = ""
+
+
+def _admin(statement: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def _config(work: Path, database_url: str) -> Path:
+    import yaml
+
+    warehouse = work / "warehouse"
+    warehouse.mkdir(parents=True, exist_ok=True)
+    catalogs = {
+        # 'file:/…': the spelling Spark and PyIceberg both write alike
+        name: {"type": "sql", "uri": database_url, "warehouse": f"file:{warehouse}"}
+        for name in (SOURCE, TARGET)
+    }
+    config = {
+        "state": f"sqlite:///{work / 'state.db'}",
+        "catalogs": catalogs,
+        "mappings": [{"source": f"{SOURCE}.*.*", "target": f"{TARGET}.copies"}],
+        "engines": {
+            "spark": {
+                "master": "local[2]",
+                "driver_memory": "2g",
+                "jars_dir": str(JARS_DIR),
+                "conf": {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"},
+            }
+        },
+    }
+    path = work / "icebridge.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _copy_once(ctx: Any, engine: Any, method: str, round_no: int) -> Copy:
+    from icebridge.engines import Batching, CopyJob
+    from icebridge.model import Strategy, TableRef
+    from icebridge.phases import scaffold, validate
+
+    source_ref = TableRef(SOURCE, IDENTIFIER[:-1], IDENTIFIER[-1])
+    dest_ref = TableRef(TARGET, ("copies",), f"{method.replace('-', '_')}_{round_no}")
+    source = ctx.catalogs.load_table(source_ref)
+    snapshot = source.current_snapshot()
+    destination, _ = scaffold.run(ctx, source, dest_ref)
+    settings = ctx.config.migrate
+    job = CopyJob(
+        task=str(source_ref),
+        source_ref=source_ref,
+        destination_ref=dest_ref,
+        source=source,
+        destination=destination,
+        snapshot_id=snapshot.snapshot_id,
+        strategy=Strategy(method),
+        batching=Batching(files=settings.files_per_commit, bytes=settings.commit_bytes),
+        chunk_bytes=settings.chunk_bytes,
+        summary_markers={"icebridge.task": str(source_ref), "icebridge.source-snapshot-id": str(snapshot.snapshot_id)},
+    )
+    started = time.monotonic()
+    try:
+        result = engine.copy(job)
+    except Exception as exc:
+        return Copy(method, round_no, None, 0, None, f"{type(exc).__name__}: {str(exc)[:200]}")
+    seconds = time.monotonic() - started
+    if method == "spark-sql":
+        seconds = engine.metrics_for(job.task)[-1].seconds  # the INSERT … SELECT statement alone
+    destination.refresh()
+    results = validate.run(source, snapshot.snapshot_id, destination)
+    return Copy(method, round_no, seconds, result.rows, all(r.passed for r in results))
+
+
+def run(data_dir: Path, quick: bool) -> str:
+    """Markdown: session start, then the copy time of each method on the same table."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise BenchmarkError("pyspark is not installed: pip install 'icebridge[spark]'") from exc
+    if not any(JARS_DIR.glob("iceberg-spark-runtime-3.5_*.jar")):
+        raise BenchmarkError(f"{JARS_DIR} has no Iceberg Spark runtime jar: run `make spark-runtime` first")
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from icebridge.config import load_config
+    from icebridge.context import Context
+    from icebridge.engines.local import LocalEngine
+    from icebridge.engines.spark import SparkEngine
+
+    min_bytes = QUICK_BYTES if quick else FULL_BYTES
+    rounds = 1 if quick else FULL_ROUNDS
+    _catalog, table = lineitem_table(data_dir, min_bytes)
+    size, rows = data_bytes(table), record_count(table)
+    database = f"icebridge_bench_spark_{uuid.uuid4().hex[:12]}"
+    try:
+        _admin(f'CREATE DATABASE "{database}"')
+    except Exception as exc:
+        raise BenchmarkError(
+            f"PostgreSQL on 127.0.0.1:5432 is needed (bash scripts/ensure-postgres.sh): {exc}"
+        ) from exc
+    data_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-spark-", dir=data_dir)).resolve()
+    engine: SparkEngine | None = None
+    copies: list[Copy] = []
+    try:
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
+        config = load_config(_config(work, url))
+        source_catalog = SqlCatalog(SOURCE, uri=url, warehouse=config.catalogs[SOURCE]["warehouse"])
+        source_catalog.create_namespace(IDENTIFIER[:-1])
+        source_catalog.register_table(IDENTIFIER, table.metadata_location)  # zero-copy: same files
+        ctx = Context(config)
+        engine = SparkEngine(config)
+        engine.session().sparkContext.setLogLevel("ERROR")
+        session_seconds = engine.session_seconds
+        local = LocalEngine(config)
+        methods = ["spark-sql", *sorted(str(s) for s in local.strategies)]
+        for round_no in range(1, rounds + 1):
+            for method in methods:
+                copies.append(_copy_once(ctx, engine if method == "spark-sql" else local, method, round_no))
+    finally:
+        if engine is not None and engine._session is not None:
+            engine._session.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    return _report(copies, size, rows, session_seconds, quick)
+
+
+def _report(copies: list[Copy], size: int, rows: int, session_seconds: float | None, quick: bool) -> str:
+    best: dict[str, float] = {}
+    for c in copies:
+        if c.seconds is not None and c.validated:
+            best[c.method] = min(best.get(c.method, c.seconds), c.seconds)
+    spark = best.get("spark-sql")
+    table_rows = [
+        (
+            c.method,
+            c.round,
+            f"{c.seconds:.2f}" if c.seconds is not None else "failed",
+            f"{c.rows:,}",
+            fmt_rate(size, c.seconds) if c.validated else "n/a",
+            fmt_ratio(spark / c.seconds) if spark and c.seconds and c.validated else "n/a",
+            verdict(c.validated) if not c.error else f"error: {c.error}",
+        )
+        for c in copies
+    ]
+    lines = [
+        "## Spark engine",
+        "",
+        f"`lineitem`: {fmt_bytes(size)} of Parquet, {rows:,} rows"
+        + (" (quick run: a smoke test of the harness, not a measurement)." if quick else "."),
+        "Spark: local[2], driver memory 2g, Spark 3.5 with Iceberg 1.10; both engines share one PostgreSQL "
+        "SQL/JDBC catalog. Copy times exclude scaffolding and validation; every copy was validated.",
+        "",
+        f"SparkSession start (JVM, jars, catalogs; once per process): **{session_seconds:.2f} s**"
+        if session_seconds is not None
+        else "SparkSession start: not measured",
+        "",
+        md_table(
+            ["method", "round", "copy s", "rows written", "throughput", "speed vs spark-sql", "validated"], table_rows
+        ),
+        "",
+    ]
+    if spark is not None:
+        for method, seconds in sorted(best.items()):
+            if method != "spark-sql":
+                ratio = fmt_ratio(spark / seconds)
+                lines.append(f"- best {method}: {seconds:.2f} s, spark-sql {spark:.2f} s: {method} is {ratio} as fast")
+    failed = [c for c in copies if not c.validated]
+    if failed:
+        raise BenchmarkError(
+            "copies failed or did not validate: " + ", ".join(f"{c.method} round {c.round}" for c in failed),
+            "\n".join(lines),
+        )
+    return "\n".join(lines) + "\n"
