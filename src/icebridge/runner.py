@@ -171,15 +171,11 @@ def prepare(
 
 
 def save_plan(ctx: Context, items: list[PlanItem]) -> list[tuple[PlanItem, TaskRow | None]]:
-    """Record a task for every unblocked item (blocked ones get none)."""
-    out: list[tuple[PlanItem, TaskRow | None]] = []
-    for item in items:
-        if item.blocked or item.destination is None:
-            out.append((item, None))
-            continue
-        task = ctx.store.plan_task(str(item.source), str(item.destination), str(item.strategy), item.reason)
-        out.append((item, task))
-    return out
+    """Record a task for every unblocked item (blocked ones get none), in one transaction."""
+    ready = [i for i in items if not i.blocked and i.destination is not None]
+    tasks = ctx.store.plan_tasks([(str(i.source), str(i.destination), str(i.strategy), i.reason) for i in ready])
+    saved = {str(t.source): t for t in tasks}
+    return [(item, saved.get(str(item.source))) for item in items]
 
 
 # ------------------------------------------------------------------------------------------ migrate

@@ -7,7 +7,7 @@ holds a stale version gets a ``StateError`` instead of overwriting another worke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -329,60 +329,59 @@ class Store:
 
     def plan_task(self, source: str, destination: str, strategy: str, reason: str) -> TaskRow:
         """Create or re-plan the task of a source table (only while it is still in phase 'planned')."""
-        strategy, reason = str(strategy), str(reason)
+        return self.plan_tasks([(source, destination, strategy, reason)])[0]
+
+    def plan_tasks(self, items: Sequence[tuple[str, str, str, str]]) -> list[TaskRow]:
+        """``plan_task`` for many (source, destination, strategy, reason) at once, in one transaction."""
         try:
             with self._session.begin() as s:
-                existing = s.execute(select(Task).where(Task.source == source)).scalar_one_or_none()
-                if existing is not None and existing.phase != Phase.PLANNED:
-                    if existing.destination != destination:
-                        raise StateError(
-                            f"task {source} is in phase {existing.phase} towards {existing.destination}; "
-                            f"it cannot be re-planned to {destination}: roll back or remove the task first"
-                        )
-                    return _task_row(existing)
-                other = s.execute(
-                    select(Task).where(Task.destination == destination, Task.source != source)
-                ).scalar_one_or_none()
-                if other is not None:
-                    raise StateError(
-                        f"{source} and {other.source} both target {destination}: "
-                        "map each source to its own destination, or roll back or remove the other task first"
-                    )
-                now = utcnow()
-                if existing is None:
-                    task = Task(
-                        source=source,
-                        destination=destination,
-                        strategy=strategy,
-                        reason=reason,
-                        phase=str(Phase.PLANNED),
-                        status=str(Status.PENDING),
-                        version=1,
-                        attempts=0,
-                        rows=0,
-                        bytes=0,
-                        updated_at=now,
-                    )
-                    s.add(task)
-                    s.flush()
-                    return _task_row(task)
-                if (existing.destination, existing.strategy, existing.reason) == (
-                    destination,
-                    strategy,
-                    reason,
-                ):
-                    return _task_row(existing)
-                return self._conditional_update(
-                    s,
-                    existing,
-                    existing.version,
-                    {"destination": destination, "strategy": strategy, "reason": reason},
-                )
+                return [self._plan_one(s, *item) for item in items]
         except IntegrityError as exc:
             raise StateError(
-                f"could not plan {source} -> {destination}: another worker planned the same source or "
-                f"destination at the same time; plan again ({exc.orig})"
+                "could not save the plan: another worker planned the same source or destination at the same "
+                f"time; plan again ({exc.orig})"
             ) from exc
+
+    def _plan_one(self, s: Session, source: str, destination: str, strategy: str, reason: str) -> TaskRow:
+        strategy, reason = str(strategy), str(reason)
+        existing = s.execute(select(Task).where(Task.source == source)).scalar_one_or_none()
+        if existing is not None and existing.phase != Phase.PLANNED:
+            if existing.destination != destination:
+                raise StateError(
+                    f"task {source} is in phase {existing.phase} towards {existing.destination}; "
+                    f"it cannot be re-planned to {destination}: roll back or remove the task first"
+                )
+            return _task_row(existing)
+        other = s.execute(
+            select(Task).where(Task.destination == destination, Task.source != source)
+        ).scalar_one_or_none()
+        if other is not None:
+            raise StateError(
+                f"{source} and {other.source} both target {destination}: "
+                "map each source to its own destination, or roll back or remove the other task first"
+            )
+        if existing is None:
+            task = Task(
+                source=source,
+                destination=destination,
+                strategy=strategy,
+                reason=reason,
+                phase=str(Phase.PLANNED),
+                status=str(Status.PENDING),
+                version=1,
+                attempts=0,
+                rows=0,
+                bytes=0,
+                updated_at=utcnow(),
+            )
+            s.add(task)
+            s.flush()
+            return _task_row(task)
+        if (existing.destination, existing.strategy, existing.reason) == (destination, strategy, reason):
+            return _task_row(existing)
+        return self._conditional_update(
+            s, existing, existing.version, {"destination": destination, "strategy": strategy, "reason": reason}
+        )
 
     def get_task(self, source: str) -> TaskRow | None:
         """The task of a source table, or None."""
