@@ -135,13 +135,13 @@ def run(data_dir: Path, quick: bool) -> str:
             [
                 "4 (rewrite: decode + hash both sides)",
                 fmt_rate(digest_per_core, 1),
-                f"{need_digest:.0f}",
+                f"{math.ceil(need_digest)}",
                 f"{math.ceil(need_digest / EXECUTOR_CORES)}",
             ],
             [
                 "3 (byte copy: checksum both sides)",
                 fmt_rate(identity_per_core, 1),
-                f"{need_identity:.0f}",
+                f"{math.ceil(need_identity)}",
                 f"{math.ceil(need_identity / EXECUTOR_CORES)}",
             ],
         ],

@@ -33,12 +33,15 @@ HERE = Path(__file__).resolve().parent
 # connection is closed only through the file wrapper); warnings are errors, so this one leak of
 # pyspark's own is ignored in this folder, where every test drives Spark
 PYSPARK_SOCKET_LEAK = "ignore:unclosed <socket.socket:ResourceWarning"
+# pyspark 3.5's Spark Connect client checks its dependencies' versions with distutils' deprecated LooseVersion
+PYSPARK_DISTUTILS = "ignore::DeprecationWarning:pyspark.*"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.filterwarnings(PYSPARK_SOCKET_LEAK))
+            item.add_marker(pytest.mark.filterwarnings(PYSPARK_DISTUTILS))
 
 
 def spark_settings() -> dict[str, Any]:

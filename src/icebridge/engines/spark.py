@@ -17,6 +17,7 @@ pyspark is imported only when a session is needed (extra ``icebridge[spark]``).
 from __future__ import annotations
 
 import importlib.util
+import socket
 import threading
 import time
 import uuid
@@ -25,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
@@ -68,6 +69,9 @@ __all__ = [
 EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 SPARK_CATALOG = "org.apache.iceberg.spark.SparkCatalog"
 DEFAULT_JARS_DIR = Path("build/spark-jars")
+CONNECT_DEFAULT_PORT = 15002
+# how long to wait for the Spark Connect server's port before giving up (its client would retry for minutes)
+CONNECT_PROBE_SECONDS = 5.0
 RUNTIME_JAR_GLOB = "iceberg-spark-runtime-3.5_*.jar"
 _JAVA_COMMIT_CONFLICTS = frozenset(
     {
@@ -103,8 +107,14 @@ class SparkSettings(BaseModel):
     @field_validator("remote")
     @classmethod
     def _check_remote(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("sc://"):
+        if value is None:
+            return value
+        if not value.startswith("sc://"):
             raise ValueError(f"{value!r} is not a Spark Connect URL; write sc://host:15002")
+        try:
+            _connect_address(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r}: {exc}; write sc://host:15002") from exc
         return value
 
     @field_validator("conf", mode="before")
@@ -254,6 +264,47 @@ def _import_pyspark() -> Any:
     return pyspark
 
 
+def _connect_address(remote: str) -> tuple[str, int]:
+    """Host and port of a ``sc://host[:port][/;params]`` URL; ValueError if the host or the port is bad."""
+    parts = urlsplit(remote)
+    if not parts.hostname:
+        raise ValueError("no host")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("the port is not a number from 0 to 65535") from exc
+    return parts.hostname, port or CONNECT_DEFAULT_PORT
+
+
+def _import_connect_client() -> None:
+    """Fail with the pip extra to install when the Spark Connect client's packages are missing."""
+    try:
+        from pyspark.sql.connect.utils import check_dependencies
+
+        check_dependencies("icebridge")  # pandas, pyarrow and grpcio
+        # pyspark 3.5's check leaves out the two packages its client imports for error details
+        import google.rpc  # noqa: F401
+        import grpc_status  # noqa: F401
+    except ImportError as exc:
+        raise EngineNotInstalledError(
+            f"engines.spark.remote: the Spark Connect client needs missing packages ({_first_line(exc)}): "
+            "pip install 'icebridge[spark]'"
+        ) from exc
+
+
+def _probe_connect_server(remote: str) -> None:
+    """Raise a :class:`TerminalError` naming the URL when nothing accepts connections there."""
+    host, port = _connect_address(remote)
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_PROBE_SECONDS):
+            pass
+    except OSError as exc:
+        raise TerminalError(
+            f"engines.spark.remote: no Spark Connect server answers at {host}:{port} ({exc}); "
+            "start it (it needs the Iceberg runtime jars and spark.sql.extensions) or fix the URL"
+        ) from exc
+
+
 def session_jars(settings: SparkSettings) -> list[str]:
     """The jars a classic session adds to ``spark.jars`` (empty when the user configured jars themselves)."""
     if settings.remote or {"spark.jars", "spark.jars.packages"} & settings.conf.keys():
@@ -269,12 +320,18 @@ def session_jars(settings: SparkSettings) -> list[str]:
 
 
 def build_session(settings: SparkSettings) -> SparkSession:
-    """A SparkSession with Iceberg's extensions (reuses the process's active session if there is one)."""
+    """A SparkSession with Iceberg's extensions (reuses the process's active session if there is one).
+
+    With ``remote`` the session is a Spark Connect client: the server must already run with the Iceberg
+    runtime and JDBC driver jars and ``spark.sql.extensions``; catalogs are then set per session.
+    """
     _import_pyspark()
     from pyspark.sql import SparkSession
 
     builder: Any = SparkSession.builder.appName(settings.app_name)
     if settings.remote:
+        _import_connect_client()
+        _probe_connect_server(settings.remote)
         builder = builder.remote(settings.remote)
     else:
         builder = builder.master(settings.master)

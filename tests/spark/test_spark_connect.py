@@ -1,0 +1,75 @@
+"""The spark engine as a Spark Connect client (``engines.spark.remote``): what happens before any server answers.
+
+No test here runs a Spark Connect server: pyspark 3.5 does not include the server (``spark-connect_2.12``),
+so a migration over Connect is not exercised end to end.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from icebridge.config import load_config
+from icebridge.engines import EngineNotInstalledError
+from icebridge.engines.spark import SparkSettings, build_session
+from icebridge.errors import ConfigError, TerminalError
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    ("remote", "message"),
+    [
+        ("sc://:15002", "no host"),
+        ("sc://spark.internal:connect", "the port is not a number"),
+        ("sc://spark.internal:99999", "the port is not a number"),
+    ],
+)
+def test_a_connect_url_without_host_or_port_names_the_key(tmp_path: Path, remote: str, message: str) -> None:
+    path = tmp_path / "icebridge.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "state": f"sqlite:///{tmp_path}/state.db",
+                "catalogs": {"src": {"type": "sql", "uri": f"sqlite:///{tmp_path}/c.db"}},
+                "mappings": [{"source": "src.*.*", "target": "src.dst"}],
+                "engines": {"spark": {"remote": remote}},
+            }
+        )
+    )
+    with pytest.raises(ConfigError) as caught:
+        SparkSettings.from_config(load_config(path))
+    assert "icebridge.yaml: engines.spark.remote: " in str(caught.value)
+    assert message in str(caught.value)
+    assert "write sc://host:15002" in str(caught.value)
+
+
+def test_a_connect_url_with_params_and_default_port_is_accepted() -> None:
+    assert SparkSettings(remote="sc://spark.internal/;token=abc").remote == "sc://spark.internal/;token=abc"
+
+
+def test_missing_connect_client_packages_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "grpc", None)  # import grpc now raises ImportError
+    with pytest.raises(EngineNotInstalledError) as caught:
+        build_session(SparkSettings(remote=f"sc://127.0.0.1:{closed_port()}"))
+    assert "engines.spark.remote" in str(caught.value)
+    assert "grpcio" in str(caught.value)
+    assert "pip install 'icebridge[spark]'" in str(caught.value)
+
+
+def test_no_server_at_the_connect_url_fails_at_once_naming_it() -> None:
+    # without the check the Connect client retries an unreachable server for minutes
+    port = closed_port()
+    with pytest.raises(TerminalError) as caught:
+        build_session(SparkSettings(remote=f"sc://127.0.0.1:{port}"))
+    assert f"engines.spark.remote: no Spark Connect server answers at 127.0.0.1:{port}" in str(caught.value)
