@@ -181,7 +181,11 @@ def _backend_rows(
 
 
 def _derivation(results: dict[str, dict[str, Any]]) -> list[str]:
-    """Which defaults the numbers support (MigrateSettings: concurrency=2, files_per_commit=100, 1 GiB)."""
+    """Which defaults the numbers support (read from MigrateSettings, so the text follows the code)."""
+    from icebridge.config import MigrateSettings
+
+    defaults = MigrateSettings()
+    fpc, cap, conc = defaults.files_per_commit, defaults.commit_bytes, defaults.concurrency
     lines = ["### What the numbers mean for the defaults", ""]
     ceilings = {b: r["own-2"].rate for b, r in results.items() if "own-2" in r}
     latency = {b: statistics.median(r["own-2"].latencies) for b, r in results.items() if r["own-2"].latencies}
@@ -191,13 +195,13 @@ def _derivation(results: dict[str, dict[str, Any]]) -> list[str]:
     if not throughput or not avg_file:
         throughput, avg_file = 200 * 1024**2, 4 * 1024**2
         source = "assumed (run the copy benchmark in the same run to use measured numbers)"
-    batch_bytes = min(100 * avg_file, 1024**3)
+    batch_bytes = min(fpc * avg_file, cap)
     per_table = throughput / batch_bytes  # commits/s one table needs at full copy speed
     lines.append(
         f"- Copy speed {fmt_bytes(throughput)}/s with files of {fmt_bytes(avg_file)} on average ({source}): "
-        f"a batch of `files_per_commit: 100` files is {fmt_bytes(batch_bytes)} (under `commit_bytes: 1 GiB`), "
-        f"so one table at full speed needs {per_table:.2f} commits/s, and `concurrency: 2` tables "
-        f"{2 * per_table:.2f} commits/s."
+        f"a batch of `files_per_commit: {fpc}` files is {fmt_bytes(batch_bytes)} (`commit_bytes: {fmt_bytes(cap)}`), "
+        f"so one table at full speed needs {per_table:.2f} commits/s, and `concurrency: {conc}` tables "
+        f"{conc * per_table:.2f} commits/s."
     )
     for backend, ceiling in ceilings.items():
         headroom = ceiling / (2 * per_table) if per_table else float("inf")
@@ -224,17 +228,18 @@ def _derivation(results: dict[str, dict[str, Any]]) -> list[str]:
     elif worst_share <= MAX_COMMIT_SHARE:
         lines.append(
             "- **Verdict:** the defaults stand. The catalog is not the bottleneck at `concurrency: 2` (the 2"
-            " cores are), and `files_per_commit: 100` / `commit_bytes: 1 GiB` keep commits a small share of the"
+            f" cores are), and `files_per_commit: {fpc}` / `commit_bytes: {fmt_bytes(cap)}` keep commits a small"
+            " share of the"
             " copy while a checkpoint still lands every few seconds. Smaller batches would add snapshots (one per"
             " commit, kept in the table's metadata) without a gain."
         )
     else:
         # batch size that brings the commit share down to MAX_COMMIT_SHARE, within commit_bytes
-        files = math.ceil(100 * worst_share / MAX_COMMIT_SHARE)
-        files = min(files, max(100, int(1024**3 // avg_file)))
+        files = math.ceil(fpc * worst_share / MAX_COMMIT_SHARE)
+        files = min(files, max(fpc, int(cap // avg_file)))
         lines.append(
             f"- **Verdict:** `concurrency: 2` stands (the catalog has ≥ 5× headroom; the 2 cores are the limit)."
-            f" But with files of {fmt_bytes(avg_file)} the batch is bounded by `files_per_commit: 100`, not by"
+            f" But with files of {fmt_bytes(avg_file)} the batch is bounded by `files_per_commit: {fpc}`, not by"
             f" `commit_bytes`, and commits take up to {worst_share:.0%} of the copy time at file-copy speed:"
             f" `files_per_commit: {files}` (batches of ~{fmt_bytes(min(files * avg_file, 1024**3))}, still under"
             f" `commit_bytes: 1 GiB`) would bring that to ≤ {MAX_COMMIT_SHARE:.0%}. The commit latency here"
