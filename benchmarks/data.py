@@ -15,7 +15,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
@@ -23,9 +22,8 @@ from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.transforms import MonthTransform
-from pyiceberg.types import DateType, DecimalType, IcebergType, IntegerType, LongType, NestedField, StringType
 
-from icebridge.demo import find_tpchgen
+from icebridge.demo import find_tpchgen, normalize_strings, tpch_schema
 
 NAMESPACE = "tpch"
 TABLE = "lineitem"
@@ -155,48 +153,16 @@ def _build(root: Path, scale: float) -> tuple[SqlCatalog, Table]:
             raise RuntimeError(f"tpchgen-cli wrote no Parquet file under {tmp}")
         table: Table | None = None
         for path in files:
-            data = _normalize(pq.read_table(path))
+            data = normalize_strings(pq.read_table(path))
             if table is None:
                 catalog.create_namespace_if_not_exists(NAMESPACE)
-                schema = _schema(data.schema)
+                schema = tpch_schema(data.schema)
                 table = catalog.create_table(IDENTIFIER, schema=schema, partition_spec=_spec(schema))
             table.append(data)
             del data
             path.unlink()  # the temporary copy is not needed once appended; keeps the disk peak low
     assert table is not None
     return catalog, table
-
-
-def _normalize(data: pa.Table) -> pa.Table:
-    # PyIceberg's delete/overwrite cannot compare string_view columns; tpchgen writes them.
-    fields = [
-        pa.field(f.name, pa.string() if pa.types.is_string_view(f.type) else f.type, nullable=f.nullable)
-        for f in data.schema
-    ]
-    return data.cast(pa.schema(fields))
-
-
-def _iceberg_type(arrow_type: pa.DataType) -> IcebergType:
-    if pa.types.is_int64(arrow_type):
-        return LongType()
-    if pa.types.is_int32(arrow_type):
-        return IntegerType()
-    if pa.types.is_decimal(arrow_type):
-        return DecimalType(arrow_type.precision, arrow_type.scale)
-    if pa.types.is_date32(arrow_type):
-        return DateType()
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return StringType()
-    raise TypeError(f"unexpected lineitem column type {arrow_type}")
-
-
-def _schema(arrow_schema: pa.Schema) -> Schema:
-    return Schema(
-        *(
-            NestedField(i, f.name, _iceberg_type(f.type), required=not f.nullable)
-            for i, f in enumerate(arrow_schema, start=1)
-        )
-    )
 
 
 def _spec(schema: Schema) -> PartitionSpec:

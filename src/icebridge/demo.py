@@ -16,7 +16,7 @@ Finding about deletes: PyIceberg 0.12 with pyarrow 26 can delete rows only if th
 from ``string`` (not ``string_view``) Arrow columns. tpchgen writes ``string_view`` columns; appended as
 is, the Parquet files carry that type in their embedded Arrow schema, scans return ``string_view`` and
 ``Table.delete()`` fails while rewriting a file (``equal`` has no kernel for ``(string_view, string)``).
-Casting every ``string_view`` column to ``string`` before the append avoids it, so :func:`_normalize` does.
+Casting every ``string_view`` column to ``string`` before the append avoids it, so :func:`normalize_strings` does.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def build_estate(
         with tempfile.TemporaryDirectory(prefix="icebridge-tpch-") as tmp:
             say(f"generating TPC-H data at scale factor {scale_factor} with tpchgen-cli")
             files = generate_tpch(Path(tmp), scale_factor)
-            data = {name: _normalize(pq.read_table(path)) for name, path in files.items()}
+            data = {name: normalize_strings(pq.read_table(path)) for name, path in files.items()}
             props = catalog_properties(root)
             for name in props:
                 Path(props[name]["warehouse"].removeprefix("file://")).mkdir(parents=True, exist_ok=True)
@@ -263,7 +263,7 @@ def _yaml_str(value: str) -> str:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _normalize(table: pa.Table) -> pa.Table:
+def normalize_strings(table: pa.Table) -> pa.Table:
     """Cast ``string_view`` columns to ``string`` and drop Parquet field-id metadata (see module doc)."""
     fields = [
         pa.field(f.name, pa.string() if pa.types.is_string_view(f.type) else f.type, nullable=f.nullable)
@@ -286,7 +286,7 @@ def _iceberg_type(arrow_type: pa.DataType) -> IcebergType:
     raise TerminalError(f"unexpected TPC-H column type {arrow_type}")
 
 
-def _flat_schema(arrow_schema: pa.Schema) -> Schema:
+def tpch_schema(arrow_schema: pa.Schema) -> Schema:
     """An Iceberg schema for a flat TPC-H table: field ids 1..n in column order."""
     return Schema(
         *(
@@ -306,13 +306,13 @@ def _spec(schema: Schema, *fields: tuple[str, Any, str]) -> PartitionSpec:
 
 
 def _build_flat(catalog: Catalog, identifier: str, data: pa.Table) -> Table:
-    table = catalog.create_table(identifier, schema=_flat_schema(data.schema))
+    table = catalog.create_table(identifier, schema=tpch_schema(data.schema))
     table.append(data)
     return table
 
 
 def _build_lineitem(catalog: Catalog, data: pa.Table) -> Table:
-    schema = _flat_schema(data.schema)
+    schema = tpch_schema(data.schema)
     table = catalog.create_table(
         "tpch.lineitem",
         schema=schema,
@@ -328,7 +328,7 @@ def _build_lineitem(catalog: Catalog, data: pa.Table) -> Table:
 
 
 def _build_orders(catalog: Catalog, data: pa.Table) -> Table:
-    schema = _flat_schema(data.schema)
+    schema = tpch_schema(data.schema)
     table = catalog.create_table(
         "tpch.orders",
         schema=schema,
@@ -343,7 +343,7 @@ def _build_orders(catalog: Catalog, data: pa.Table) -> Table:
 
 
 def _build_customer(catalog: Catalog, data: pa.Table) -> Table:
-    schema = _flat_schema(data.schema)
+    schema = tpch_schema(data.schema)
     table = catalog.create_table(
         "tpch.customer",
         schema=schema,
