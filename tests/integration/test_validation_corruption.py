@@ -4,6 +4,9 @@ The source is written by PyIceberg; each destination is written file by file (se
 with one deliberate corruption, and validated with the rewrite strategy's levels (1, 2, 4, and 5 on a
 mismatch). "Located" means: the failing level, the partition, and for a changed value the sample row
 and the column that changed.
+
+Every case runs on two layouts of the same rows: with nested columns (digested through IceBridge's own
+reader) and flat (digested by DuckDB's Parquet reader, ``parquet_scan``), so both level-4 paths catch it.
 """
 
 from __future__ import annotations
@@ -18,28 +21,50 @@ from typing import Any
 
 import pytest
 from pyiceberg.table import Table
+from pyiceberg.types import PrimitiveType
 
 from icebridge.errors import ValidationError
 from icebridge.model import Strategy
 from icebridge.phases.validate import ComparatorResult, run
 from tests.integration.validation_fixtures import (
+    FLAT_SCHEMA,
+    SCHEMA,
     base_rows,
     changed,
     commit_files,
     data_paths,
     label_of,
-    make_destination,
     make_source,
     partition_of,
     write_data_file,
+)
+from tests.integration.validation_fixtures import (
+    make_destination as _make_destination,
 )
 
 ROWS = base_rows()
 
 
+LAYOUTS = {"nested": SCHEMA, "flat": FLAT_SCHEMA}
+
+
+@pytest.fixture(scope="module", params=sorted(LAYOUTS))
+def layout(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Table:
-    return make_source(tmp_path_factory.mktemp("source"))
+def source(tmp_path_factory: pytest.TempPathFactory, layout: str) -> Table:
+    return make_source(tmp_path_factory.mktemp(f"source-{layout}"), schema=LAYOUTS[layout])
+
+
+def make_destination(like: Table, root: Path, *args: Any, **kwargs: Any) -> Table:
+    """A destination with the layout of ``like`` (the source)."""
+    return _make_destination(root, *args, schema=FLAT_SCHEMA if is_flat(like) else SCHEMA, **kwargs)
+
+
+def is_flat(table: Table) -> bool:
+    return all(isinstance(f.field_type, PrimitiveType) for f in table.schema().fields)
 
 
 def validate(source: Table, destination: Table, **kwargs: Any) -> dict[str, ComparatorResult]:
@@ -48,6 +73,9 @@ def validate(source: Table, destination: Table, **kwargs: Any) -> dict[str, Comp
     results = run(source, snapshot.snapshot_id, destination, Strategy.REWRITE, **kwargs)
     names = [r.comparator for r in results]
     assert len(names) == len(set(names)), names
+    digest = results[names.index("content-digest")].details
+    # the flat layout is digested by DuckDB's Parquet reader, the nested one by IceBridge's reader
+    assert digest["files_scanned_by_duckdb"] == (digest["files_read"] if is_flat(source) else 0), digest
     return {r.comparator: r for r in results}
 
 
@@ -63,7 +91,7 @@ def ids(rows: list[dict[str, Any]]) -> list[int]:
 
 
 def test_same_rows_in_another_order_and_file_split_validate_as_equal(source: Table, tmp_path: Path) -> None:
-    destination = make_destination(tmp_path, split=3, reverse=True)
+    destination = make_destination(source, tmp_path, split=3, reverse=True)
     assert len(data_paths(destination)) > len(data_paths(source))
     results = validate(source, destination)
     assert [(r.level, r.comparator, r.passed) for r in results.values()] == [
@@ -78,6 +106,7 @@ def test_same_rows_in_another_order_and_file_split_validate_as_equal(source: Tab
     assert all(r.details["proves"] for r in results.values())
 
 
+NESTED_ONLY = {"st", "l", "m"}
 VALUE_CHANGES = [
     pytest.param(4, "i", 12345, id="int"),
     pytest.param(4, "f", 1.0000000000000002, id="float"),
@@ -95,12 +124,21 @@ VALUE_CHANGES = [
 ]
 
 
-@pytest.mark.parametrize(("index", "column", "value"), VALUE_CHANGES)
+@pytest.mark.parametrize(
+    ("layout", "index", "column", "value"),
+    [
+        pytest.param(layout, *case.values, id=f"{layout}-{case.id}")
+        for layout in sorted(LAYOUTS)
+        for case in VALUE_CHANGES
+        if layout == "nested" or case.values[1] not in NESTED_ONLY
+    ],
+    indirect=["layout"],
+)
 def test_one_changed_value_is_caught_and_located(
     source: Table, tmp_path: Path, index: int, column: str, value: Any
 ) -> None:
     assert ROWS[index][column] != value or (isinstance(value, float) and math.copysign(1, value) < 0)
-    destination = make_destination(tmp_path, changed(ROWS, index, **{column: value}))
+    destination = make_destination(source, tmp_path, changed(ROWS, index, **{column: value}))
     results = validate(source, destination)
 
     digest = results["content-digest"]
@@ -121,7 +159,7 @@ def test_one_changed_value_is_caught_and_located(
 
 def test_float_negative_zero_and_nan_are_shown_as_such(source: Table, tmp_path: Path) -> None:
     rows = changed(changed(ROWS, 10, f=-0.0), 5, f=float("nan"))
-    details = drill(validate(source, make_destination(tmp_path, rows)))
+    details = drill(validate(source, make_destination(source, tmp_path, rows)))
     by_id = {p["row"]["id"]: p for p in details["changed"]}
     assert by_id[10]["source"] == {"f": 0.0} and by_id[10]["destination"] == {"f": -0.0}
     assert str(by_id[10]["destination"]["f"]) == "-0.0"
@@ -130,14 +168,14 @@ def test_float_negative_zero_and_nan_are_shown_as_such(source: Table, tmp_path: 
 
 def test_null_turned_into_empty_string_is_shown_as_null_and_empty(source: Table, tmp_path: Path) -> None:
     assert ROWS[9]["s"] is None
-    details = drill(validate(source, make_destination(tmp_path, changed(ROWS, 9, s=""))))
+    details = drill(validate(source, make_destination(source, tmp_path, changed(ROWS, 9, s=""))))
     [pair] = details["changed"]
     assert pair["source"] == {"s": None} and pair["destination"] == {"s": ""}
 
 
 def test_missing_row_is_caught_by_metadata_and_digest_and_shown(source: Table, tmp_path: Path) -> None:
     rows = [r for r in ROWS if r["id"] != 7]
-    results = validate(source, make_destination(tmp_path, rows))
+    results = validate(source, make_destination(source, tmp_path, rows))
     where = label_of(ROWS[7])
     meta = results["metadata-partitions"]
     assert not meta.passed
@@ -152,7 +190,7 @@ def test_missing_row_is_caught_by_metadata_and_digest_and_shown(source: Table, t
 
 def test_duplicated_row_is_caught_and_shown(source: Table, tmp_path: Path) -> None:
     rows = [*copy.deepcopy(ROWS), copy.deepcopy(ROWS[8])]
-    results = validate(source, make_destination(tmp_path, rows))
+    results = validate(source, make_destination(source, tmp_path, rows))
     where = label_of(ROWS[8])
     assert not results["metadata-partitions"].passed
     assert results["content-digest"].details["partitions"] == [where]
@@ -164,7 +202,7 @@ def test_duplicated_row_is_caught_and_shown(source: Table, tmp_path: Path) -> No
 def test_two_values_swapped_between_rows_is_caught_by_digest(source: Table, tmp_path: Path) -> None:
     assert partition_of(ROWS[3]) == partition_of(ROWS[15])
     rows = changed(changed(ROWS, 3, s=ROWS[15]["s"]), 15, s=ROWS[3]["s"])
-    results = validate(source, make_destination(tmp_path, rows))
+    results = validate(source, make_destination(source, tmp_path, rows))
     # counts and bounds cannot see a swap within a partition; the row digest can
     assert results["metadata-partitions"].passed
     digest = results["content-digest"]
@@ -184,7 +222,7 @@ def test_row_moved_to_another_partition_is_caught_and_located(source: Table, tmp
     def placement(row: dict[str, Any]) -> tuple[Any, ...]:
         return away if row["id"] == 4 else partition_of(row)
 
-    results = validate(source, make_destination(tmp_path, placement=placement))
+    results = validate(source, make_destination(source, tmp_path, placement=placement))
     home_label = label_of(moved)
     away_label = home_label.replace("cat=b", "cat=c")
     meta = results["metadata-partitions"]
@@ -202,7 +240,7 @@ def test_row_moved_to_another_partition_is_caught_and_located(source: Table, tmp
 
 
 def test_extra_data_file_is_caught_and_its_rows_shown(source: Table, tmp_path: Path) -> None:
-    destination = make_destination(tmp_path)
+    destination = make_destination(source, tmp_path)
     extra = [dict(copy.deepcopy(r), id=1000 + r["id"]) for r in ROWS if partition_of(r) == partition_of(ROWS[0])][:3]
     commit_files(destination, [write_data_file(destination, extra, partition_of(ROWS[0]))])
     results = validate(source, destination)
@@ -215,7 +253,7 @@ def test_extra_data_file_is_caught_and_its_rows_shown(source: Table, tmp_path: P
 
 
 def test_truncated_data_file_stops_validation_with_the_file_named(source: Table, tmp_path: Path) -> None:
-    destination = make_destination(tmp_path)
+    destination = make_destination(source, tmp_path)
     victim = data_paths(destination)[2]
     size = Path(victim).stat().st_size
     with open(victim, "r+b") as fh:
@@ -227,6 +265,6 @@ def test_truncated_data_file_stops_validation_with_the_file_named(source: Table,
 
 def test_sample_is_capped(source: Table, tmp_path: Path) -> None:
     rows = [dict(r, i=(r["i"] or 0) + 1) for r in copy.deepcopy(ROWS)]
-    details = drill(validate(source, make_destination(tmp_path, rows), sample_rows=5))
+    details = drill(validate(source, make_destination(source, tmp_path, rows), sample_rows=5))
     assert sum(p["source_only"] for p in details["partitions"]) == len(ROWS)
     assert len(details["source_only"]) == len(details["destination_only"]) == 5

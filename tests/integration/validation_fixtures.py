@@ -72,6 +72,8 @@ SCHEMA = Schema(
     NestedField(11, "m", MapType(16, StringType(), 17, LongType(), value_required=False), required=False),
     NestedField(12, "cat", StringType(), required=False),
 )
+# The same table without nested columns: DuckDB's Parquet reader digests its files (parquet_scan).
+FLAT_SCHEMA = Schema(*(f for f in SCHEMA.fields if f.name not in ("st", "l", "m")))
 SPEC = PartitionSpec(
     PartitionField(source_id=12, field_id=1000, transform=IdentityTransform(), name="cat"),
     PartitionField(source_id=7, field_id=1001, transform=DayTransform(), name="ts_day"),
@@ -121,10 +123,12 @@ def new_catalog(root: Path, name: str = "cat") -> SqlCatalog:
     return SqlCatalog(name, uri=f"sqlite:///{root}/{name}.db", warehouse=f"file://{root}/{name}-warehouse")
 
 
-def create_table(catalog: SqlCatalog, name: str, properties: dict[str, str] | None = None) -> Table:
-    """An empty table of SCHEMA partitioned by SPEC in namespace ``ns``."""
+def create_table(
+    catalog: SqlCatalog, name: str, properties: dict[str, str] | None = None, schema: Schema = SCHEMA
+) -> Table:
+    """An empty table of ``schema`` (default SCHEMA) partitioned by SPEC in namespace ``ns``."""
     catalog.create_namespace_if_not_exists("ns")
-    return catalog.create_table(("ns", name), schema=SCHEMA, partition_spec=SPEC, properties=properties or {})
+    return catalog.create_table(("ns", name), schema=schema, partition_spec=SPEC, properties=properties or {})
 
 
 def arrow_of(table: Table, rows: Sequence[dict[str, Any]]) -> pa.Table:
@@ -132,9 +136,9 @@ def arrow_of(table: Table, rows: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=schema_to_pyarrow(table.schema()))
 
 
-def make_source(root: Path, rows: Sequence[dict[str, Any]] | None = None) -> Table:
+def make_source(root: Path, rows: Sequence[dict[str, Any]] | None = None, schema: Schema = SCHEMA) -> Table:
     """The source: ``rows`` (default :func:`base_rows`) appended by PyIceberg's own writer."""
-    table = create_table(new_catalog(root, "src"), "source", {"comment": "validation source"})
+    table = create_table(new_catalog(root, "src"), "source", {"comment": "validation source"}, schema)
     table.append(arrow_of(table, rows if rows is not None else base_rows()))
     return table
 
@@ -183,9 +187,10 @@ def make_destination(
     reverse: bool = False,
     placement: Callable[[dict[str, Any]], tuple[Any, ...]] = partition_of,
     name: str = "destination",
+    schema: Schema = SCHEMA,
 ) -> Table:
     """A destination holding ``rows``, ``split`` files per partition, registered where ``placement`` says."""
-    table = create_table(new_catalog(root, "dst"), name, {"comment": "validation source"})
+    table = create_table(new_catalog(root, "dst"), name, {"comment": "validation source"}, schema)
     rows = list(rows if rows is not None else base_rows())
     if reverse:
         rows.reverse()

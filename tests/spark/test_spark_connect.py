@@ -1,7 +1,8 @@
 """The spark engine as a Spark Connect client (``engines.spark.remote``): what happens before any server answers.
 
 No test here runs a Spark Connect server: pyspark 3.5 does not include the server (``spark-connect_2.12``),
-so a migration over Connect is not exercised end to end.
+so a migration over Connect is not exercised end to end; what a Connect error carries is tested by
+building the client's own exception type.
 """
 
 from __future__ import annotations
@@ -17,6 +18,22 @@ from icebridge.config import load_config
 from icebridge.engines import EngineNotInstalledError
 from icebridge.engines.spark import SparkSettings, build_session
 from icebridge.errors import ConfigError, TerminalError
+
+
+def write_config(tmp_path: Path, remote: str) -> Path:
+    """An icebridge.yaml whose spark engine is a Connect client of ``remote``."""
+    path = tmp_path / "icebridge.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "state": f"sqlite:///{tmp_path}/state.db",
+                "catalogs": {"src": {"type": "sql", "uri": f"sqlite:///{tmp_path}/c.db"}},
+                "mappings": [{"source": "src.*.*", "target": "src.dst"}],
+                "engines": {"spark": {"remote": remote}},
+            }
+        )
+    )
+    return path
 
 
 def closed_port() -> int:
@@ -36,19 +53,8 @@ def closed_port() -> int:
     ],
 )
 def test_a_connect_url_without_host_or_port_names_the_key(tmp_path: Path, remote: str, message: str) -> None:
-    path = tmp_path / "icebridge.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "state": f"sqlite:///{tmp_path}/state.db",
-                "catalogs": {"src": {"type": "sql", "uri": f"sqlite:///{tmp_path}/c.db"}},
-                "mappings": [{"source": "src.*.*", "target": "src.dst"}],
-                "engines": {"spark": {"remote": remote}},
-            }
-        )
-    )
     with pytest.raises(ConfigError) as caught:
-        SparkSettings.from_config(load_config(path))
+        SparkSettings.from_config(load_config(write_config(tmp_path, remote)))
     assert "icebridge.yaml: engines.spark.remote: " in str(caught.value)
     assert message in str(caught.value)
     assert "write sc://host:15002" in str(caught.value)
@@ -73,3 +79,25 @@ def test_no_server_at_the_connect_url_fails_at_once_naming_it() -> None:
     with pytest.raises(TerminalError) as caught:
         build_session(SparkSettings(remote=f"sc://127.0.0.1:{port}"))
     assert f"engines.spark.remote: no Spark Connect server answers at 127.0.0.1:{port}" in str(caught.value)
+
+
+def test_a_commit_conflict_reported_over_connect_is_retried_not_terminal(tmp_path: Path) -> None:
+    # over Connect the error carries no Java exception chain, only text naming the Java class
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+
+    from icebridge.engines.spark import SparkEngine
+    from icebridge.errors import CommitConflictError, DestinationWriteError, TransientError
+    from icebridge.model import TableRef
+
+    engine = SparkEngine(load_config(write_config(tmp_path, "sc://spark.internal:15002")))
+    job = type("Job", (), {"task": "t-1", "destination_ref": TableRef.parse("src.dst.orders")})()
+    conflict = SparkConnectGrpcException(
+        "org.apache.iceberg.exceptions.CommitFailedException: Cannot commit src.dst.orders: "
+        "metadata location has changed"
+    )
+    error = engine._error(job, conflict)  # type: ignore[arg-type]
+    assert isinstance(error, CommitConflictError) and isinstance(error, TransientError)
+    assert "conflicted" in str(error) and "src.dst.orders" in str(error)
+
+    other = engine._error(job, SparkConnectGrpcException("[TABLE_OR_VIEW_NOT_FOUND] src.x.y cannot be found"))  # type: ignore[arg-type]
+    assert isinstance(other, DestinationWriteError) and not isinstance(other, TransientError)

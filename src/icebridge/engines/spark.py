@@ -540,7 +540,9 @@ class SparkEngine:
     def _error(self, job: CopyJob, exc: Exception) -> Exception:
         classes = _java_class_names(exc)
         message = self._config.redact(_first_line(exc))
-        if _JAVA_COMMIT_CONFLICTS & set(classes):
+        # a classic session exposes the Java exception chain; Spark Connect only its text, which names the class
+        text = str(exc)
+        if _JAVA_COMMIT_CONFLICTS & set(classes) or any(name in text for name in _JAVA_COMMIT_CONFLICTS):
             return CommitConflictError(f"{job.task}: the Spark commit to {job.destination_ref} conflicted: {message}")
         return DestinationWriteError(f"{job.task}: Spark copy into {job.destination_ref} failed: {message}")
 

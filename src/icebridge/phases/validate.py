@@ -378,8 +378,8 @@ def _content_digest(
         passed,
         summary,
         f"all {st.count} rows, every column, are equal as a multiset in each of the {len(s.digests)} partitions "
-        f"(count + sum + xor of a 64-bit row hash, read through IceBridge's own Parquet reader), and every row sits "
-        f"in a file registered under its partition",
+        f"(count + sum + xor of a 64-bit row hash; {_readers(s, d)}), and every row sits in a file registered "
+        f"under its partition",
         library=library,
         source=_digest_dict(st),
         destination=_digest_dict(dt_),
@@ -393,8 +393,22 @@ def _content_digest(
         metrics=metrics,
         files_read=s.files + d.files,
         bytes_read=s.bytes + d.bytes,
+        files_scanned_by_duckdb=s.scanned_files + d.scanned_files,
     )
     return result, bad
+
+
+def _readers(s: PartitionDigests, d: PartitionDigests) -> str:
+    """Which Parquet decoder read the files, in words for the proof."""
+    scanned, files = s.scanned_files + d.scanned_files, s.files + d.files
+    if scanned == 0:
+        return "files read through IceBridge's own Parquet reader"
+    if scanned == files:
+        return "files read by DuckDB's Parquet reader, independent of the PyArrow writer"
+    return (
+        f"{scanned} of {files} files read by DuckDB's Parquet reader, the others (deletes, evolved or unusual "
+        "layouts) through IceBridge's own reader"
+    )
 
 
 def _digest_text(d: Digest | None) -> str:

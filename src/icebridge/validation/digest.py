@@ -12,8 +12,8 @@ for the batch's Arrow schema:
   columns in order (DuckDB's multi-argument hash is position-aware), and is then re-hashed once
   more so the final value is fully mixed. Swapping two values between columns, nulls in different
   columns, zero values and all-null rows therefore all give distinct hashes;
-* floating-point values are hashed by their IEEE bit pattern (NaN canonicalised first), so
-  ``-0.0 != 0.0`` and NaN is stable and distinct from null.
+* floating-point values are hashed with their sign bit (DuckDB alone hashes ``-0.0`` like ``0.0``), so
+  ``-0.0 != 0.0``; every NaN hashes alike, distinct from null.
 
 Sum and xor are aggregated inside DuckDB per batch and folded in Python; batches are never concatenated.
 Digests are comparable only when ``library`` (DuckDB version and hash scheme) is equal.
@@ -29,14 +29,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from icebridge.validation.parquet_scan import eligible, scan_digests, scan_plan
 from icebridge.validation.reader import (
     FIELD_ID_KEY,
     DataFileTask,
     SnapshotFiles,
     _duck_safe,
-    _rebased,
     iter_table_batches,
 )
 
@@ -57,7 +56,7 @@ __all__ = [
     "table_digest",
 ]
 
-HASH_SCHEME = "icebridge-rowhash-v2"
+HASH_SCHEME = "icebridge-rowhash-v3"
 _MASK64 = (1 << 64) - 1
 
 
@@ -98,54 +97,6 @@ def _library() -> str:
 def library_version() -> str:
     """What computes the row hashes (DuckDB version and hash scheme); recorded in every report."""
     return _library()
-
-
-# --------------------------------------------------------------------------------------------------
-# Arrow preparation: floats -> bit patterns (recursively)
-# --------------------------------------------------------------------------------------------------
-
-
-def _has_float(t: pa.DataType) -> bool:
-    if pa.types.is_floating(t):
-        return True
-    if pa.types.is_dictionary(t):
-        return _has_float(t.value_type)
-    if isinstance(t, pa.ExtensionType):
-        return False
-    return any(_has_float(t.field(i).type) for i in range(t.num_fields))
-
-
-def _prepare(arr: pa.Array) -> pa.Array:
-    """Replace float leaves by their canonical IEEE bit patterns as same-width integers."""
-    t = arr.type
-    if not _has_float(t):
-        return arr
-    if pa.types.is_dictionary(t):
-        return _prepare(arr.dictionary_decode())
-    if pa.types.is_floating(t):
-        if pa.types.is_float16(t):
-            arr = arr.cast(pa.float32())
-            t = arr.type
-        nan = pa.scalar(float("nan"), t)
-        arr = pc.if_else(pc.is_nan(arr), nan, arr)
-        return arr.view(pa.int32() if pa.types.is_float32(t) else pa.int64())
-    mask = arr.is_null() if arr.null_count else None
-    if pa.types.is_struct(t):
-        children = [_prepare(arr.field(i)) for i in range(t.num_fields)]
-        fields = [pa.field(t.field(i).name, c.type, nullable=True) for i, c in enumerate(children)]
-        return pa.StructArray.from_arrays(children, fields=fields, mask=mask)
-    if pa.types.is_map(t):
-        offsets, (keys, items) = _rebased(arr, [arr.keys, arr.items])
-        return pa.MapArray.from_arrays(offsets, _prepare(keys), _prepare(items), mask=mask)
-    if pa.types.is_large_list(t):
-        offsets, (values,) = _rebased(arr, [arr.values])
-        return pa.LargeListArray.from_arrays(offsets, _prepare(values), mask=mask)
-    if pa.types.is_list(t):
-        offsets, (values,) = _rebased(arr, [arr.values])
-        return pa.ListArray.from_arrays(offsets, _prepare(values), mask=mask)
-    if pa.types.is_fixed_size_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
-        return _prepare(arr.cast(pa.large_list(t.value_field)))
-    raise TypeError(f"cannot hash Arrow type {t}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -201,6 +152,9 @@ def _value_hash_sql(expr: str, t: pa.DataType, depth: int = 0) -> str:
     ):
         e = _value_hash_sql(var, t.value_type, depth + 1)
         return f"hash('list', ({expr}) IS NULL, len({expr}), list_transform({expr}, lambda {var}: {e}))"
+    if pa.types.is_floating(t):
+        # DuckDB hashes -0.0 like 0.0 (and every NaN alike): add the sign bit, except for NaN
+        return f"hash(({expr}) IS NULL, {expr}, signbit({expr}) AND NOT isnan({expr}))"
     return f"hash(({expr}) IS NULL, {expr})"
 
 
@@ -223,24 +177,19 @@ def _salt(types: Sequence[pa.DataType]) -> int:
 def row_hash_sql(types: Sequence[pa.DataType], column_names: Sequence[str]) -> str:
     """SQL expression of the 64-bit row hash over columns ``column_names`` of types ``types``.
 
-    ``types`` are the original Arrow types (they give the type tags, folded into one salt computed
-    here once rather than hashed per row); the columns themselves must have been prepared (floats as
-    bit patterns). Primitive columns go straight into DuckDB's position-aware multi-argument hash,
-    where NULL hashes to a constant of its own; nested columns get the structural hash above, which
-    tells a null struct or list from one of nulls or an empty one.
+    ``types`` are the columns' Arrow types (they give the type tags, folded into one salt computed
+    here once rather than hashed per row). Primitive columns go straight into DuckDB's position-aware
+    multi-argument hash, where NULL hashes to a constant of its own; floating-point columns add their
+    sign bit; nested columns get the structural hash above, which tells a null struct or list from one
+    of nulls or an empty one.
     """
     parts = [f"{_salt(types)}::UBIGINT"]
     for name, t in zip(column_names, types, strict=True):
-        prepared = _prepared_type(t)
         column = f'"{name}"'
-        parts.append(_value_hash_sql(column, prepared) if _is_nested(prepared) else column)
+        value_type = t.value_type if pa.types.is_dictionary(t) else t
+        special = _is_nested(value_type) or pa.types.is_floating(value_type)
+        parts.append(_value_hash_sql(column, value_type) if special else column)
     return f"hash(hash({', '.join(parts)}))"
-
-
-def _prepared_type(t: pa.DataType) -> pa.DataType:
-    if not _has_float(t):
-        return t
-    return _prepare(pa.nulls(0, t)).type
 
 
 # --------------------------------------------------------------------------------------------------
@@ -297,7 +246,7 @@ class RowHasher:
             self._hash_sql = row_hash_sql(batch_types, [f"c{i}" for i in range(len(cols))])
         elif [_type_tag(t) for t in batch_types] != [_type_tag(t) for t in self._types]:
             raise ValueError(f"batch column types changed: {batch_types} vs {self._types}")
-        arrays = [_prepare(batch.column(i)) for i in cols] + [_duck_safe(k) for k in keys]
+        arrays = [batch.column(i) for i in cols] + [_duck_safe(k) for k in keys]
         names = [f"c{i}" for i in range(len(cols))] + [f"k{i}" for i in range(len(keys))]
         return pa.Table.from_arrays(arrays, names=names)
 
@@ -382,6 +331,7 @@ class PartitionDigests:
     files: int
     rows: int
     bytes: int  # data-file bytes read
+    scanned_files: int = 0  # files DuckDB's Parquet reader read itself (the rest went through our reader)
 
     def total(self) -> Digest:
         """The whole-table digest (digests of disjoint row sets fold by count, sum and xor)."""
@@ -393,6 +343,10 @@ class PartitionDigests:
         return Digest(count, total, xor, _library())
 
 
+# One data file's contribution: its task, {label: [count, sum, xor]}, {wrong label: rows}, rows.
+_FileDigest = tuple[DataFileTask, dict[str, list[int]], dict[str, int], int]
+
+
 def _file_digests(
     hasher: RowHasher,
     files: SnapshotFiles,
@@ -402,26 +356,48 @@ def _file_digests(
     check_placement: bool,
     batch_rows: int,
 ) -> tuple[dict[str, list[int]], dict[str, int], int]:
-    from icebridge.validation.partitions import file_label, partition_label, row_partition_keys
+    from icebridge.validation.partitions import file_label, row_partition_keys
+
+    registered = file_label(files.metadata, task.data_file) if check_placement else None
+    groups = (
+        group
+        for batch in files.read(task, schema, batch_rows)
+        for group in hasher.grouped(batch, row_partition_keys(batch, spec, schema))
+    )
+    return _label_groups(groups, spec, schema, registered, {})
+
+
+def _fold(acc: dict[str, list[int]], label: str, n: int, s: int, x: int) -> None:
+    slot = acc.setdefault(label, [0, 0, 0])
+    slot[0] += n
+    slot[1] = (slot[1] + s) & _MASK64
+    slot[2] ^= x
+
+
+def _label_groups(
+    groups: Iterable[tuple[tuple[Any, ...], int, int, int]],
+    spec: PartitionSpec,
+    schema: Schema,
+    registered: str | None,
+    labels: dict[tuple[Any, ...], str],
+) -> tuple[dict[str, list[int]], dict[str, int], int]:
+    """One file's (partition key, count, sum, xor) groups as per-label digests, rows under a wrong label, rows.
+
+    ``registered`` is the file's label in the manifest (None: not checked); ``labels`` caches key -> label.
+    """
+    from icebridge.validation.partitions import partition_label
 
     acc: dict[str, list[int]] = {}
     wrong: dict[str, int] = {}
-    registered = file_label(files.metadata, task.data_file) if check_placement else None
-    labels: dict[tuple[Any, ...], str] = {}
     rows = 0
-    for batch in files.read(task, schema, batch_rows):
-        keys = row_partition_keys(batch, spec, schema)
-        for key, n, s, x in hasher.grouped(batch, keys):
-            label = labels.get(key)
-            if label is None:
-                label = labels[key] = partition_label(spec, schema, key)
-            slot = acc.setdefault(label, [0, 0, 0])
-            slot[0] += n
-            slot[1] = (slot[1] + s) & _MASK64
-            slot[2] ^= x
-            rows += n
-            if registered is not None and label != registered:
-                wrong[label] = wrong.get(label, 0) + n
+    for key, n, s, x in groups:
+        label = labels.get(key)
+        if label is None:
+            label = labels[key] = partition_label(spec, schema, key)
+        _fold(acc, label, n, s, x)
+        rows += n
+        if registered is not None and label != registered:
+            wrong[label] = wrong.get(label, 0) + n
     return acc, wrong, rows
 
 
@@ -434,32 +410,57 @@ def partition_digests(
     files: SnapshotFiles | None = None,
     only: Callable[[DataFileTask], bool] | None = None,
     batch_rows: int = 131072,
+    reader: str = "auto",
 ) -> PartitionDigests:
     """Digest of every partition of ``table`` at ``snapshot_id``, partitions computed per row with ``spec``.
 
-    Rows are read with the independent reader, projected onto ``schema`` (so both sides hash the same
-    columns by field id), and each row's partition is computed with ``spec``'s transforms, so files
-    written under older specs fall into the current partitions. Data files are processed in parallel
-    by ``workers`` threads (Parquet decoding and DuckDB hashing both release the GIL). A data file
-    registered in the manifest under one partition but holding rows of another is reported in
-    ``misplaced`` (queries pruning by partition would miss those rows). ``only`` restricts the files.
+    Rows are projected onto ``schema`` by field id (so both sides hash the same columns), and each row's
+    partition is computed with ``spec``'s transforms, so files written under older specs fall into the
+    current partitions. A data file registered in the manifest under one partition but holding rows of
+    another is reported in ``misplaced`` (queries pruning by partition would miss those rows). ``only``
+    restricts the files.
+
+    With ``reader="auto"``, files DuckDB's Parquet reader can read exactly as Iceberg means them are
+    digested there in one decode-partition-hash pipeline (:mod:`icebridge.validation.parquet_scan`); the
+    others, and every file with ``reader="arrow"``, are read by the independent reader and hashed batch
+    by batch, ``workers`` files at a time. Both give the same hashes.
 
     Raises:
         ValidationError: a manifest or data file cannot be read.
     """
-    from icebridge.validation.partitions import same_fields
+    from icebridge.validation.partitions import file_label, same_fields
 
+    if reader not in ("auto", "arrow"):
+        raise ValueError(f"reader must be 'auto' or 'arrow', not {reader!r}")
     files = files if files is not None else SnapshotFiles(table, snapshot_id)
     tasks = [t for t in files.tasks if only is None or only(t)]
     own_spec = files.metadata.spec()
     check = same_fields(own_spec, spec) and [f.name for f in own_spec.fields] == [f.name for f in spec.fields]
+
+    results: list[_FileDigest] = []
+    general = tasks
+    plan = scan_plan(schema, spec) if reader == "auto" and tasks else None
+    if plan is not None:
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            scannable, general = eligible(con, plan, tasks)
+        finally:
+            con.close()
+        labels: dict[tuple[Any, ...], str] = {}
+        for fr in scan_digests(plan, scannable, workers, general.extend):
+            registered = file_label(files.metadata, fr.task.data_file) if check else None
+            groups = ((key, n, s, x) for key, (n, s, x) in fr.keys.items())
+            results.append((fr.task, *_label_groups(groups, spec, schema, registered, labels)))
+    scanned = len(results)
 
     field_ids = [f.field_id for f in schema.fields]
     local = threading.local()
     hashers: list[RowHasher] = []
     lock = threading.Lock()
 
-    def one(task: DataFileTask) -> tuple[DataFileTask, dict[str, list[int]], dict[str, int], int]:
+    def one(task: DataFileTask) -> _FileDigest:
         # one DuckDB connection per worker thread, reused for every file it reads
         hasher = getattr(local, "hasher", None)
         if hasher is None:
@@ -469,51 +470,53 @@ def partition_digests(
         return (task, *_file_digests(hasher, files, task, schema, spec, check, batch_rows))
 
     try:
-        return _run_digests(files, tasks, workers, one)
+        results.extend(_run_general(sorted(general, key=lambda t: t.data_file.file_path), workers, one))
     finally:
         for h in hashers:
             h.close()
+    return _merge(files, tasks, results, scanned)
 
 
-def _run_digests(
-    files: SnapshotFiles,
-    tasks: list[DataFileTask],
-    workers: int,
-    one: Callable[[DataFileTask], tuple[DataFileTask, dict[str, list[int]], dict[str, int], int]],
-) -> PartitionDigests:
-    acc: dict[str, list[int]] = {}
-    misplaced: list[dict[str, Any]] = []
-    rows = 0
+def _run_general(
+    tasks: list[DataFileTask], workers: int, one: Callable[[DataFileTask], _FileDigest]
+) -> list[_FileDigest]:
+    if not tasks:
+        return []
+    out: list[_FileDigest] = []
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="icebridge-digest") as pool:
         futures = [pool.submit(one, t) for t in tasks]
         try:
             for fut in as_completed(futures):
-                task, part, wrong, n = fut.result()
-                rows += n
-                for label, (c, s, x) in part.items():
-                    slot = acc.setdefault(label, [0, 0, 0])
-                    slot[0] += c
-                    slot[1] = (slot[1] + s) & _MASK64
-                    slot[2] ^= x
-                if wrong:
-                    from icebridge.validation.partitions import file_label
-
-                    registered = file_label(files.metadata, task.data_file)
-                    for label, count in sorted(wrong.items()):
-                        misplaced.append(
-                            {
-                                "file": task.data_file.file_path,
-                                "registered": registered,
-                                "belongs": label,
-                                "rows": count,
-                            }
-                        )
+                out.append(fut.result())
         except BaseException:
             for fut in futures:
                 fut.cancel()
             raise
+    return out
+
+
+def _merge(
+    files: SnapshotFiles, tasks: list[DataFileTask], results: list[_FileDigest], scanned: int
+) -> PartitionDigests:
+    from icebridge.validation.partitions import file_label
+
+    acc: dict[str, list[int]] = {}
+    misplaced: list[dict[str, Any]] = []
+    rows = 0
+    for task, part, wrong, n in results:
+        rows += n
+        for label, (c, s, x) in part.items():
+            _fold(acc, label, c, s, x)
+        if wrong:
+            registered = file_label(files.metadata, task.data_file)
+            for label, count in sorted(wrong.items()):
+                misplaced.append(
+                    {"file": task.data_file.file_path, "registered": registered, "belongs": label, "rows": count}
+                )
     library = _library()
     digests = {label: Digest(c, s, x, library) for label, (c, s, x) in sorted(acc.items())}
     size = sum(t.data_file.file_size_in_bytes for t in tasks)
     misplaced.sort(key=lambda m: (m["file"], m["belongs"]))
-    return PartitionDigests(digests=digests, misplaced=misplaced, files=len(tasks), rows=rows, bytes=size)
+    return PartitionDigests(
+        digests=digests, misplaced=misplaced, files=len(tasks), rows=rows, bytes=size, scanned_files=scanned
+    )

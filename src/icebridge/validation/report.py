@@ -171,7 +171,14 @@ def _detail_html(r: LevelResult) -> str:
         )
     elif r.comparator == "content-digest":
         if d.get("library"):
-            parts.append(f"<p class=note>Row hashes computed by {_e(d['library'])}.</p>")
+            scanned = int(d.get("files_scanned_by_duckdb") or 0)
+            readers = (
+                f" {scanned} of {d.get('files_read', 0)} data files decoded by DuckDB's Parquet reader, "
+                "the rest by IceBridge's reader."
+                if scanned
+                else " Data files decoded by IceBridge's reader."
+            )
+            parts.append(f"<p class=note>Row hashes computed by {_e(d['library'])}.{_e(readers)}</p>")
 
         def digest(x: Mapping[str, Any] | None) -> str:
             return "absent" if not x else f"{x['count']} rows, sum {x['sum']}, xor {x['xor']}"

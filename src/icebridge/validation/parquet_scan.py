@@ -1,0 +1,338 @@
+"""Level-4 digests read by DuckDB's own Parquet reader: decode, partition and hash in one pipeline.
+
+The general path (:mod:`icebridge.validation.digest`) decodes every file to Arrow with
+``pyarrow.parquet`` and then hands the batches to DuckDB for hashing; hashing there costs about as much
+as the decoding did. Here DuckDB scans the files itself (``read_parquet`` with an Iceberg field-id
+``schema`` map), so decoding, the partition transforms and the row hash run in one vectorised,
+multi-threaded pipeline and no Arrow copy of the data is ever built. It is also a third, independent
+Parquet decoder: a rewrite writes with PyArrow, and these digests never go through PyArrow's reader.
+
+The hashes are the same as the general path's, by construction: the columns get the DuckDB types
+DuckDB itself gives the general path's Arrow batches (:func:`duck_types`), and the row hash is the same
+SQL (:func:`icebridge.validation.digest.row_hash_sql`). Files the scan cannot read exactly as Iceberg
+means them go to the general path instead, file by file:
+
+* a file with row-level deletes, or not in Parquet, or outside the local file system;
+* a file whose footer lacks a schema field, has no field ids, holds a nested column, or stores a
+  column in an encoding the Iceberg type does not allow (the check reads every footer first).
+
+The whole table goes to the general path when its schema has nested or UUID/nanosecond columns or
+initial defaults, or when its partition spec uses a transform this module does not express in SQL
+(``bucket``, ``truncate`` of strings, binaries and decimals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import pyarrow as pa
+from pyiceberg.manifest import FileFormat
+from pyiceberg.transforms import (
+    DayTransform,
+    HourTransform,
+    IdentityTransform,
+    MonthTransform,
+    TruncateTransform,
+    VoidTransform,
+    YearTransform,
+)
+from pyiceberg.types import (
+    BinaryType,
+    BooleanType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FixedType,
+    FloatType,
+    IcebergType,
+    IntegerType,
+    LongType,
+    PrimitiveType,
+    StringType,
+    TimestampType,
+    TimestamptzType,
+    TimeType,
+)
+
+from icebridge.validation.reader import DataFileTask, output_arrow_schema
+
+if TYPE_CHECKING:
+    import duckdb
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+
+__all__ = ["ScanPlan", "FileResult", "duck_types", "eligible", "local_path", "scan_plan", "scan_digests"]
+
+# Files per query: bounds the SQL text and what one unreadable file sends back to the general path.
+CHUNK_FILES = 256
+_EPOCH_DAY_US = 86_400_000_000
+_EPOCH_HOUR_US = 3_600_000_000
+_MASK64 = (1 << 64) - 1
+
+# (physical type, converted type) a file may store each Iceberg type as; promotions Iceberg allows included.
+_ENCODINGS: dict[type[PrimitiveType], set[tuple[str, str | None]]] = {
+    BooleanType: {("BOOLEAN", None)},
+    IntegerType: {("INT32", None), ("INT32", "INT_32")},
+    LongType: {("INT64", None), ("INT64", "INT_64"), ("INT32", None), ("INT32", "INT_32")},
+    FloatType: {("FLOAT", None)},
+    DoubleType: {("DOUBLE", None), ("FLOAT", None)},
+    DateType: {("INT32", "DATE")},
+    TimeType: {("INT64", "TIME_MICROS")},
+    StringType: {("BYTE_ARRAY", "UTF8")},
+    BinaryType: {("BYTE_ARRAY", None)},
+}
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """How DuckDB reads one table layout: its columns by field id, partition keys and row hash, in SQL."""
+
+    field_ids: list[int]  # hashed columns, ascending field id (the general path's order)
+    types: list[IcebergType]
+    duck_types: list[str]
+    key_sql: list[str]  # one expression per partition field of the spec
+    hash_sql: str
+
+    def schema_map(self) -> str:
+        """The ``schema`` argument of ``read_parquet``: field id -> column name ``c<i>`` and DuckDB type."""
+        entries = [
+            f"{fid}: {{name: 'c{i}', type: '{dt}', default_value: NULL}}"
+            for i, (fid, dt) in enumerate(zip(self.field_ids, self.duck_types, strict=True))
+        ]
+        return "MAP {" + ", ".join(entries) + "}"
+
+
+@dataclass
+class FileResult:
+    """Per partition label of one data file: rows, sum and xor of their hashes (what the general path yields)."""
+
+    task: DataFileTask
+    keys: dict[tuple[Any, ...], list[int]]  # partition key values -> [count, sum, xor]
+    rows: int
+
+
+def local_path(path: str) -> str | None:
+    """The local file-system path of ``path`` (plain or ``file:`` URI); None for object stores.
+
+    As PyIceberg's FileIO does, a ``file:`` URI's path is taken as written: Iceberg writers put
+    percent-escapes of partition values literally into file names.
+    """
+    if "://" not in path and not path.startswith("file:"):
+        return path
+    parsed = urlparse(path)
+    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+        return None
+    return parsed.path
+
+
+def duck_types(arrow_types: Sequence[pa.DataType]) -> list[str]:
+    """The DuckDB types DuckDB gives Arrow columns of ``arrow_types`` (as the general path hands them over)."""
+    import duckdb
+
+    empty = pa.table([pa.nulls(0, t) for t in arrow_types], names=[f"c{i}" for i in range(len(arrow_types))])
+    con = duckdb.connect()
+    try:
+        con.register("__empty", empty)
+        return [row[1] for row in con.sql("DESCRIBE __empty").fetchall()]
+    finally:
+        con.close()
+
+
+def _supported(t: IcebergType) -> bool:
+    if isinstance(t, DecimalType | FixedType | TimestampType | TimestamptzType):
+        return True
+    return type(t) in _ENCODINGS
+
+
+def _floor_div(expr: str, divisor: int) -> str:
+    return f"(({expr}) - ((({expr}) % {divisor}) + {divisor}) % {divisor}) // {divisor}"
+
+
+def _key_sql(pf: PartitionField, source: IcebergType, column: str) -> str | None:
+    """SQL computing ``pf``'s partition value (Iceberg's representation) from ``column``; None if not expressible."""
+    t = pf.transform
+    is_date = isinstance(source, DateType)
+    is_ts = isinstance(source, TimestampType | TimestamptzType)
+    if isinstance(t, IdentityTransform):
+        return column
+    if isinstance(t, VoidTransform):
+        return "NULL"
+    if isinstance(t, YearTransform) and (is_date or is_ts):
+        return f"(year({column}) - 1970)"
+    if isinstance(t, MonthTransform) and (is_date or is_ts):
+        return f"((year({column}) - 1970) * 12 + month({column}) - 1)"
+    if isinstance(t, DayTransform) and is_date:
+        return f"({column} - DATE '1970-01-01')"
+    if isinstance(t, DayTransform) and is_ts:
+        return _floor_div(f"epoch_us({column})", _EPOCH_DAY_US)
+    if isinstance(t, HourTransform) and is_ts:
+        return _floor_div(f"epoch_us({column})", _EPOCH_HOUR_US)
+    if isinstance(t, TruncateTransform) and isinstance(source, IntegerType | LongType):
+        width = int(t.width)
+        return f"(({column}) - ((({column}) % {width}) + {width}) % {width})"
+    return None
+
+
+def scan_plan(schema: Schema, spec: PartitionSpec) -> ScanPlan | None:
+    """The scan of ``schema``'s columns partitioned by ``spec``, or None when the table needs the general path."""
+    from icebridge.validation.digest import row_hash_sql
+
+    fields = sorted(schema.fields, key=lambda f: f.field_id)
+    for f in fields:
+        if not _supported(f.field_type) or getattr(f, "initial_default", None) is not None:
+            return None
+    by_id = {f.field_id: i for i, f in enumerate(fields)}
+    arrow = output_arrow_schema(schema)
+    arrow_by_id = {int(af.metadata[b"PARQUET:field_id"]): af.type for af in arrow}
+    arrow_types = [arrow_by_id[f.field_id] for f in fields]
+    names = [f"c{i}" for i in range(len(fields))]
+    keys: list[str] = []
+    for pf in spec.fields:
+        if pf.source_id not in by_id:  # a nested source field, or one not in this schema
+            return None
+        sql = _key_sql(pf, fields[by_id[pf.source_id]].field_type, names[by_id[pf.source_id]])
+        if sql is None:
+            return None
+        keys.append(sql)
+    return ScanPlan(
+        field_ids=[f.field_id for f in fields],
+        types=[f.field_type for f in fields],
+        duck_types=duck_types(arrow_types),
+        key_sql=keys,
+        hash_sql=row_hash_sql(arrow_types, names),
+    )
+
+
+def _accepts(t: IcebergType, row: dict[str, Any]) -> bool:
+    """Whether a footer column (a row of DuckDB's ``parquet_schema``) stores Iceberg type ``t`` as Iceberg means it."""
+    physical, converted, logical = row["type"], row["converted_type"], row["logical_type"] or ""
+    if row["num_children"]:
+        return False
+    if isinstance(t, DecimalType):
+        return converted == "DECIMAL" and row["scale"] == t.scale and (row["precision"] or 0) <= t.precision
+    if isinstance(t, FixedType):
+        return physical == "FIXED_LEN_BYTE_ARRAY" and converted is None and int(row["type_length"] or 0) == len(t)
+    if isinstance(t, TimestampType | TimestamptzType):
+        adjusted = "isAdjustedToUTC=1" in logical
+        if physical != "INT64" or converted != "TIMESTAMP_MICROS":
+            return False
+        return adjusted == isinstance(t, TimestamptzType)
+    if isinstance(t, TimeType) and physical == "INT64" and "MICROS=MicroSeconds()" in logical:
+        return True
+    return (physical, converted) in _ENCODINGS.get(type(t), set())  # type: ignore[arg-type]
+
+
+def eligible(
+    con: duckdb.DuckDBPyConnection, plan: ScanPlan, tasks: Sequence[DataFileTask]
+) -> tuple[list[tuple[DataFileTask, str]], list[DataFileTask]]:
+    """Split ``tasks`` into those DuckDB's scan reads exactly as Iceberg means them (with local paths) and the rest.
+
+    Every footer is read (in one parallel DuckDB query per chunk); a chunk whose footers cannot all be
+    read goes to the general path whole, which names the unreadable file.
+    """
+    import duckdb
+
+    candidates: list[tuple[DataFileTask, str]] = []
+    rest: list[DataFileTask] = []
+    for task in tasks:
+        path = local_path(task.data_file.file_path)
+        if task.position_deletes or task.equality_deletes or task.data_file.file_format != FileFormat.PARQUET:
+            rest.append(task)
+        elif path is None:
+            rest.append(task)
+        else:
+            candidates.append((task, path))
+    wanted = dict(zip(plan.field_ids, plan.types, strict=True))
+    ok: list[tuple[DataFileTask, str]] = []
+    for start in range(0, len(candidates), CHUNK_FILES):
+        chunk = candidates[start : start + CHUNK_FILES]
+        try:
+            rows = con.sql(
+                "SELECT file_name, name, type, type_length, converted_type, scale, precision, field_id, "
+                "logical_type, num_children FROM parquet_schema(?)",
+                params=[[p for _, p in chunk]],
+            ).fetchall()
+        except duckdb.Error:
+            rest.extend(t for t, _ in chunk)
+            continue
+        columns = ["file_name", "name", "type", "type_length", "converted_type", "scale", "precision"]
+        columns += ["field_id", "logical_type", "num_children"]
+        by_file: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_file.setdefault(r[0], []).append(dict(zip(columns, r, strict=True)))
+        for task, path in chunk:
+            if _footer_ok(by_file.get(path, []), wanted):
+                ok.append((task, path))
+            else:
+                rest.append(task)
+    return ok, rest
+
+
+def _footer_ok(rows: list[dict[str, Any]], wanted: dict[int, IcebergType]) -> bool:
+    if not rows:
+        return False
+    root, columns = rows[0], rows[1:]
+    seen: dict[int, dict[str, Any]] = {}
+    # only flat files qualify: every column is a direct child of the root
+    if int(root["num_children"] or 0) != len(columns):
+        return False
+    for row in columns:
+        fid = row["field_id"]
+        if fid is None or fid in seen:
+            return False
+        seen[int(fid)] = row
+    return all(fid in seen and _accepts(t, seen[fid]) for fid, t in wanted.items())
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def scan_digests(
+    plan: ScanPlan,
+    files: Sequence[tuple[DataFileTask, str]],
+    workers: int,
+    on_fallback: Callable[[list[DataFileTask]], None],
+) -> Iterator[FileResult]:
+    """Per file: row count, and per partition key the count, sum and xor of the row hashes.
+
+    DuckDB runs each chunk of files with ``workers`` threads. A chunk DuckDB cannot read is handed to
+    ``on_fallback`` (the general path reads it and names the failing file).
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET threads = {max(1, workers)}")
+        con.execute("SET TimeZone = 'UTC'")
+        key_cols = [f"k{i}" for i in range(len(plan.key_sql))]
+        key_select = "".join(f"{sql} AS {k}, " for sql, k in zip(plan.key_sql, key_cols, strict=True))
+        key_names = "".join(f"{k}, " for k in key_cols)
+        for start in range(0, len(files), CHUNK_FILES):
+            chunk = files[start : start + CHUNK_FILES]
+            paths = "[" + ", ".join(_quote(p) for _, p in chunk) + "]"
+            # file_index (the position in the list) groups more cheaply than the file name
+            sql = (
+                f"SELECT file_index, {key_names}count(*)::BIGINT, sum(h)::HUGEINT, bit_xor(h) FROM ("
+                f"SELECT file_index, {key_select}{plan.hash_sql} AS h "
+                f"FROM read_parquet({paths}, schema = {plan.schema_map()})"
+                f") GROUP BY ALL"
+            )
+            try:
+                rows = con.sql(sql).fetchall()
+            except duckdb.Error:
+                on_fallback([t for t, _ in chunk])
+                continue
+            results = [FileResult(t, {}, 0) for t, _ in chunk]
+            n = len(key_cols)
+            for r in rows:
+                result = results[int(r[0])]
+                count = int(r[n + 1])
+                result.keys[tuple(r[1 : n + 1])] = [count, int(r[n + 2] or 0) & _MASK64, int(r[n + 3] or 0) & _MASK64]
+                result.rows += count
+            yield from results
+    finally:
+        con.close()
