@@ -310,9 +310,10 @@ def _content_digest(
     schema: Schema,
     spec: PartitionSpec,
     workers: int,
+    reader: str = "auto",
 ) -> tuple[ComparatorResult, list[str]]:
-    s: PartitionDigests = partition_digests(source, None, schema, spec, workers=workers, files=src)
-    d: PartitionDigests = partition_digests(destination, None, schema, spec, workers=workers, files=dst)
+    s: PartitionDigests = partition_digests(source, None, schema, spec, workers=workers, files=src, reader=reader)
+    d: PartitionDigests = partition_digests(destination, None, schema, spec, workers=workers, files=dst, reader=reader)
     library = library_version()
     mismatches: list[dict[str, Any]] = []
     metrics: list[dict[str, Any]] = []
@@ -434,6 +435,7 @@ def run(
     *,
     file_mapping: Mapping[str, str] | None = None,
     workers: int = 2,
+    digest_reader: str = "auto",
 ) -> list[ComparatorResult]:
     """Run the validation levels for ``strategy``, cheapest first; only reads.
 
@@ -510,7 +512,7 @@ def run(
         out = guarded(
             4,
             "content-digest",
-            lambda: _content_digest(source, src, destination, dst, schema, spec, workers),
+            lambda: _content_digest(source, src, destination, dst, schema, spec, workers, digest_reader),
             failed_before=differs,
         )
         if out is not None:

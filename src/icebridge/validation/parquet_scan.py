@@ -13,12 +13,13 @@ SQL (:func:`icebridge.validation.digest.row_hash_sql`). Files the scan cannot re
 means them go to the general path instead, file by file:
 
 * a file with row-level deletes, or not in Parquet, or outside the local file system;
-* a file whose footer lacks a schema field, has no field ids, holds a nested column, or stores a
-  column in an encoding the Iceberg type does not allow (the check reads every footer first).
+* a file whose footer lacks a schema field, has no field ids, stores a column in an encoding the
+  Iceberg type does not allow, or holds a struct whose fields differ in name from the schema's
+  (DuckDB matches nested fields by name) — the check reads every footer first.
 
-The whole table goes to the general path when its schema has nested or UUID/nanosecond columns or
-initial defaults, or when its partition spec uses a transform this module does not express in SQL
-(``bucket``, ``truncate`` of strings, binaries and decimals).
+The whole table goes to the general path when its schema has UUID or nanosecond columns or initial
+defaults, or when its partition spec uses a transform this module does not express in SQL
+(``bucket``, ``truncate`` of strings, binaries and decimals) or a nested source column.
 """
 
 from __future__ import annotations
@@ -49,9 +50,12 @@ from pyiceberg.types import (
     FloatType,
     IcebergType,
     IntegerType,
+    ListType,
     LongType,
+    MapType,
     PrimitiveType,
     StringType,
+    StructType,
     TimestampType,
     TimestamptzType,
     TimeType,
@@ -99,7 +103,7 @@ class ScanPlan:
     def schema_map(self) -> str:
         """The ``schema`` argument of ``read_parquet``: field id -> column name ``c<i>`` and DuckDB type."""
         entries = [
-            f"{fid}: {{name: 'c{i}', type: '{dt}', default_value: NULL}}"
+            f"{fid}: {{name: 'c{i}', type: '{dt.replace(chr(39), chr(39) * 2)}', default_value: NULL}}"
             for i, (fid, dt) in enumerate(zip(self.field_ids, self.duck_types, strict=True))
         ]
         return "MAP {" + ", ".join(entries) + "}"
@@ -142,6 +146,12 @@ def duck_types(arrow_types: Sequence[pa.DataType]) -> list[str]:
 
 
 def _supported(t: IcebergType) -> bool:
+    if isinstance(t, StructType):
+        return all(_supported(f.field_type) and getattr(f, "initial_default", None) is None for f in t.fields)
+    if isinstance(t, ListType):
+        return _supported(t.element_type)
+    if isinstance(t, MapType):
+        return _supported(t.key_type) and _supported(t.value_type)
     if isinstance(t, DecimalType | FixedType | TimestampType | TimestamptzType):
         return True
     return type(t) in _ENCODINGS
@@ -252,14 +262,14 @@ def eligible(
         try:
             rows = con.sql(
                 "SELECT file_name, name, type, type_length, converted_type, scale, precision, field_id, "
-                "logical_type, num_children FROM parquet_schema(?)",
+                "logical_type, num_children, repetition_type FROM parquet_schema(?)",
                 params=[[p for _, p in chunk]],
             ).fetchall()
         except duckdb.Error:
             rest.extend(t for t, _ in chunk)
             continue
         columns = ["file_name", "name", "type", "type_length", "converted_type", "scale", "precision"]
-        columns += ["field_id", "logical_type", "num_children"]
+        columns += ["field_id", "logical_type", "num_children", "repetition_type"]
         by_file: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             by_file.setdefault(r[0], []).append(dict(zip(columns, r, strict=True)))
@@ -271,20 +281,90 @@ def eligible(
     return ok, rest
 
 
-def _footer_ok(rows: list[dict[str, Any]], wanted: dict[int, IcebergType]) -> bool:
-    if not rows:
-        return False
-    root, columns = rows[0], rows[1:]
-    seen: dict[int, dict[str, Any]] = {}
-    # only flat files qualify: every column is a direct child of the root
-    if int(root["num_children"] or 0) != len(columns):
-        return False
-    for row in columns:
-        fid = row["field_id"]
-        if fid is None or fid in seen:
+@dataclass
+class _Node:
+    """One node of a Parquet footer's schema tree (a row of ``parquet_schema`` and its children)."""
+
+    row: dict[str, Any]
+    children: list[_Node]
+
+
+def _tree(rows: list[dict[str, Any]]) -> _Node | None:
+    """The footer's schema tree from ``parquet_schema``'s depth-first rows; None if they do not form one."""
+    it = iter(rows)
+
+    def build() -> _Node:
+        row = next(it)
+        return _Node(row, [build() for _ in range(int(row["num_children"] or 0))])
+
+    try:
+        root = build()
+    except StopIteration:
+        return None
+    return root if next(it, None) is None else None
+
+
+def _by_field_id(nodes: list[_Node]) -> dict[int, _Node] | None:
+    out: dict[int, _Node] = {}
+    for node in nodes:
+        fid = node.row["field_id"]
+        if fid is None or int(fid) in out:
+            return None
+        out[int(fid)] = node
+    return out
+
+
+def _node_ok(t: IcebergType, node: _Node) -> bool:
+    """Whether a footer node holds Iceberg type ``t`` in a shape DuckDB reads as Iceberg means it.
+
+    DuckDB matches nested struct fields by name, not field id, so a struct must hold exactly the
+    schema's fields under the schema's names (a renamed or dropped nested field sends the file to the
+    general path). Lists and maps must have the standard three-level layout.
+    """
+    annotation = node.row["converted_type"]
+    if isinstance(t, StructType):
+        if not node.children or annotation is not None or len(node.children) != len(t.fields):
             return False
-        seen[int(fid)] = row
-    return all(fid in seen and _accepts(t, seen[fid]) for fid, t in wanted.items())
+        children = _by_field_id(node.children)
+        if children is None:
+            return False
+        for f in t.fields:
+            child = children.get(f.field_id)
+            if child is None or child.row["name"] != f.name or not _node_ok(f.field_type, child):
+                return False
+        return True
+    if isinstance(t, ListType):
+        if annotation != "LIST" or len(node.children) != 1:
+            return False
+        repeated = node.children[0]
+        if repeated.row["repetition_type"] != "REPEATED" or len(repeated.children) != 1:
+            return False
+        element = repeated.children[0]
+        return element.row["field_id"] == t.element_id and _node_ok(t.element_type, element)
+    if isinstance(t, MapType):
+        if annotation not in ("MAP", "MAP_KEY_VALUE") or len(node.children) != 1:
+            return False
+        entries = node.children[0]
+        if entries.row["repetition_type"] != "REPEATED" or len(entries.children) != 2:
+            return False
+        key, value = entries.children
+        return (
+            key.row["field_id"] == t.key_id
+            and value.row["field_id"] == t.value_id
+            and _node_ok(t.key_type, key)
+            and _node_ok(t.value_type, value)
+        )
+    return not node.children and _accepts(t, node.row)
+
+
+def _footer_ok(rows: list[dict[str, Any]], wanted: dict[int, IcebergType]) -> bool:
+    root = _tree(rows)
+    if root is None:
+        return False
+    columns = _by_field_id(root.children)
+    if columns is None:
+        return False
+    return all(fid in columns and _node_ok(t, columns[fid]) for fid, t in wanted.items())
 
 
 def _quote(path: str) -> str:
