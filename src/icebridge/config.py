@@ -104,6 +104,19 @@ class MigrateSettings(_Strict):
     )
     max_attempts: int = Field(default=4, ge=1, le=20, description="Tries per phase for transient errors.")
     backoff_seconds: float = Field(default=0.5, ge=0)
+    validate_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Threads reading and hashing one table's files in validation (default: cores / concurrency).",
+    )
+
+    def validation_threads(self, cores: int | None = None) -> int:
+        """Threads per table validation: the setting, or this machine's cores shared by ``concurrency`` tables."""
+        if self.validate_threads is not None:
+            return self.validate_threads
+        available = cores if cores is not None else (os.cpu_count() or 1)
+        return max(1, available // self.concurrency)
 
 
 class FileConfig(_Strict):

@@ -126,7 +126,12 @@ def validate_and_record(
 ) -> list[validate_phase.ComparatorResult]:
     """Run the validation levels that fit the task's strategy and store every comparator's result."""
     results = validate_phase.run(
-        source, task.source_snapshot_id, destination, strategy=Strategy(task.strategy), levels=levels
+        source,
+        task.source_snapshot_id,
+        destination,
+        strategy=Strategy(task.strategy),
+        levels=levels,
+        workers=ctx.config.migrate.validation_threads(),
     )
     for r in results:
         details = {"summary": r.summary, **r.details}

@@ -84,6 +84,7 @@ def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.Mo
         ),
         (lambda t: t.replace("state: sqlite:///", "state: /"), "state:"),
         (lambda t: t + "\n  - : [", "not valid YAML"),
+        (lambda t: t + "  validate_threads: 0\n", "migrate.validate_threads"),
     ],
 )
 def test_mistakes_name_file_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mutation, expected) -> None:  # type: ignore[no-untyped-def]
@@ -98,3 +99,15 @@ def test_mistakes_name_file_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_missing_file_says_how_to_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="configuration file not found.*icebridge demo"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_validation_threads_share_the_cores_among_tables_unless_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ICEBRIDGE_TEST_SECRET", "x")
+    settings = load_config(write(tmp_path, GOOD)).migrate  # concurrency 3
+    assert settings.validate_threads is None
+    assert settings.validation_threads(cores=16) == 5
+    assert settings.validation_threads(cores=2) == 1
+    pinned = load_config(write(tmp_path, GOOD + "  validate_threads: 12\n")).migrate
+    assert pinned.validation_threads(cores=2) == 12
