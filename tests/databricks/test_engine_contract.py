@@ -9,6 +9,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.transforms import BucketTransform, DayTransform, HourTransform, IdentityTransform
+from pyiceberg.types import LongType, NestedField, StringType, TimestamptzType
 
 from icebridge.engines import BatchCommit, Batching, CopyJob, load_engine
 from icebridge.engines.databricks import (
@@ -29,6 +33,20 @@ SNAPSHOT = 7340912
 DST = "main.sales.orders"
 
 
+SCHEMA = Schema(
+    NestedField(1, "id", LongType(), required=False),
+    NestedField(2, "region`s", StringType(), required=False),
+    NestedField(3, "at", TimestamptzType(), required=False),
+)
+# identity, a transform of another column, a second transform of it and a bucket: CTAS keeps the columns
+SPEC = PartitionSpec(
+    PartitionField(2, 1000, IdentityTransform(), "region"),
+    PartitionField(3, 1001, DayTransform(), "at_day"),
+    PartitionField(3, 1002, HourTransform(), "at_hour"),
+    PartitionField(1, 1003, BucketTransform(8), "id_bucket"),
+)
+
+
 class FakeTable:
     """What the engine reads of a PyIceberg table: refresh(), metadata.snapshots, current_snapshot()."""
 
@@ -37,6 +55,12 @@ class FakeTable:
 
     def refresh(self) -> FakeTable:
         return self
+
+    def schema(self) -> Schema:
+        return SCHEMA
+
+    def spec(self) -> PartitionSpec:
+        return SPEC
 
     def current_snapshot(self) -> Any:
         return SimpleNamespace(
@@ -116,7 +140,8 @@ def test_deep_clone_refused_falls_back_to_ctas(engine: DatabricksEngine, contrac
     clone, ctas = contract_server.submitted_sql()
     assert "DEEP CLONE" in clone[-1]
     assert ctas == [
-        "CREATE TABLE IF NOT EXISTS `main`.`sales`.`orders` USING ICEBERG TBLPROPERTIES ("
+        "CREATE TABLE IF NOT EXISTS `main`.`sales`.`orders` USING ICEBERG "
+        "PARTITIONED BY (`region``s`, `at`, `id`) TBLPROPERTIES ("
         f"'icebridge.copy-mode' = 'ctas', 'icebridge.source-snapshot-id' = '{SNAPSHOT}', "
         f"'icebridge.task' = 'foreign.sales.orders') AS SELECT * FROM `uc_foreign`.`sales`.`orders` "
         f"VERSION AS OF {SNAPSHOT}"

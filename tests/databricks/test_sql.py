@@ -45,6 +45,38 @@ def test_statements_for_odd_names() -> None:
         "CREATE TABLE IF NOT EXISTS `main`.`sales`.`orders copy` USING ICEBERG TBLPROPERTIES ('k' = 'v') "
         "AS SELECT * FROM `uc.foreign`.`sales team`.`or``ders-ünïcødé` VERSION AS OF 7"
     )
+    assert dsql.ctas(ODD, dst, None, {}, replace=True, partition_columns=["région", "a`b"]) == (
+        "CREATE OR REPLACE TABLE `main`.`sales`.`orders copy` USING ICEBERG PARTITIONED BY (`région`, `a``b`) "
+        "TBLPROPERTIES () AS SELECT * FROM `uc.foreign`.`sales team`.`or``ders-ünïcødé`"
+    )
+
+
+def test_ctas_partition_columns_drop_transforms_and_void_fields() -> None:
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import (
+        BucketTransform,
+        IdentityTransform,
+        MonthTransform,
+        TruncateTransform,
+        VoidTransform,
+    )
+    from pyiceberg.types import DateType, LongType, NestedField, StringType, StructType
+
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=False),
+        NestedField(2, "d", DateType(), required=False),
+        NestedField(3, "st", StructType(NestedField(4, "k", StringType(), required=False)), required=False),
+        NestedField(5, "name", StringType(), required=False),
+    )
+    spec = PartitionSpec(
+        PartitionField(2, 1000, MonthTransform(), "d_month"),
+        PartitionField(4, 1001, TruncateTransform(3), "k_trunc"),  # nested source: not a column reference
+        PartitionField(1, 1002, BucketTransform(16), "id_bucket"),
+        PartitionField(5, 1003, VoidTransform(), "dropped"),
+        PartitionField(2, 1004, IdentityTransform(), "d_again"),
+    )
+    assert dsql.partition_columns(schema, spec) == ["d", "id"]
 
 
 def test_unity_catalog_name_rules() -> None:

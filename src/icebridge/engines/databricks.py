@@ -438,7 +438,9 @@ class DatabricksEngine:
                 ("enable-predictive-optimization", dsql.enable_predictive_optimization(dst)),
                 ("clone", dsql.deep_clone(src, dst, snapshot, properties, replace)),
             ]
-        return [("ctas", dsql.ctas(src, dst, snapshot, properties, replace))]
+        source = job.source
+        columns = dsql.partition_columns(source.schema(), source.spec())
+        return [("ctas", dsql.ctas(src, dst, snapshot, properties, replace, columns))]
 
     def run_name(self, job: CopyJob) -> str:
         """Deterministic per task and pinned snapshot: a resumed migrate finds a run still in flight by it."""

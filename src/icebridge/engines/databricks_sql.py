@@ -7,9 +7,15 @@ quoting rules can be tested without one.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from icebridge.errors import TerminalError
+
+if TYPE_CHECKING:
+    from pyiceberg.partitioning import PartitionSpec
+    from pyiceberg.schema import Schema
 
 # Unity Catalog refuses these characters in the names of objects it creates.
 _UC_FORBIDDEN = set("./ ") | {chr(c) for c in range(0x20)} | {"\x7f"}
@@ -105,10 +111,42 @@ def deep_clone(src: UcTable, dst: UcTable, snapshot_id: int | None, properties: 
     return f"{head} DEEP CLONE {_source(src, snapshot_id)} {properties_clause(properties)}"
 
 
-def ctas(src: UcTable, dst: UcTable, snapshot_id: int | None, properties: dict[str, str], replace: bool) -> str:
-    """The fallback: ``CREATE TABLE dst USING ICEBERG AS SELECT * FROM src``."""
+def ctas(
+    src: UcTable,
+    dst: UcTable,
+    snapshot_id: int | None,
+    properties: dict[str, str],
+    replace: bool,
+    partition_columns: Sequence[str] = (),
+) -> str:
+    """The fallback: ``CREATE TABLE dst USING ICEBERG [PARTITIONED BY (cols)] AS SELECT * FROM src``.
+
+    Managed Iceberg tables take only plain column references in ``PARTITIONED BY`` (Unity Catalog keeps
+    them as clustering keys and as the Iceberg partition spec), so ``partition_columns`` are the source
+    spec's columns with their transforms dropped (:func:`partition_columns`).
+    """
     head = f"CREATE OR REPLACE TABLE {dst.sql}" if replace else f"CREATE TABLE IF NOT EXISTS {dst.sql}"
-    return f"{head} USING ICEBERG {properties_clause(properties)} AS SELECT * FROM {_source(src, snapshot_id)}"
+    partitioned = (
+        f"PARTITIONED BY ({', '.join(quote_identifier(c) for c in partition_columns)}) " if partition_columns else ""
+    )
+    return (
+        f"{head} USING ICEBERG {partitioned}{properties_clause(properties)} "
+        f"AS SELECT * FROM {_source(src, snapshot_id)}"
+    )
+
+
+def partition_columns(schema: Schema, spec: PartitionSpec) -> list[str]:
+    """The top-level source columns of ``spec``'s fields, in order and once each.
+
+    Void fields and fields over nested columns are skipped (neither is a plain column reference).
+    """
+    top = {f.field_id: f.name for f in schema.fields}
+    out: list[str] = []
+    for pf in spec.fields:
+        name = top.get(pf.source_id)
+        if name is not None and str(pf.transform) != "void" and name not in out:
+            out.append(name)
+    return out
 
 
 def job_parameter(statements: list[tuple[str, str]]) -> str:
