@@ -350,3 +350,26 @@ def test_a_renamed_nested_field_sends_older_files_to_the_general_path(tmp_path: 
     )
     again, _ = _both(fresh)
     assert again.total().matches(fast.total())
+
+
+def test_an_unreadable_footer_leaves_only_its_own_file_to_the_general_path(tmp_path: Path) -> None:
+    import duckdb
+
+    from icebridge.validation.parquet_scan import eligible
+    from icebridge.validation.reader import SnapshotFiles
+
+    table = _table(tmp_path, _spec((12, IdentityTransform())))
+    _append(table, rows())
+    tasks = SnapshotFiles(table, None).tasks
+    victim = tasks[1].data_file.file_path
+    path = Path(local_path(victim) or "")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    plan = scan_plan(table.schema(), table.spec())
+    assert plan is not None
+    con = duckdb.connect()
+    try:
+        ok, rest = eligible(con, plan, tasks)
+    finally:
+        con.close()
+    assert [t.data_file.file_path for t in rest] == [victim]
+    assert len(ok) == len(tasks) - 1

@@ -240,8 +240,8 @@ def eligible(
 ) -> tuple[list[tuple[DataFileTask, str]], list[DataFileTask]]:
     """Split ``tasks`` into those DuckDB's scan reads exactly as Iceberg means them (with local paths) and the rest.
 
-    Every footer is read (in one parallel DuckDB query per chunk); a chunk whose footers cannot all be
-    read goes to the general path whole, which names the unreadable file.
+    Every footer is read (one parallel DuckDB query per chunk of files); a file whose footer cannot be
+    read goes to the general path, which names it in its error.
     """
     import duckdb
 
@@ -260,25 +260,37 @@ def eligible(
     for start in range(0, len(candidates), CHUNK_FILES):
         chunk = candidates[start : start + CHUNK_FILES]
         try:
-            rows = con.sql(
-                "SELECT file_name, name, type, type_length, converted_type, scale, precision, field_id, "
-                "logical_type, num_children, repetition_type FROM parquet_schema(?)",
-                params=[[p for _, p in chunk]],
-            ).fetchall()
+            by_file = _footers(con, [p for _, p in chunk])
         except duckdb.Error:
-            rest.extend(t for t, _ in chunk)
-            continue
-        columns = ["file_name", "name", "type", "type_length", "converted_type", "scale", "precision"]
-        columns += ["field_id", "logical_type", "num_children", "repetition_type"]
-        by_file: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            by_file.setdefault(r[0], []).append(dict(zip(columns, r, strict=True)))
+            # one unreadable footer fails the query: read them one by one to leave only the bad ones out
+            by_file = {}
+            for _, path in chunk:
+                try:
+                    by_file.update(_footers(con, [path]))
+                except duckdb.Error:
+                    continue
         for task, path in chunk:
             if _footer_ok(by_file.get(path, []), wanted):
                 ok.append((task, path))
             else:
                 rest.append(task)
     return ok, rest
+
+
+_FOOTER_COLUMNS = (
+    "file_name, name, type, type_length, converted_type, scale, precision, field_id, logical_type, "
+    "num_children, repetition_type"
+)
+
+
+def _footers(con: duckdb.DuckDBPyConnection, paths: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each file's schema rows from its footer (DuckDB's ``parquet_schema``, depth first), by path."""
+    rows = con.sql(f"SELECT {_FOOTER_COLUMNS} FROM parquet_schema(?)", params=[paths]).fetchall()
+    columns = [c.strip() for c in _FOOTER_COLUMNS.split(",")]
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_file.setdefault(r[0], []).append(dict(zip(columns, r, strict=True)))
+    return by_file
 
 
 @dataclass
