@@ -59,15 +59,55 @@ class TableRef:
         return ".".join(self.namespace)
 
     def __str__(self) -> str:
-        return ".".join((self.catalog, *self.namespace, self.name))
+        """``catalog.ns.table``; a part holding a dot or a backtick is backtick-quoted (``a.`b.c```)."""
+        return ".".join(_quote_part(p) for p in (self.catalog, *self.namespace, self.name))
 
     @classmethod
     def parse(cls, text: str) -> TableRef:
-        """Parse ``catalog.ns.table`` (namespace may have several levels)."""
-        parts = text.split(".")
-        if len(parts) < 3 or not all(parts):
+        """Parse ``catalog.ns.table`` (namespace may have several levels; parts may be backtick-quoted)."""
+        parts = _split_parts(text)
+        if parts is None or len(parts) < 3 or not all(parts):
             raise ValueError(f"{text!r} is not a table reference of the form catalog.namespace.table")
         return cls(parts[0], tuple(parts[1:-1]), parts[-1])
+
+
+def _quote_part(part: str) -> str:
+    if "." in part or part.startswith("`"):
+        return "`" + part.replace("`", "``") + "`"
+    return part
+
+
+def _split_parts(text: str) -> list[str] | None:
+    """Dot-separated parts, a part in backticks taken whole (a doubled backtick is one); None if malformed."""
+    parts: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        if i < n and text[i] == "`":
+            buf: list[str] = []
+            i += 1
+            while True:
+                if i >= n:
+                    return None  # unclosed quote
+                if text[i] == "`":
+                    if i + 1 < n and text[i + 1] == "`":
+                        buf.append("`")
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                buf.append(text[i])
+                i += 1
+            parts.append("".join(buf))
+            if i < n and text[i] != ".":
+                return None  # text right after a closing quote
+        else:
+            end = text.find(".", i)
+            end = n if end < 0 else end
+            parts.append(text[i:end])
+            i = end
+        if i >= n:
+            return parts
+        i += 1  # the dot
 
 
 @dataclass(frozen=True)

@@ -442,3 +442,23 @@ def test_commands_with_nothing_to_do_do_not_look_like_success(est: Estate) -> No
         code, report = est.cli_json(command)
         assert code == 1, (command, report)
         assert expected in report["tables"][0]["message"]
+
+
+def test_a_table_name_with_a_dot_migrates_cuts_over_and_rolls_back(est: Estate) -> None:
+    foreign = est.foreign()
+    source = foreign.create_table(("shop", "daily.v2"), pa.schema([pa.field("id", pa.int64())]))
+    source.append(pa.table({"id": pa.array(range(50), pa.int64())}))
+    code, report = est.cli_json("migrate", "--tables", "*daily*")
+    assert code == 0, report
+    assert [(t["source"], t["status"]) for t in report["tables"]] == [("foreign.shop.`daily.v2`", "succeeded")]
+    copied = est.managed().load_table(("shop", "daily.v2"))
+    assert rows(copied) == rows(source)
+    assert {s.summary.additional_properties["icebridge.task"] for s in copied.metadata.snapshots} == {  # type: ignore[union-attr]
+        "foreign.shop.`daily.v2`"
+    }
+    code, cut = est.cli_json("cutover", "--tables", "*daily*")
+    assert code == 0, cut
+    assert ("shop", "daily.v2") not in foreign.list_tables("shop")
+    code, back = est.cli_json("rollback", "--tables", "*daily*")
+    assert code == 0, back
+    assert foreign.load_table(("shop", "daily.v2")).metadata_location == source.metadata_location
