@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import posixpath
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +15,10 @@ from pyiceberg.io import FileIO
 from icebridge.errors import DestinationWriteError, IceBridgeError, StorageTransientError, TerminalError
 
 COPY_CHUNK_BYTES = 8 * 1024 * 1024
+# Bytes asked of one copy_file_range call (the kernel may copy fewer; the loop goes on until end of file).
+_RANGE_BYTES = 1 << 30
+# copy_file_range is refused across some file systems and on old kernels: copy through user space then.
+_NO_RANGE_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTSUP})
 
 
 @dataclass(frozen=True)
@@ -44,16 +51,25 @@ def _native(io: FileIO, location: str) -> tuple[Any, str] | None:
 def copy_file(source_io: FileIO, source_path: str, dest_io: FileIO, dest_path: str, expected_size: int) -> int:
     """Stream one file from source to destination in chunks (never whole in memory); returns bytes written.
 
-    Between two PyArrow filesystems (local, S3, GCS, ...) Arrow's own copy streams the bytes in C++
-    without passing them through Python; any other FileIO is streamed here. The destination is
-    overwritten, so a retried copy replaces a partial one instead of duplicating it.
+    Local to local, the kernel copies (``copy_file_range``: no user-space buffer, and a reflink on
+    file systems that share blocks), as ``cp`` does. Between other PyArrow filesystems (S3, GCS, ...)
+    Arrow's own copy streams the bytes in C++ without passing them through Python; any other FileIO is
+    streamed here. The destination is overwritten, so a retried copy replaces a partial one instead of
+    duplicating it.
     """
     import pyarrow.fs as pafs
 
     source_native, dest_native = _native(source_io, source_path), _native(dest_io, dest_path)
     written = 0
     try:
-        if source_native and dest_native:
+        if (
+            source_native
+            and dest_native
+            and isinstance(source_native[0], pafs.LocalFileSystem)
+            and isinstance(dest_native[0], pafs.LocalFileSystem)
+        ):
+            written = copy_local(source_native[1], dest_native[1])
+        elif source_native and dest_native:
             dest_native[0].create_dir(posixpath.dirname(dest_native[1]), recursive=True)
             pafs.copy_files(
                 source_native[1],
@@ -78,6 +94,24 @@ def copy_file(source_io: FileIO, source_path: str, dest_io: FileIO, dest_path: s
             f"{source_path}: read {written} bytes but the manifest says {expected_size}; the source file is damaged"
         )
     return written
+
+
+def copy_local(source: str, dest: str) -> int:
+    """Copy a local file in the kernel (``copy_file_range``), or through user space where refused; bytes written."""
+    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    with open(source, "rb") as fin, open(dest, "wb") as fout:
+        try:
+            while os.copy_file_range(fin.fileno(), fout.fileno(), _RANGE_BYTES):
+                pass
+        except OSError as exc:
+            if exc.errno not in _NO_RANGE_COPY:
+                raise
+            fin.seek(0)
+            fout.seek(0)
+            fout.truncate()
+            shutil.copyfileobj(fin, fout, COPY_CHUNK_BYTES)
+        fout.flush()
+        return os.fstat(fout.fileno()).st_size
 
 
 def file_size(io: FileIO, path: str) -> int | None:
