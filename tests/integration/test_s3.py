@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import pyarrow as pa
 import pytest
 import yaml
 
 from icebridge.phases.copy import referenced_files
 from icebridge.storage import list_files
+from icebridge.validation.digest import partition_digests
 from tests.integration import estate
 from tests.integration.test_behaviour import Estate, assert_same_table
 
@@ -102,6 +104,32 @@ def test_bucket_to_bucket(tmp_path: Path, s3_endpoint: str) -> None:
     foreign = s3_catalog(tmp_path, "foreign", s3_endpoint, bucket(s3_endpoint, "foreign-lake"))
     managed = s3_catalog(tmp_path, "managed", s3_endpoint, bucket(s3_endpoint, "managed-lake"))
     check_migrated(make_s3_estate(tmp_path, foreign, managed))
+
+
+def test_the_duckdb_scan_of_objects_gives_the_general_paths_digests(tmp_path: Path, s3_endpoint: str) -> None:
+    props = s3_catalog(tmp_path, "lake", s3_endpoint, bucket(s3_endpoint, "scan-lake"))
+    catalog = estate.open_catalog("lake", props)
+    catalog.create_namespace("ns")
+    table = catalog.create_table(
+        ("ns", "t"),
+        pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.string()), pa.field("x", pa.float64())]),
+    )
+    for start in (0, 700):
+        ids = range(start, start + 700)
+        table.append(
+            pa.table(
+                {
+                    "id": pa.array(ids, pa.int64()),
+                    "name": [f"n{i}" if i % 5 else None for i in ids],
+                    "x": [-0.0 if i == 3 else i / 7 for i in ids],
+                }
+            )
+        )
+    schema, spec = table.schema(), table.spec()
+    fast = partition_digests(table, None, schema, spec, reader="auto")
+    slow = partition_digests(table, None, schema, spec, reader="arrow")
+    assert fast.scanned_files == fast.files == 2
+    assert fast.digests == slow.digests and fast.rows == 1400
 
 
 def test_local_files_to_s3(tmp_path: Path, s3_endpoint: str) -> None:

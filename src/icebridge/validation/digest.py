@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from icebridge.validation.parquet_scan import eligible, scan_digests, scan_plan
+from icebridge.validation.parquet_scan import Locator, eligible, scan_digests, scan_plan
 from icebridge.validation.reader import (
     FIELD_ID_KEY,
     DataFileTask,
@@ -445,14 +445,14 @@ def partition_digests(
 
         con = duckdb.connect()
         try:
-            scannable, general = eligible(con, plan, tasks)
+            scannable, general = eligible(con, plan, tasks, Locator(files.io))
+            labels: dict[tuple[Any, ...], str] = {}
+            for fr in scan_digests(con, plan, scannable, workers, general.extend):
+                registered = file_label(files.metadata, fr.task.data_file) if check else None
+                groups = ((key, n, s, x) for key, (n, s, x) in fr.keys.items())
+                results.append((fr.task, *_label_groups(groups, spec, schema, registered, labels)))
         finally:
             con.close()
-        labels: dict[tuple[Any, ...], str] = {}
-        for fr in scan_digests(plan, scannable, workers, general.extend):
-            registered = file_label(files.metadata, fr.task.data_file) if check else None
-            groups = ((key, n, s, x) for key, (n, s, x) in fr.keys.items())
-            results.append((fr.task, *_label_groups(groups, spec, schema, registered, labels)))
     scanned = len(results)
 
     field_ids = [f.field_id for f in schema.fields]

@@ -12,7 +12,8 @@ DuckDB itself gives the general path's Arrow batches (:func:`duck_types`), and t
 SQL (:func:`icebridge.validation.digest.row_hash_sql`). Files the scan cannot read exactly as Iceberg
 means them go to the general path instead, file by file:
 
-* a file with row-level deletes, or not in Parquet, or outside the local file system;
+* a file with row-level deletes, or not in Parquet, or on storage other than local disk, S3 or GCS
+  (object-store files are read through the table's own PyArrow file system, see :class:`Locator`);
 * a file whose footer lacks a schema field, has no field ids, stores a column in an encoding the
   Iceberg type does not allow, or holds a struct whose fields differ in name from the schema's
   (DuckDB matches nested fields by name) — the check reads every footer first.
@@ -65,10 +66,11 @@ from icebridge.validation.reader import DataFileTask, output_arrow_schema
 
 if TYPE_CHECKING:
     import duckdb
+    from pyiceberg.io import FileIO
     from pyiceberg.partitioning import PartitionField, PartitionSpec
     from pyiceberg.schema import Schema
 
-__all__ = ["ScanPlan", "FileResult", "duck_types", "eligible", "local_path", "scan_plan", "scan_digests"]
+__all__ = ["FileResult", "Locator", "ScanPlan", "duck_types", "eligible", "local_path", "scan_digests", "scan_plan"]
 
 # Files per query: bounds the SQL text and what one unreadable file sends back to the general path.
 CHUNK_FILES = 256
@@ -130,6 +132,52 @@ def local_path(path: str) -> str | None:
     if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
         return None
     return parsed.path
+
+
+# Object stores whose PyArrow paths are "<bucket>/<key>", as fsspec strips "<scheme>://" from a URL.
+_OBJECT_STORES = frozenset({"s3", "s3a", "s3n", "gs"})
+
+
+class Locator:
+    """Where DuckDB finds a table's data files.
+
+    Local files by their path. Object-store files by their URL, read through the table's own PyArrow
+    file system (same endpoint and credentials as its FileIO), which :meth:`register` hands to DuckDB
+    under the URL's scheme; one file system per scheme, so files of a second bucket needing another
+    one go to the general path.
+    """
+
+    def __init__(self, io: FileIO) -> None:
+        self._io = io
+        self._filesystems: dict[str, Any] = {}
+
+    def locate(self, path: str) -> str | None:
+        """The location DuckDB reads ``path`` at, or None when the scan cannot reach it."""
+        local = local_path(path)
+        if local is not None:
+            return local
+        from pyiceberg.io.pyarrow import PyArrowFileIO
+
+        scheme = urlparse(path).scheme
+        if scheme not in _OBJECT_STORES or not isinstance(self._io, PyArrowFileIO):
+            return None
+        try:
+            parsed_scheme, netloc, _ = PyArrowFileIO.parse_location(path, self._io.properties)
+            fs = self._io.fs_by_scheme(parsed_scheme, netloc)
+        except Exception:  # noqa: BLE001 - the general path will report what is wrong with it
+            return None
+        known = self._filesystems.setdefault(scheme, fs)
+        return path if known is fs else None
+
+    def register(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make the object-store file systems met so far readable by ``con``."""
+        if not self._filesystems:
+            return
+        from fsspec.implementations.arrow import ArrowFSWrapper
+
+        for scheme, fs in self._filesystems.items():
+            wrapper = type(f"_IcebergArrowFS_{scheme}", (ArrowFSWrapper,), {"protocol": scheme})
+            con.register_filesystem(wrapper(fs))
 
 
 def duck_types(arrow_types: Sequence[pa.DataType]) -> list[str]:
@@ -236,9 +284,12 @@ def _accepts(t: IcebergType, row: dict[str, Any]) -> bool:
 
 
 def eligible(
-    con: duckdb.DuckDBPyConnection, plan: ScanPlan, tasks: Sequence[DataFileTask]
+    con: duckdb.DuckDBPyConnection, plan: ScanPlan, tasks: Sequence[DataFileTask], locator: Locator | None = None
 ) -> tuple[list[tuple[DataFileTask, str]], list[DataFileTask]]:
-    """Split ``tasks`` into those DuckDB's scan reads exactly as Iceberg means them (with local paths) and the rest.
+    """Split ``tasks`` into those DuckDB's scan reads exactly as Iceberg means them (with their locations) and the rest.
+
+    Without a ``locator`` only local files qualify; with one, object-store files too, and its file
+    systems are registered on ``con``.
 
     Every footer is read (one parallel DuckDB query per chunk of files); a file whose footer cannot be
     read goes to the general path, which names it in its error.
@@ -248,13 +299,15 @@ def eligible(
     candidates: list[tuple[DataFileTask, str]] = []
     rest: list[DataFileTask] = []
     for task in tasks:
-        path = local_path(task.data_file.file_path)
+        path = locator.locate(task.data_file.file_path) if locator else local_path(task.data_file.file_path)
         if task.position_deletes or task.equality_deletes or task.data_file.file_format != FileFormat.PARQUET:
             rest.append(task)
         elif path is None:
             rest.append(task)
         else:
             candidates.append((task, path))
+    if locator is not None:
+        locator.register(con)
     wanted = dict(zip(plan.field_ids, plan.types, strict=True))
     ok: list[tuple[DataFileTask, str]] = []
     for start in range(0, len(candidates), CHUNK_FILES):
@@ -384,6 +437,7 @@ def _quote(path: str) -> str:
 
 
 def scan_digests(
+    con: duckdb.DuckDBPyConnection,
     plan: ScanPlan,
     files: Sequence[tuple[DataFileTask, str]],
     workers: int,
@@ -391,40 +445,37 @@ def scan_digests(
 ) -> Iterator[FileResult]:
     """Per file: row count, and per partition key the count, sum and xor of the row hashes.
 
-    DuckDB runs each chunk of files with ``workers`` threads. A chunk DuckDB cannot read is handed to
+    ``con`` is the connection :func:`eligible` checked the files on (its file systems registered). DuckDB
+    runs each chunk of files with ``workers`` threads. A chunk DuckDB cannot read is handed to
     ``on_fallback`` (the general path reads it and names the failing file).
     """
     import duckdb
 
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET threads = {max(1, workers)}")
-        con.execute("SET TimeZone = 'UTC'")
-        key_cols = [f"k{i}" for i in range(len(plan.key_sql))]
-        key_select = "".join(f"{sql} AS {k}, " for sql, k in zip(plan.key_sql, key_cols, strict=True))
-        key_names = "".join(f"{k}, " for k in key_cols)
-        for start in range(0, len(files), CHUNK_FILES):
-            chunk = files[start : start + CHUNK_FILES]
-            paths = "[" + ", ".join(_quote(p) for _, p in chunk) + "]"
-            # file_index (the position in the list) groups more cheaply than the file name
-            sql = (
-                f"SELECT file_index, {key_names}count(*)::BIGINT, sum(h)::HUGEINT, bit_xor(h) FROM ("
-                f"SELECT file_index, {key_select}{plan.hash_sql} AS h "
-                f"FROM read_parquet({paths}, schema = {plan.schema_map()})"
-                f") GROUP BY ALL"
-            )
-            try:
-                rows = con.sql(sql).fetchall()
-            except duckdb.Error:
-                on_fallback([t for t, _ in chunk])
-                continue
-            results = [FileResult(t, {}, 0) for t, _ in chunk]
-            n = len(key_cols)
-            for r in rows:
-                result = results[int(r[0])]
-                count = int(r[n + 1])
-                result.keys[tuple(r[1 : n + 1])] = [count, int(r[n + 2] or 0) & _MASK64, int(r[n + 3] or 0) & _MASK64]
-                result.rows += count
-            yield from results
-    finally:
-        con.close()
+    con.execute(f"SET threads = {max(1, workers)}")
+    con.execute("SET TimeZone = 'UTC'")
+    key_cols = [f"k{i}" for i in range(len(plan.key_sql))]
+    key_select = "".join(f"{sql} AS {k}, " for sql, k in zip(plan.key_sql, key_cols, strict=True))
+    key_names = "".join(f"{k}, " for k in key_cols)
+    for start in range(0, len(files), CHUNK_FILES):
+        chunk = files[start : start + CHUNK_FILES]
+        paths = "[" + ", ".join(_quote(p) for _, p in chunk) + "]"
+        # file_index (the position in the list) groups more cheaply than the file name
+        sql = (
+            f"SELECT file_index, {key_names}count(*)::BIGINT, sum(h)::HUGEINT, bit_xor(h) FROM ("
+            f"SELECT file_index, {key_select}{plan.hash_sql} AS h "
+            f"FROM read_parquet({paths}, schema = {plan.schema_map()})"
+            f") GROUP BY ALL"
+        )
+        try:
+            rows = con.sql(sql).fetchall()
+        except duckdb.Error:
+            on_fallback([t for t, _ in chunk])
+            continue
+        results = [FileResult(t, {}, 0) for t, _ in chunk]
+        n = len(key_cols)
+        for r in rows:
+            result = results[int(r[0])]
+            count = int(r[n + 1])
+            result.keys[tuple(r[1 : n + 1])] = [count, int(r[n + 2] or 0) & _MASK64, int(r[n + 3] or 0) & _MASK64]
+            result.rows += count
+        yield from results
