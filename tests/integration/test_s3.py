@@ -17,6 +17,7 @@ import yaml
 
 from icebridge.phases.copy import referenced_files
 from icebridge.storage import list_files
+from icebridge.store import open_store
 from icebridge.validation.digest import partition_digests
 from tests.integration import estate
 from tests.integration.test_behaviour import Estate, assert_same_table
@@ -103,7 +104,21 @@ def check_migrated(est: Estate) -> None:
 def test_bucket_to_bucket(tmp_path: Path, s3_endpoint: str) -> None:
     foreign = s3_catalog(tmp_path, "foreign", s3_endpoint, bucket(s3_endpoint, "foreign-lake"))
     managed = s3_catalog(tmp_path, "managed", s3_endpoint, bucket(s3_endpoint, "managed-lake"))
-    check_migrated(make_s3_estate(tmp_path, foreign, managed))
+    est = make_s3_estate(tmp_path, foreign, managed)
+    check_migrated(est)
+    # level 4 of the rewritten (bucketed, evolved) table read objects with DuckDB, with the tables' S3 settings
+    store = open_store(est.state_url)
+    try:
+        digests = [
+            v.details
+            for task in store.list_tasks()
+            if task.strategy == "rewrite"
+            for v in store.validations(task.id)
+            if v.comparator == "content-digest"
+        ]
+    finally:
+        store.close()
+    assert digests and all(0 < d["files_scanned_by_duckdb"] < d["files_read"] for d in digests), digests
 
 
 def test_the_duckdb_scan_of_objects_gives_the_general_paths_digests(tmp_path: Path, s3_endpoint: str) -> None:

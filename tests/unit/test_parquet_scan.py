@@ -124,6 +124,10 @@ SPECS = {
     "truncate-ints": _spec((2, TruncateTransform(10)), (3, TruncateTransform(7))),
     "identity-typed": _spec((6, IdentityTransform()), (8, IdentityTransform()), (11, IdentityTransform())),
     "void-and-bool": _spec((2, VoidTransform()), (1, IdentityTransform())),
+    "buckets": _spec((3, BucketTransform(8)), (12, BucketTransform(4)), (8, BucketTransform(3))),
+    "bucket-time-decimal": _spec((11, BucketTransform(5)), (10, BucketTransform(2)), (6, BucketTransform(4))),
+    # (PyIceberg's writer cannot partition by a truncated binary, so no table here has one)
+    "truncate-string-decimal": _spec((12, TruncateTransform(3)), (6, TruncateTransform(100))),
 }
 
 
@@ -249,8 +253,9 @@ def test_layouts_the_scan_cannot_express_use_the_general_path() -> None:
     uuids = Schema(NestedField(1, "l", ListType(2, UUIDType()), required=False))
     assert scan_plan(uuids, UNPARTITIONED_PARTITION_SPEC) is None
     assert scan_plan(NESTED, _spec((8, IdentityTransform()))) is None  # a nested source column
-    assert scan_plan(SCHEMA, _spec((3, BucketTransform(8)))) is None
-    assert scan_plan(SCHEMA, _spec((12, TruncateTransform(2)))) is None
+    assert scan_plan(SCHEMA, _spec((14, BucketTransform(8)))) is None  # bucket of a fixed[3]
+    plan = scan_plan(SCHEMA, _spec((3, BucketTransform(8)), (12, TruncateTransform(2))))
+    assert plan is not None and [f.result for f in plan.functions] == ["INTEGER", "VARCHAR"]
     plan = scan_plan(SCHEMA, _spec((3, TruncateTransform(4))))
     assert plan is not None and plan.field_ids == list(range(1, 15))
     assert local_path("file:///data/p=a%20b/x.parquet") == "/data/p=a%20b/x.parquet"  # as written on disk

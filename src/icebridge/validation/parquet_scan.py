@@ -18,9 +18,11 @@ means them go to the general path instead, file by file:
   Iceberg type does not allow, or holds a struct whose fields differ in name from the schema's
   (DuckDB matches nested fields by name) — the check reads every footer first.
 
-The whole table goes to the general path when its schema has UUID or nanosecond columns or initial
-defaults, or when its partition spec uses a transform this module does not express in SQL
-(``bucket``, ``truncate`` of strings, binaries and decimals) or a nested source column.
+Partition values are computed in SQL where SQL can (identity, year, month, day, hour, void, integer
+truncate); ``bucket`` and the other ``truncate`` forms call PyIceberg's own transforms on each Arrow
+vector, as the general path does. The whole table goes to the general path when its schema has UUID
+or nanosecond columns or initial defaults, or its spec has a nested source column or a bucket of a
+fixed-length binary.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 from pyiceberg.manifest import FileFormat
 from pyiceberg.transforms import (
+    BucketTransform,
     DayTransform,
     HourTransform,
     IdentityTransform,
@@ -93,6 +96,16 @@ _ENCODINGS: dict[type[PrimitiveType], set[tuple[str, str | None]]] = {
 
 
 @dataclass(frozen=True)
+class KeyFunction:
+    """A partition transform SQL cannot express, run by PyIceberg on each Arrow vector as a DuckDB function."""
+
+    name: str
+    transform: Callable[[pa.Array], pa.Array]
+    argument: str  # DuckDB type of the source column
+    result: str  # DuckDB type of the partition value
+
+
+@dataclass(frozen=True)
 class ScanPlan:
     """How DuckDB reads one table layout: its columns by field id, partition keys and row hash, in SQL."""
 
@@ -101,6 +114,21 @@ class ScanPlan:
     duck_types: list[str]
     key_sql: list[str]  # one expression per partition field of the spec
     hash_sql: str
+    functions: tuple[KeyFunction, ...] = ()  # the Python functions key_sql calls
+
+    def register(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Define :attr:`functions` on ``con``."""
+        import duckdb
+        from duckdb.func import PythonUDFType
+
+        for f in self.functions:
+            con.create_function(
+                f.name,
+                _vectorised(f.transform),
+                [duckdb.sqltype(f.argument)],
+                duckdb.sqltype(f.result),
+                type=PythonUDFType.ARROW,
+            )
 
     def schema_map(self) -> str:
         """The ``schema`` argument of ``read_parquet``: field id -> column name ``c<i>`` and DuckDB type."""
@@ -246,22 +274,69 @@ def scan_plan(schema: Schema, spec: PartitionSpec) -> ScanPlan | None:
     arrow = output_arrow_schema(schema)
     arrow_by_id = {int(af.metadata[b"PARQUET:field_id"]): af.type for af in arrow}
     arrow_types = [arrow_by_id[f.field_id] for f in fields]
+    duck = duck_types(arrow_types)
     names = [f"c{i}" for i in range(len(fields))]
     keys: list[str] = []
+    functions: list[KeyFunction] = []
     for pf in spec.fields:
         if pf.source_id not in by_id:  # a nested source field, or one not in this schema
             return None
-        sql = _key_sql(pf, fields[by_id[pf.source_id]].field_type, names[by_id[pf.source_id]])
+        i = by_id[pf.source_id]
+        sql = _key_sql(pf, fields[i].field_type, names[i])
         if sql is None:
-            return None
+            function = _key_function(pf, fields[i].field_type, duck[i], f"icebridge_partition_key_{len(functions)}")
+            if function is None:
+                return None
+            functions.append(function)
+            sql = f"{function.name}({names[i]})"
         keys.append(sql)
     return ScanPlan(
         field_ids=[f.field_id for f in fields],
         types=[f.field_type for f in fields],
-        duck_types=duck_types(arrow_types),
+        duck_types=duck,
         key_sql=keys,
         hash_sql=row_hash_sql(arrow_types, names),
+        functions=tuple(functions),
     )
+
+
+def _vectorised(transform: Callable[[pa.Array], pa.Array]) -> Callable[[pa.Array], pa.Array]:
+    """``transform`` as a DuckDB Arrow function: vectors in the 32-bit-offset layouts PyIceberg's transforms take."""
+
+    def call(values: pa.Array) -> pa.Array:
+        t = values.type
+        if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            values = values.cast(pa.string())
+        elif pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+            values = values.cast(pa.binary())
+        return transform(values)
+
+    return call
+
+
+# Source types whose DuckDB vectors PyIceberg's bucket and truncate take.
+_BUCKET_SOURCES = (
+    IntegerType,
+    LongType,
+    DateType,
+    TimeType,
+    TimestampType,
+    TimestamptzType,
+    StringType,
+    BinaryType,
+    DecimalType,
+)
+_TRUNCATE_SOURCES = (StringType, BinaryType, DecimalType)
+
+
+def _key_function(pf: PartitionField, source: IcebergType, duck_type: str, name: str) -> KeyFunction | None:
+    """``bucket`` and ``truncate`` as PyIceberg computes them (as the general path does), for DuckDB to call."""
+    t = pf.transform
+    if isinstance(t, BucketTransform) and isinstance(source, _BUCKET_SOURCES):
+        return KeyFunction(name, t.pyarrow_transform(source), duck_type, "INTEGER")
+    if isinstance(t, TruncateTransform) and isinstance(source, _TRUNCATE_SOURCES):
+        return KeyFunction(name, t.pyarrow_transform(source), duck_type, duck_type)
+    return None
 
 
 def _accepts(t: IcebergType, row: dict[str, Any]) -> bool:
@@ -453,6 +528,7 @@ def scan_digests(
 
     con.execute(f"SET threads = {max(1, workers)}")
     con.execute("SET TimeZone = 'UTC'")
+    plan.register(con)
     key_cols = [f"k{i}" for i in range(len(plan.key_sql))]
     key_select = "".join(f"{sql} AS {k}, " for sql, k in zip(plan.key_sql, key_cols, strict=True))
     key_names = "".join(f"{k}, " for k in key_cols)
