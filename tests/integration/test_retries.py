@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs as pafs
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException
 
-from icebridge import runner
+from icebridge import runner, storage
 from icebridge.config import load_config
 from icebridge.context import Context
 from tests.integration.test_behaviour import Estate, make_estate, rows
@@ -56,7 +55,7 @@ def test_commit_conflicts_are_retried(est: Estate, monkeypatch: pytest.MonkeyPat
 
 
 def test_transient_storage_errors_are_retried(est: Estate, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_copy = pafs.copy_files
+    real_copy = storage.copy_local
     failures = {"left": 2}
 
     def flaky_copy(source: str, *args: Any, **kwargs: Any) -> Any:
@@ -65,7 +64,7 @@ def test_transient_storage_errors_are_retried(est: Estate, monkeypatch: pytest.M
             raise ConnectionResetError("connection reset by peer (injected)")
         return real_copy(source, *args, **kwargs)
 
-    monkeypatch.setattr(pafs, "copy_files", flaky_copy)
+    monkeypatch.setattr(storage, "copy_local", flaky_copy)
     report = migrate(est)
     assert report.ok, report.outcomes
     assert failures["left"] == 0
