@@ -378,3 +378,28 @@ def test_an_unreadable_footer_leaves_only_its_own_file_to_the_general_path(tmp_p
         con.close()
     assert [t.data_file.file_path for t in rest] == [victim]
     assert len(ok) == len(tasks) - 1
+
+
+def test_position_deletes_are_left_out_by_row_number_in_the_scan(tmp_path: Path) -> None:
+    from tests.unit.test_reader import commit_files, data_file_paths, position_delete_file
+
+    table = _table(tmp_path, UNPARTITIONED_PARTITION_SPEC, name="mor")
+    data = rows()
+    _append(table, data[:45])
+    _append(table, data[45:])
+    first, second = data_file_paths(table)[:2]
+    # one delete file naming rows of two data files (and one of a file that is not there), one naming the first again
+    commit_files(
+        table,
+        delete_files=[
+            position_delete_file(
+                table, "del-1.parquet", [(first, 0), (first, 2), (second, 1), ("s3://elsewhere/x", 0)]
+            ),
+            position_delete_file(table, "del-2.parquet", [(first, 2), (first, 4)]),
+        ],
+    )
+    table = table.refresh()
+    fast, slow = _both(table)
+    assert fast.scanned_files == fast.files and slow.scanned_files == 0
+    assert fast.rows == slow.rows == len(data) - 4
+    assert fast.digests == slow.digests

@@ -12,7 +12,7 @@ DuckDB itself gives the general path's Arrow batches (:func:`duck_types`), and t
 SQL (:func:`icebridge.validation.digest.row_hash_sql`). Files the scan cannot read exactly as Iceberg
 means them go to the general path instead, file by file:
 
-* a file with row-level deletes, or not in Parquet, or on storage other than local disk, S3 or GCS
+* a file with equality deletes, or not in Parquet, or on storage other than local disk, S3 or GCS
   (object-store files are read through the table's own PyArrow file system, see :class:`Locator`);
 * a file whose footer lacks a schema field, has no field ids, stores a column in an encoding the
   Iceberg type does not allow, or holds a struct whose fields differ in name from the schema's
@@ -375,7 +375,7 @@ def eligible(
     rest: list[DataFileTask] = []
     for task in tasks:
         path = locator.locate(task.data_file.file_path) if locator else local_path(task.data_file.file_path)
-        if task.position_deletes or task.equality_deletes or task.data_file.file_format != FileFormat.PARQUET:
+        if task.equality_deletes or task.data_file.file_format != FileFormat.PARQUET:
             rest.append(task)
         elif path is None:
             rest.append(task)
@@ -517,41 +517,75 @@ def scan_digests(
     files: Sequence[tuple[DataFileTask, str]],
     workers: int,
     on_fallback: Callable[[list[DataFileTask]], None],
+    io: FileIO | None = None,
 ) -> Iterator[FileResult]:
     """Per file: row count, and per partition key the count, sum and xor of the row hashes.
 
     ``con`` is the connection :func:`eligible` checked the files on (its file systems registered). DuckDB
-    runs each chunk of files with ``workers`` threads. A chunk DuckDB cannot read is handed to
-    ``on_fallback`` (the general path reads it and names the failing file).
+    runs each chunk of files with ``workers`` threads. A file with position deletes is scanned on its
+    own, its deleted row positions (read with the general path's own reader, through ``io``) left out
+    by row number. A chunk DuckDB cannot read is handed to ``on_fallback`` (the general path reads it
+    and names the failing file).
+
+    Raises:
+        ValidationError: a position delete file cannot be read.
     """
-    import duckdb
+    from icebridge.validation.reader import read_position_deletes
 
     con.execute(f"SET threads = {max(1, workers)}")
     con.execute("SET TimeZone = 'UTC'")
     plan.register(con)
+    clean = [(t, p) for t, p in files if not t.position_deletes]
+    for start in range(0, len(clean), CHUNK_FILES):
+        yield from _scan_chunk(con, plan, clean[start : start + CHUNK_FILES], None, on_fallback)
+    for task, path in files:
+        if not task.position_deletes:
+            continue
+        if io is None:
+            on_fallback([task])
+            continue
+        deleted = read_position_deletes(io, task.position_deletes, task.data_file.file_path)
+        yield from _scan_chunk(con, plan, [(task, path)], deleted, on_fallback)
+
+
+def _scan_chunk(
+    con: duckdb.DuckDBPyConnection,
+    plan: ScanPlan,
+    chunk: Sequence[tuple[DataFileTask, str]],
+    deleted: pa.Array | None,
+    on_fallback: Callable[[list[DataFileTask]], None],
+) -> Iterator[FileResult]:
+    import duckdb
+
     key_cols = [f"k{i}" for i in range(len(plan.key_sql))]
     key_select = "".join(f"{sql} AS {k}, " for sql, k in zip(plan.key_sql, key_cols, strict=True))
     key_names = "".join(f"{k}, " for k in key_cols)
-    for start in range(0, len(files), CHUNK_FILES):
-        chunk = files[start : start + CHUNK_FILES]
-        paths = "[" + ", ".join(_quote(p) for _, p in chunk) + "]"
-        # file_index (the position in the list) groups more cheaply than the file name
-        sql = (
-            f"SELECT file_index, {key_names}count(*)::BIGINT, sum(h)::HUGEINT, bit_xor(h) FROM ("
-            f"SELECT file_index, {key_select}{plan.hash_sql} AS h "
-            f"FROM read_parquet({paths}, schema = {plan.schema_map()})"
-            f") GROUP BY ALL"
-        )
-        try:
-            rows = con.sql(sql).fetchall()
-        except duckdb.Error:
-            on_fallback([t for t, _ in chunk])
-            continue
-        results = [FileResult(t, {}, 0) for t, _ in chunk]
-        n = len(key_cols)
-        for r in rows:
-            result = results[int(r[0])]
-            count = int(r[n + 1])
-            result.keys[tuple(r[1 : n + 1])] = [count, int(r[n + 2] or 0) & _MASK64, int(r[n + 3] or 0) & _MASK64]
-            result.rows += count
-        yield from results
+    paths = "[" + ", ".join(_quote(p) for _, p in chunk) + "]"
+    source = f"read_parquet({paths}, schema = {plan.schema_map()})"
+    where = ""
+    if deleted is not None:
+        source = f"read_parquet({paths}, schema = {plan.schema_map()}, file_row_number = true)"
+        where = " WHERE file_row_number NOT IN (SELECT pos FROM __icebridge_deleted)"
+        con.register("__icebridge_deleted", pa.table({"pos": deleted}))
+    # file_index (the position in the list) groups more cheaply than the file name
+    sql = (
+        f"SELECT file_index, {key_names}count(*)::BIGINT, sum(h)::HUGEINT, bit_xor(h) FROM ("
+        f"SELECT file_index, {key_select}{plan.hash_sql} AS h FROM {source}{where}"
+        f") GROUP BY ALL"
+    )
+    try:
+        rows = con.sql(sql).fetchall()
+    except duckdb.Error:
+        on_fallback([t for t, _ in chunk])
+        return
+    finally:
+        if deleted is not None:
+            con.unregister("__icebridge_deleted")
+    results = [FileResult(t, {}, 0) for t, _ in chunk]
+    n = len(key_cols)
+    for r in rows:
+        result = results[int(r[0])]
+        count = int(r[n + 1])
+        result.keys[tuple(r[1 : n + 1])] = [count, int(r[n + 2] or 0) & _MASK64, int(r[n + 3] or 0) & _MASK64]
+        result.rows += count
+    yield from results
