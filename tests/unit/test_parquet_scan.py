@@ -193,7 +193,7 @@ def test_rows_registered_under_the_wrong_partition_are_found_by_the_scan(tmp_pat
     assert (m["registered"], m["belongs"]) == ("p0=text-2-é", "p0=text-1-é")
 
 
-def test_evolved_schema_and_foreign_files_go_to_the_general_path(tmp_path: Path) -> None:
+def test_files_from_before_a_column_was_added_are_scanned_and_files_without_ids_are_not(tmp_path: Path) -> None:
     table = _table(tmp_path, _spec((8, YearTransform())))
     data = rows()
     _append(table, data[:30])
@@ -207,8 +207,9 @@ def test_evolved_schema_and_foreign_files_go_to_the_general_path(tmp_path: Path)
     table.add_files([f"file://{plain}"])
     fast, slow = _both(table)
     assert fast.digests == slow.digests and fast.rows == len(data)
-    # the old files lack "extra" and the added file has no field ids: only the 1970-era new files qualify
-    assert 0 < fast.scanned_files < fast.files
+    # the old files lack "extra" (it reads as null), the added file has no field ids (the name mapping's job)
+    assert fast.scanned_files == fast.files - 1
+    assert sum(d.count for d in fast.digests.values()) == len(data)
 
 
 def test_a_column_stored_in_a_type_iceberg_does_not_allow_goes_to_the_general_path(tmp_path: Path) -> None:
@@ -403,3 +404,53 @@ def test_position_deletes_are_left_out_by_row_number_in_the_scan(tmp_path: Path)
     assert fast.scanned_files == fast.files and slow.scanned_files == 0
     assert fast.rows == slow.rows == len(data) - 4
     assert fast.digests == slow.digests
+
+
+def test_a_file_lacking_a_required_field_is_left_to_the_general_path(tmp_path: Path) -> None:
+    import duckdb
+    from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+    from pyiceberg.typedef import Record
+
+    from icebridge.validation.parquet_scan import eligible
+    from icebridge.validation.reader import SnapshotFiles
+    from tests.unit.test_reader import commit_files, write_parquet
+
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=True),
+        NestedField(2, "note", StringType(), required=False),
+    )
+    table = _table(tmp_path, UNPARTITIONED_PARTITION_SPEC, schema)
+    only_note = pa.table(
+        [pa.array(["a", "b"])], schema=pa.schema([pa.field("note", pa.string(), metadata={b"PARQUET:field_id": b"2"})])
+    )
+    path, size = write_parquet(table, "no-id.parquet", only_note)
+    only_id = pa.table(
+        [pa.array([1, 2], pa.int64())],
+        schema=pa.schema([pa.field("id", pa.int64(), False, metadata={b"PARQUET:field_id": b"1"})]),
+    )
+    path2, size2 = write_parquet(table, "no-note.parquet", only_id)
+    commit_files(
+        table,
+        data_files=[
+            DataFile.from_args(
+                content=DataFileContent.DATA,
+                file_path=p,
+                file_format=FileFormat.PARQUET,
+                partition=Record(),
+                record_count=2,
+                file_size_in_bytes=n,
+                spec_id=0,
+            )
+            for p, n in ((path, size), (path2, size2))
+        ],
+    )
+    plan = scan_plan(table.schema(), table.spec())
+    assert plan is not None and plan.optional == frozenset({2})
+    con = duckdb.connect()
+    try:
+        ok, rest = eligible(con, plan, SnapshotFiles(table.refresh(), None).tasks)
+    finally:
+        con.close()
+    # lacking the optional "note" is fine (it reads as null); lacking the required "id" is not
+    assert [t.data_file.file_path for t, _ in ok] == [path2]
+    assert [t.data_file.file_path for t in rest] == [path]

@@ -14,7 +14,7 @@ means them go to the general path instead, file by file:
 
 * a file with equality deletes, or not in Parquet, or on storage other than local disk, S3 or GCS
   (object-store files are read through the table's own PyArrow file system, see :class:`Locator`);
-* a file whose footer lacks a schema field, has no field ids, stores a column in an encoding the
+* a file whose footer lacks a required schema field, has no field ids, stores a column in an encoding the
   Iceberg type does not allow, or holds a struct whose fields differ in name from the schema's
   (DuckDB matches nested fields by name) — the check reads every footer first.
 
@@ -115,6 +115,7 @@ class ScanPlan:
     key_sql: list[str]  # one expression per partition field of the spec
     hash_sql: str
     functions: tuple[KeyFunction, ...] = ()  # the Python functions key_sql calls
+    optional: frozenset[int] = frozenset()  # field ids a file written before they were added may lack
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
         """Define :attr:`functions` on ``con``."""
@@ -297,6 +298,7 @@ def scan_plan(schema: Schema, spec: PartitionSpec) -> ScanPlan | None:
         key_sql=keys,
         hash_sql=row_hash_sql(arrow_types, names),
         functions=tuple(functions),
+        optional=frozenset(f.field_id for f in fields if not f.required),
     )
 
 
@@ -398,7 +400,7 @@ def eligible(
                 except duckdb.Error:
                     continue
         for task, path in chunk:
-            if _footer_ok(by_file.get(path, []), wanted):
+            if _footer_ok(by_file.get(path, []), wanted, plan.optional):
                 ok.append((task, path))
             else:
                 rest.append(task)
@@ -497,14 +499,19 @@ def _node_ok(t: IcebergType, node: _Node) -> bool:
     return not node.children and _accepts(t, node.row)
 
 
-def _footer_ok(rows: list[dict[str, Any]], wanted: dict[int, IcebergType]) -> bool:
+def _footer_ok(rows: list[dict[str, Any]], wanted: dict[int, IcebergType], optional: frozenset[int]) -> bool:
+    """Whether a file's footer holds every wanted field as Iceberg means it.
+
+    An optional top-level field the file lacks (it was added after the file was written) reads as
+    null, as Iceberg says; a required one sends the file to the general path.
+    """
     root = _tree(rows)
     if root is None:
         return False
     columns = _by_field_id(root.children)
     if columns is None:
         return False
-    return all(fid in columns and _node_ok(t, columns[fid]) for fid, t in wanted.items())
+    return all(_node_ok(t, columns[fid]) if fid in columns else fid in optional for fid, t in wanted.items())
 
 
 def _quote(path: str) -> str:
