@@ -106,7 +106,8 @@ def test_bucket_to_bucket(tmp_path: Path, s3_endpoint: str) -> None:
     managed = s3_catalog(tmp_path, "managed", s3_endpoint, bucket(s3_endpoint, "managed-lake"))
     est = make_s3_estate(tmp_path, foreign, managed)
     check_migrated(est)
-    # level 4 of the rewritten (bucketed, evolved) table read objects with DuckDB, with the tables' S3 settings
+    # level 4 of the rewritten table (bucketed; columns added, renamed and dropped) read every object with
+    # DuckDB, through the tables' own S3 settings
     store = open_store(est.state_url)
     try:
         digests = [
@@ -118,7 +119,7 @@ def test_bucket_to_bucket(tmp_path: Path, s3_endpoint: str) -> None:
         ]
     finally:
         store.close()
-    assert digests and all(0 < d["files_scanned_by_duckdb"] < d["files_read"] for d in digests), digests
+    assert digests and all(d["files_scanned_by_duckdb"] == d["files_read"] > 0 for d in digests), digests
 
 
 def test_the_duckdb_scan_of_objects_gives_the_general_paths_digests(tmp_path: Path, s3_endpoint: str) -> None:
