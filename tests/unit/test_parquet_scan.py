@@ -454,3 +454,34 @@ def test_a_file_lacking_a_required_field_is_left_to_the_general_path(tmp_path: P
     # lacking the optional "note" is fine (it reads as null); lacking the required "id" is not
     assert [t.data_file.file_path for t, _ in ok] == [path2]
     assert [t.data_file.file_path for t in rest] == [path]
+
+
+@pytest.mark.parametrize("reader", ["auto", "arrow"])
+def test_a_file_holding_other_rows_than_its_manifest_entry_says_stops_the_digest(tmp_path: Path, reader: str) -> None:
+    from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+    from pyiceberg.typedef import Record
+
+    from icebridge.errors import ValidationError
+    from tests.unit.test_reader import commit_files, write_parquet
+
+    schema = Schema(NestedField(1, "id", LongType(), required=False))
+    table = _table(tmp_path, UNPARTITIONED_PARTITION_SPEC, schema)
+    _append(table, [{"id": i} for i in range(5)])
+    data = pa.table(
+        [pa.array([7, 8], pa.int64())],
+        schema=pa.schema([pa.field("id", pa.int64(), metadata={b"PARQUET:field_id": b"1"})]),
+    )
+    path, size = write_parquet(table, "short.parquet", data)
+    entry = DataFile.from_args(
+        content=DataFileContent.DATA,
+        file_path=path,
+        file_format=FileFormat.PARQUET,
+        partition=Record(),
+        record_count=99,
+        file_size_in_bytes=size,
+        spec_id=0,
+    )
+    commit_files(table, data_files=[entry])
+    table = table.refresh()
+    with pytest.raises(ValidationError, match="short.parquet: file has 2 rows, the manifest says 99"):
+        partition_digests(table, None, table.schema(), table.spec(), reader=reader)

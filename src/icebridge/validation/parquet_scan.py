@@ -65,6 +65,7 @@ from pyiceberg.types import (
     TimeType,
 )
 
+from icebridge.errors import ValidationError
 from icebridge.validation.reader import DataFileTask, output_arrow_schema
 
 if TYPE_CHECKING:
@@ -535,7 +536,8 @@ def scan_digests(
     and names the failing file).
 
     Raises:
-        ValidationError: a position delete file cannot be read.
+        ValidationError: a position delete file cannot be read, or a file without deletes holds another
+            number of rows than its manifest entry says.
     """
     from icebridge.validation.reader import read_position_deletes
 
@@ -595,4 +597,10 @@ def _scan_chunk(
         count = int(r[n + 1])
         result.keys[tuple(r[1 : n + 1])] = [count, int(r[n + 2] or 0) & _MASK64, int(r[n + 3] or 0) & _MASK64]
         result.rows += count
+    if deleted is None:
+        for result in results:
+            expected = result.task.data_file.record_count
+            if expected is not None and result.rows != expected:
+                path = result.task.data_file.file_path
+                raise ValidationError(f"{path}: file has {result.rows} rows, the manifest says {expected}")
     yield from results
