@@ -193,7 +193,7 @@ def run(data_dir: Path, quick: bool) -> str:
                 f"{math.ceil(need_digest / EXECUTOR_CORES)}",
             ],
             [
-                "4, general path (equality deletes, files without field ids)",
+                "4, general path (files without field ids, nested renames)",
                 fmt_rate(general_per_core, 1),
                 f"{math.ceil(need_general)}",
                 f"{math.ceil(need_general / EXECUTOR_CORES)}",
@@ -216,7 +216,7 @@ def run(data_dir: Path, quick: bool) -> str:
             "The decode-only rows and both digests are ratios to the faster decode-only reader (1.00×). "
             f"Level-4 digest speed vs decode-only: {fmt_ratio(speed_ratio)} (target ≥ "
             f"{TARGET_DIGEST_VS_DECODE}×: {verdict(speed_ratio >= TARGET_DIGEST_VS_DECODE)}); the general path, "
-            "which files with equality deletes, without field ids or from before a nested rename take, runs at "
+            "which files without field ids or from before a nested rename take, runs at "
             f"{fmt_ratio(baseline_s / general_s)}. "
             f"Level-3 identity vs cp: {fmt_ratio(identity_ratio)} (identity reads both sides, cp reads one and "
             "writes one).",

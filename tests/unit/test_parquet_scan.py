@@ -485,3 +485,41 @@ def test_a_file_holding_other_rows_than_its_manifest_entry_says_stops_the_digest
     table = table.refresh()
     with pytest.raises(ValidationError, match="short.parquet: file has 2 rows, the manifest says 99"):
         partition_digests(table, None, table.schema(), table.spec(), reader=reader)
+
+
+def test_equality_deletes_are_anti_joined_in_the_scan_nulls_equal_to_nulls(tmp_path: Path) -> None:
+    from tests.unit.test_reader import commit_files, equality_delete_file
+
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=False),
+        NestedField(2, "name", StringType(), required=False),
+        NestedField(3, "v", IntegerType(), required=False),
+    )
+    table = _table(tmp_path, UNPARTITIONED_PARTITION_SPEC, schema, name="cdc")
+    data = [{"id": i, "name": None if i % 4 == 0 else f"n{i}", "v": i * 10} for i in range(40)]
+    _append(table, data[:20])
+    _append(table, data[20:])
+
+    def keys(columns: list[tuple[str, pa.DataType, int]], values: list[tuple[Any, ...]]) -> pa.Table:
+        fields = [pa.field(n, t, metadata={b"PARQUET:field_id": str(i).encode()}) for n, t, i in columns]
+        return pa.Table.from_pylist(
+            [dict(zip([n for n, _, _ in columns], v, strict=True)) for v in values], schema=pa.schema(fields)
+        )
+
+    by_pair = keys(
+        [("id", pa.int64(), 1), ("name", pa.string(), 2)],
+        [(1, "n1"), (4, None), (5, "wrong"), (30, "n30")],  # (4, NULL) matches the null name; (5, 'wrong') nothing
+    )
+    by_v = keys([("v", pa.int32(), 3)], [(70,), (390,)])
+    commit_files(
+        table,
+        delete_files=[
+            equality_delete_file(table, "eq-pair.parquet", by_pair, [1, 2]),
+            equality_delete_file(table, "eq-v.parquet", by_v, [3]),
+        ],
+    )
+    table = table.refresh()
+    fast, slow = _both(table)
+    assert fast.scanned_files == fast.files == 2
+    assert fast.rows == slow.rows == len(data) - 5  # ids 1, 4, 30, 7, 39
+    assert fast.digests == slow.digests

@@ -447,7 +447,7 @@ def partition_digests(
         try:
             scannable, general = eligible(con, plan, tasks, Locator(files.io))
             labels: dict[tuple[Any, ...], str] = {}
-            for fr in scan_digests(con, plan, scannable, workers, general.extend, files.io):
+            for fr in scan_digests(con, plan, scannable, workers, general.extend, files.io, files.equality_keys):
                 registered = file_label(files.metadata, fr.task.data_file) if check else None
                 groups = ((key, n, s, x) for key, (n, s, x) in fr.keys.items())
                 results.append((fr.task, *_label_groups(groups, spec, schema, registered, labels)))

@@ -12,7 +12,8 @@ DuckDB itself gives the general path's Arrow batches (:func:`duck_types`), and t
 SQL (:func:`icebridge.validation.digest.row_hash_sql`). Files the scan cannot read exactly as Iceberg
 means them go to the general path instead, file by file:
 
-* a file with equality deletes, or not in Parquet, or on storage other than local disk, S3 or GCS
+* a file with equality deletes on a column outside the schema, or not in Parquet, or on storage other
+  than local disk, S3 or GCS
   (object-store files are read through the table's own PyArrow file system, see :class:`Locator`);
 * a file whose footer lacks a required schema field, has no field ids, stores a column in an encoding the
   Iceberg type does not allow, or holds a struct whose fields differ in name from the schema's
@@ -66,7 +67,7 @@ from pyiceberg.types import (
 )
 
 from icebridge.errors import ValidationError
-from icebridge.validation.reader import DataFileTask, output_arrow_schema
+from icebridge.validation.reader import DataFileTask, _duck_safe, output_arrow_schema
 
 if TYPE_CHECKING:
     import duckdb
@@ -378,7 +379,10 @@ def eligible(
     rest: list[DataFileTask] = []
     for task in tasks:
         path = locator.locate(task.data_file.file_path) if locator else local_path(task.data_file.file_path)
-        if task.equality_deletes or task.data_file.file_format != FileFormat.PARQUET:
+        equality_ids = {
+            fid for ddf in task.equality_deletes for fid in (ddf.equality_ids or [-1])
+        }  # none: the general path says so
+        if not equality_ids <= set(plan.field_ids) or task.data_file.file_format != FileFormat.PARQUET:
             rest.append(task)
         elif path is None:
             rest.append(task)
@@ -526,14 +530,16 @@ def scan_digests(
     workers: int,
     on_fallback: Callable[[list[DataFileTask]], None],
     io: FileIO | None = None,
+    equality: Callable[[DataFileTask], list[tuple[tuple[int, ...], pa.Table]]] | None = None,
 ) -> Iterator[FileResult]:
     """Per file: row count, and per partition key the count, sum and xor of the row hashes.
 
     ``con`` is the connection :func:`eligible` checked the files on (its file systems registered). DuckDB
-    runs each chunk of files with ``workers`` threads. A file with position deletes is scanned on its
-    own, its deleted row positions (read with the general path's own reader, through ``io``) left out
-    by row number. A chunk DuckDB cannot read is handed to ``on_fallback`` (the general path reads it
-    and names the failing file).
+    runs each chunk of files with ``workers`` threads. A file with deletes is scanned on its own: its
+    deleted row positions (read with the general path's own reader, through ``io``) are left out by row
+    number, and rows equal to a row of an equality delete file (``equality`` gives the key tables, by
+    equality field ids; nulls equal nulls) are left out by an anti-join. A chunk DuckDB cannot read is
+    handed to ``on_fallback`` (the general path reads it and names the failing file).
 
     Raises:
         ValidationError: a position delete file cannot be read, or a file without deletes holds another
@@ -544,17 +550,22 @@ def scan_digests(
     con.execute(f"SET threads = {max(1, workers)}")
     con.execute("SET TimeZone = 'UTC'")
     plan.register(con)
-    clean = [(t, p) for t, p in files if not t.position_deletes]
+    clean = [(t, p) for t, p in files if not t.position_deletes and not t.equality_deletes]
     for start in range(0, len(clean), CHUNK_FILES):
-        yield from _scan_chunk(con, plan, clean[start : start + CHUNK_FILES], None, on_fallback)
+        yield from _scan_chunk(con, plan, clean[start : start + CHUNK_FILES], None, [], on_fallback)
     for task, path in files:
-        if not task.position_deletes:
+        if not task.position_deletes and not task.equality_deletes:
             continue
-        if io is None:
+        if (task.position_deletes and io is None) or (task.equality_deletes and equality is None):
             on_fallback([task])
             continue
-        deleted = read_position_deletes(io, task.position_deletes, task.data_file.file_path)
-        yield from _scan_chunk(con, plan, [(task, path)], deleted, on_fallback)
+        deleted = (
+            read_position_deletes(io, task.position_deletes, task.data_file.file_path)
+            if task.position_deletes and io is not None
+            else None
+        )
+        keys = equality(task) if task.equality_deletes and equality is not None else []
+        yield from _scan_chunk(con, plan, [(task, path)], deleted, keys, on_fallback)
 
 
 def _scan_chunk(
@@ -562,6 +573,7 @@ def _scan_chunk(
     plan: ScanPlan,
     chunk: Sequence[tuple[DataFileTask, str]],
     deleted: pa.Array | None,
+    equality: list[tuple[tuple[int, ...], pa.Table]],
     on_fallback: Callable[[list[DataFileTask]], None],
 ) -> Iterator[FileResult]:
     import duckdb
@@ -571,11 +583,21 @@ def _scan_chunk(
     key_names = "".join(f"{k}, " for k in key_cols)
     paths = "[" + ", ".join(_quote(p) for _, p in chunk) + "]"
     source = f"read_parquet({paths}, schema = {plan.schema_map()})"
-    where = ""
+    conditions: list[str] = []
+    registered: list[str] = []
     if deleted is not None:
         source = f"read_parquet({paths}, schema = {plan.schema_map()}, file_row_number = true)"
-        where = " WHERE file_row_number NOT IN (SELECT pos FROM __icebridge_deleted)"
+        conditions.append("file_row_number NOT IN (SELECT pos FROM __icebridge_deleted)")
         con.register("__icebridge_deleted", pa.table({"pos": deleted}))
+        registered.append("__icebridge_deleted")
+    column = {fid: f"c{i}" for i, fid in enumerate(plan.field_ids)}
+    for j, (ids, keys) in enumerate(equality):
+        name = f"__icebridge_equality_{j}"
+        con.register(name, pa.table([_duck_safe(c) for c in keys.columns], names=keys.column_names))
+        registered.append(name)
+        on = " AND ".join(f"d.k{fid} IS NOT DISTINCT FROM {column[fid]}" for fid in ids)
+        conditions.append(f"NOT EXISTS (SELECT 1 FROM {name} d WHERE {on})")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     # file_index (the position in the list) groups more cheaply than the file name
     sql = (
         f"SELECT file_index, {key_names}count(*)::BIGINT, sum(h)::HUGEINT, bit_xor(h) FROM ("
@@ -588,8 +610,8 @@ def _scan_chunk(
         on_fallback([t for t, _ in chunk])
         return
     finally:
-        if deleted is not None:
-            con.unregister("__icebridge_deleted")
+        for name in registered:
+            con.unregister(name)
     results = [FileResult(t, {}, 0) for t, _ in chunk]
     n = len(key_cols)
     for r in rows:
@@ -597,7 +619,7 @@ def _scan_chunk(
         count = int(r[n + 1])
         result.keys[tuple(r[1 : n + 1])] = [count, int(r[n + 2] or 0) & _MASK64, int(r[n + 3] or 0) & _MASK64]
         result.rows += count
-    if deleted is None:
+    if deleted is None and not equality:
         for result in results:
             expected = result.task.data_file.record_count
             if expected is not None and result.rows != expected:

@@ -716,6 +716,14 @@ class SnapshotFiles:
                 seen.setdefault(ddf.file_path, ddf)
         return [seen[p] for p in sorted(seen)]
 
+    def equality_keys(self, task: DataFileTask) -> list[tuple[tuple[int, ...], pa.Table]]:
+        """The key tables of ``task``'s equality deletes, one per set of equality field ids (columns ``k<id>``)."""
+        groups: dict[tuple[int, ...], list[pa.Table]] = {}
+        for ddf in task.equality_deletes:
+            ids, keys = self._eq.load(ddf)
+            groups.setdefault(ids, []).append(keys)
+        return [(ids, pa.concat_tables(parts)) for ids, parts in groups.items()]
+
     def read(self, task: DataFileTask, schema: Schema, batch_rows: int = 131072) -> Iterator[pa.RecordBatch]:
         """The rows of one data file projected onto ``schema`` by field id, with its deletes applied."""
         yield from _read_data_file(
