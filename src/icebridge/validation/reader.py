@@ -574,6 +574,14 @@ class _EqualityDeletes:
         self._cache[ddf.file_path] = table
         return ids, table
 
+    def grouped(self, task: DataFileTask) -> dict[tuple[int, ...], pa.Table]:
+        """The key tables of ``task``'s equality deletes, one per set of equality field ids (columns ``k<id>``)."""
+        groups: dict[tuple[int, ...], list[pa.Table]] = {}
+        for ddf in task.equality_deletes:
+            ids, keys = self.load(ddf)
+            groups.setdefault(ids, []).append(keys)
+        return {ids: pa.concat_tables(parts) for ids, parts in groups.items()}
+
 
 # --------------------------------------------------------------------------------------------------
 # Reading
@@ -595,11 +603,7 @@ def _read_data_file(
         raise ValidationError(f"{path}: data files in {df.file_format} format are not supported")
     positions = read_position_deletes(io, task.position_deletes, path) if task.position_deletes else None
 
-    eq_groups: dict[tuple[int, ...], list[pa.Table]] = {}
-    for ddf in task.equality_deletes:
-        ids, keys = eq.load(ddf)
-        eq_groups.setdefault(ids, []).append(keys)
-    eq_tables = {ids: pa.concat_tables(parts) for ids, parts in eq_groups.items()}
+    eq_tables = eq.grouped(task)
 
     stream, pf = _open_parquet(io, path)
     try:
@@ -664,22 +668,10 @@ def iter_table_batches(
         ValidationError: the snapshot does not exist, or a manifest or file cannot be read, is
             truncated or corrupt (the message names the file).
     """
-    metadata = table.metadata
-    if snapshot_id is None:
-        snapshot = metadata.current_snapshot()
-    else:
-        snapshot = metadata.snapshot_by_id(snapshot_id)
-        if snapshot is None:
-            raise ValidationError(f"snapshot {snapshot_id} does not exist in {table.name()}")
-    if snapshot is None:
-        return
-    schema = schema if schema is not None else metadata.schema()
-    out_schema = output_arrow_schema(schema)
-    io = table.io
-    tasks = plan_snapshot_files(io, metadata, snapshot)
-    eq = _EqualityDeletes(io, metadata)
-    for task in sorted(tasks, key=lambda t: t.data_file.file_path):
-        yield from _read_data_file(io, metadata, task, schema, out_schema, eq, batch_rows)
+    files = SnapshotFiles(table, snapshot_id)
+    schema = schema if schema is not None else table.metadata.schema()
+    for task in files.tasks:
+        yield from files.read(task, schema, batch_rows)
 
 
 class SnapshotFiles:
@@ -718,11 +710,7 @@ class SnapshotFiles:
 
     def equality_keys(self, task: DataFileTask) -> list[tuple[tuple[int, ...], pa.Table]]:
         """The key tables of ``task``'s equality deletes, one per set of equality field ids (columns ``k<id>``)."""
-        groups: dict[tuple[int, ...], list[pa.Table]] = {}
-        for ddf in task.equality_deletes:
-            ids, keys = self._eq.load(ddf)
-            groups.setdefault(ids, []).append(keys)
-        return [(ids, pa.concat_tables(parts)) for ids, parts in groups.items()]
+        return list(self._eq.grouped(task).items())
 
     def read(self, task: DataFileTask, schema: Schema, batch_rows: int = 131072) -> Iterator[pa.RecordBatch]:
         """The rows of one data file projected onto ``schema`` by field id, with its deletes applied."""
