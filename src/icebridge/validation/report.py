@@ -102,6 +102,20 @@ def _badge(verdict: str) -> str:
     return f"<span class='badge {css}'>{html.escape(verdict)}</span>"
 
 
+def _unpaired_files(d: Mapping[str, Any]) -> list[str]:
+    """The sections listing source files without a copy and destination files not in the source."""
+    return [
+        _section(
+            "Source files without a copy",
+            _table(["file", "partition"], [[m["file"], m["partition"]] for m in d.get("missing", [])]),
+        ),
+        _section(
+            "Destination files not in the source",
+            _table(["file", "partition"], [[m["file"], m["partition"]] for m in d.get("extra", [])]),
+        ),
+    ]
+
+
 def _section(title: str, content: str) -> str:
     return f"<h4>{html.escape(title)}</h4>{content}" if content else ""
 
@@ -126,18 +140,7 @@ def _detail_html(r: LevelResult) -> str:
             )
         )
     elif r.comparator == "metadata-files":
-        parts.append(
-            _section(
-                "Source files without a copy",
-                _table(["file", "partition"], [[m["file"], m["partition"]] for m in d.get("missing", [])]),
-            )
-        )
-        parts.append(
-            _section(
-                "Destination files not in the source",
-                _table(["file", "partition"], [[m["file"], m["partition"]] for m in d.get("extra", [])]),
-            )
-        )
+        parts.extend(_unpaired_files(d))
         parts.append(
             _section(
                 "Manifest entries that differ",
@@ -157,18 +160,7 @@ def _detail_html(r: LevelResult) -> str:
                 ),
             )
         )
-        parts.append(
-            _section(
-                "Source files without a copy",
-                _table(["file", "partition"], [[m["file"], m["partition"]] for m in d.get("missing", [])]),
-            )
-        )
-        parts.append(
-            _section(
-                "Destination files not in the source",
-                _table(["file", "partition"], [[m["file"], m["partition"]] for m in d.get("extra", [])]),
-            )
-        )
+        parts.extend(_unpaired_files(d))
     elif r.comparator == "content-digest":
         if d.get("library"):
             scanned = int(d.get("files_scanned_by_duckdb") or 0)
