@@ -377,14 +377,14 @@ def eligible(
 
     candidates: list[tuple[DataFileTask, str]] = []
     rest: list[DataFileTask] = []
+    columns = set(plan.field_ids)
     for task in tasks:
-        path = locator.locate(task.data_file.file_path) if locator else local_path(task.data_file.file_path)
-        equality_ids = {
-            fid for ddf in task.equality_deletes for fid in (ddf.equality_ids or [-1])
-        }  # none: the general path says so
-        if not equality_ids <= set(plan.field_ids) or task.data_file.file_format != FileFormat.PARQUET:
-            rest.append(task)
-        elif path is None:
+        # an equality delete file without ids is the general path's to report (-1 is no field id)
+        equality_ids = {fid for ddf in task.equality_deletes for fid in (ddf.equality_ids or [-1])}
+        path = None
+        if equality_ids <= columns and task.data_file.file_format == FileFormat.PARQUET:
+            path = locator.locate(task.data_file.file_path) if locator else local_path(task.data_file.file_path)
+        if path is None:
             rest.append(task)
         else:
             candidates.append((task, path))
@@ -582,11 +582,11 @@ def _scan_chunk(
     key_select = "".join(f"{sql} AS {k}, " for sql, k in zip(plan.key_sql, key_cols, strict=True))
     key_names = "".join(f"{k}, " for k in key_cols)
     paths = "[" + ", ".join(_quote(p) for _, p in chunk) + "]"
-    source = f"read_parquet({paths}, schema = {plan.schema_map()})"
+    row_numbers = ", file_row_number = true" if deleted is not None else ""
+    source = f"read_parquet({paths}, schema = {plan.schema_map()}{row_numbers})"
     conditions: list[str] = []
     registered: list[str] = []
     if deleted is not None:
-        source = f"read_parquet({paths}, schema = {plan.schema_map()}, file_row_number = true)"
         conditions.append("file_row_number NOT IN (SELECT pos FROM __icebridge_deleted)")
         con.register("__icebridge_deleted", pa.table({"pos": deleted}))
         registered.append("__icebridge_deleted")
