@@ -98,7 +98,8 @@ class Estate:
         return rows
 
 
-def shared_catalog(root: Path, admin_url: str, role: str, spark: Any) -> SharedCatalog:
+def shared_catalog(root: Path, admin_url: str, role: str, spark: Any | None) -> SharedCatalog:
+    """A catalog on a fresh PostgreSQL database; configured in ``spark`` too unless that is None (another process's)."""
     name = f"{role}_{uuid.uuid4().hex[:8]}"
     warehouse = root / f"{role}-warehouse"
     warehouse.mkdir()
@@ -109,8 +110,9 @@ def shared_catalog(root: Path, admin_url: str, role: str, spark: Any) -> SharedC
         "uri": fresh_pg_database(admin_url, f"ib_spark_{role}_"),
         "warehouse": f"file:{warehouse}",
     }
-    for key, value in spark_catalog_conf(name, props).items():
-        spark.conf.set(key, value)
+    if spark is not None:
+        for key, value in spark_catalog_conf(name, props).items():
+            spark.conf.set(key, value)
     catalog = SharedCatalog(name, props)
     catalog.pyiceberg()  # creates PyIceberg's catalog tables first, so both sides use its schema
     return catalog

@@ -22,15 +22,13 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import yaml
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType
 
 from icebridge.store import open_store
-from tests.conftest import fresh_pg_database
-from tests.spark.conftest import spark_settings
+from tests.spark.conftest import shared_catalog, spark_settings
 
 pytestmark = [pytest.mark.spark, pytest.mark.postgres]
 
@@ -114,26 +112,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int
             fh.close()
 
 
-def _catalog(root: Path, admin_url: str, role: str) -> tuple[str, dict[str, str]]:
-    name = f"{role}_{os.urandom(4).hex()}"
-    warehouse = root / f"{role}-warehouse"
-    warehouse.mkdir()
-    props = {
-        "type": "sql",
-        "uri": fresh_pg_database(admin_url, f"ib_cluster_{role}_"),
-        "warehouse": f"file:{warehouse}",
-    }
-    SqlCatalog(name, **{k: v for k, v in props.items() if k != "type"})  # PyIceberg creates its tables first
-    return name, props
-
-
 def test_migrate_on_a_standalone_cluster_runs_in_its_executors_and_validates(
     tmp_path: Path, pg_server: str, cluster: tuple[str, int]
 ) -> None:
     url, ui = cluster
-    foreign, foreign_props = _catalog(tmp_path, pg_server, "foreign")
-    managed, managed_props = _catalog(tmp_path, pg_server, "managed")
-    source = SqlCatalog(foreign, **{k: v for k, v in foreign_props.items() if k != "type"})
+    # the migrate process builds its own session against the cluster: the catalogs are not set in this one
+    foreign = shared_catalog(tmp_path, pg_server, "foreign", None)
+    managed = shared_catalog(tmp_path, pg_server, "managed", None)
+    source = foreign.pyiceberg()
     source.create_namespace("shop")
     schema = Schema(
         NestedField(1, "id", LongType(), required=False),
@@ -147,7 +133,7 @@ def test_migrate_on_a_standalone_cluster_runs_in_its_executors_and_validates(
     )
     orders.append(rows.slice(0, 1500))
     orders.append(rows.slice(1500))
-    SqlCatalog(managed, **{k: v for k, v in managed_props.items() if k != "type"}).create_namespace("shop")
+    managed.pyiceberg().create_namespace("shop")
 
     settings = spark_settings()
     settings["master"] = url
@@ -157,9 +143,13 @@ def test_migrate_on_a_standalone_cluster_runs_in_its_executors_and_validates(
         yaml.safe_dump(
             {
                 "state": f"sqlite:///{tmp_path}/state.db",
-                "catalogs": {foreign: foreign_props, managed: managed_props},
+                "catalogs": {foreign.name: foreign.props, managed.name: managed.props},
                 "mappings": [
-                    {"source": f"{foreign}.*.*", "target": f"{managed}.{{namespace}}", "strategy": "spark-sql"}
+                    {
+                        "source": f"{foreign.name}.*.*",
+                        "target": f"{managed.name}.{{namespace}}",
+                        "strategy": "spark-sql",
+                    }
                 ],
                 "engines": {"spark": settings},
             }
@@ -183,7 +173,7 @@ def test_migrate_on_a_standalone_cluster_runs_in_its_executors_and_validates(
     finally:
         store.close()
 
-    copied = SqlCatalog(managed, **{k: v for k, v in managed_props.items() if k != "type"}).load_table("shop.orders")
+    copied = managed.pyiceberg().load_table("shop.orders")
     assert sorted(copied.scan().to_arrow().column("id").to_pylist()) == list(range(3000))
     # the work ran on the cluster: the master lists the finished application and its executor
     state = master_state(ui)
