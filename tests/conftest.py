@@ -6,10 +6,14 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from tests.integration.test_behaviour import Estate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENSURE_POSTGRES = REPO_ROOT / "scripts" / "ensure-postgres.sh"
@@ -58,3 +62,30 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/state.db"
     admin_url: str = request.getfixturevalue("pg_server")
     return fresh_pg_database(admin_url, "icebridge_test_")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """State store and both catalogs on SQLite files, or on fresh PostgreSQL databases."""
+    if request.param == "sqlite":
+        return {
+            "kind": "sqlite",
+            "state": f"sqlite:///{tmp_path}/state.db",
+            "foreign": "",
+            "managed": "",
+        }
+    admin: str = request.getfixturevalue("pg_server")
+    return {
+        "kind": "postgres",
+        "state": fresh_pg_database(admin, "ib_state_"),
+        "foreign": fresh_pg_database(admin, "ib_foreign_"),
+        "managed": fresh_pg_database(admin, "ib_managed_"),
+    }
+
+
+@pytest.fixture
+def est(tmp_path: Path, backend: dict[str, str]) -> Iterator[Estate]:
+    """The behaviour suite's small foreign estate on that backend, with its icebridge.yaml."""
+    from tests.integration.test_behaviour import make_estate
+
+    yield make_estate(tmp_path, backend)

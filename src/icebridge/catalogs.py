@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyiceberg.catalog import Catalog, MetastoreCatalog, load_catalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
+from icebridge import ledger
 from icebridge.config import Config
 from icebridge.errors import CatalogUnreachableError, SourceMetadataError, SourceTableMissingError
 from icebridge.model import TableRef
 
 if TYPE_CHECKING:
+    from pyiceberg.io import FileIO
     from pyiceberg.table import Table
 
 
@@ -32,11 +34,13 @@ class Catalogs:
                 if name not in self._config.catalogs:
                     raise CatalogUnreachableError(f"{self._config.path}: catalogs: no catalog named {name!r}")
                 try:
-                    self._loaded[name] = load_catalog(name, **self._config.catalog_properties(name))
+                    catalog = load_catalog(name, **self._config.catalog_properties(name))
                 except Exception as exc:  # PyIceberg raises many kinds here; all mean "cannot use it"
                     raise CatalogUnreachableError(
                         f"{self._config.path}: catalogs.{name}: cannot load catalog: {self._say(exc)}"
                     ) from exc
+                _record_writes(catalog)
+                self._loaded[name] = catalog
             return self._loaded[name]
 
     def _say(self, exc: BaseException) -> str:
@@ -87,9 +91,49 @@ class Catalogs:
     def table_exists(self, ref: TableRef) -> bool:
         return self.get(ref.catalog).table_exists(ref.identifier)
 
+    def planned_location(self, ref: TableRef) -> str | None:
+        """Where a table is or would be created: its own location, else the catalog's default for it.
+
+        None when the catalog decides only at creation (a REST server, a namespace without a location
+        in a catalog without a warehouse); scaffold checks the real location then.
+        """
+        catalog = self.get(ref.catalog)
+        try:
+            if catalog.table_exists(ref.identifier):
+                return str(catalog.load_table(ref.identifier).metadata.location)
+            if catalog.namespace_exists(ref.namespace):
+                resolve = getattr(catalog, "_resolve_table_location", None)
+                if resolve is not None:
+                    return str(resolve(None, ref.namespace_str, ref.name))
+                location = catalog.load_namespace_properties(ref.namespace).get("location")
+                return f"{str(location).rstrip('/')}/{ref.name}" if location else None
+        except Exception:  # an unreadable catalog is reported by the checks that need it
+            return None
+        warehouse = catalog.properties.get("warehouse")
+        return f"{str(warehouse).rstrip('/')}/{ref.namespace_str}/{ref.name}" if warehouse else None
+
+    def warehouse(self, name: str) -> str | None:
+        """The ``warehouse`` property of a configured catalog, if it has one."""
+        value = self._config.catalogs.get(name, {}).get("warehouse")
+        return str(value) if value else None
+
     def supports_register(self, name: str) -> bool:
         """Whether the catalog can register a metadata file we wrote (needed to keep field ids)."""
         return isinstance(self.get(name), MetastoreCatalog)
+
+
+def _record_writes(catalog: Catalog) -> None:
+    """Bind every FileIO the catalog opens (for a table it loads, or to write metadata at commit) to the
+    ledger of the task running in the calling thread, so files written inside PyIceberg are recorded too.
+    """
+    opener = getattr(catalog, "_load_file_io", None)
+    if opener is None:
+        return
+
+    def load_file_io(*args: Any, **kwargs: Any) -> FileIO:
+        return ledger.bind(opener(*args, **kwargs))
+
+    catalog._load_file_io = load_file_io  # type: ignore[method-assign]
 
 
 def _first_line(exc: BaseException) -> str:

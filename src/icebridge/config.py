@@ -103,6 +103,12 @@ class MigrateSettings(_Strict):
         description="In-memory Arrow bytes buffered before a file is written.",
     )
     max_attempts: int = Field(default=4, ge=1, le=20, description="Tries per phase for transient errors.")
+    lease_seconds: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=3600.0,
+        description="How long a claim on a table outlives a silent holder (it heartbeats every quarter of this).",
+    )
     backoff_seconds: float = Field(default=0.5, ge=0)
     validate_threads: int | None = Field(
         default=None,

@@ -5,6 +5,8 @@ Callers branch on the class, never on the message text.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class IceBridgeError(Exception):
     """Base of every error IceBridge raises on purpose."""
@@ -64,6 +66,32 @@ class SourceChangedError(TerminalError):
 
 class StateError(TerminalError):
     """The state store refused a change (a task taken by another worker, a missing row)."""
+
+
+class TaskHeldError(StateError):
+    """Another process holds the task's lease; this run leaves the table to it."""
+
+    def __init__(self, message: str, holder: str = "", run_id: int | None = None, since: datetime | None = None):
+        super().__init__(message)
+        self.holder = holder
+        self.run_id = run_id
+        self.since = since
+
+
+class StaleTaskError(StateError):
+    """The task changed since it was read (another run finished or failed it); read it again."""
+
+
+class LeaseLostError(StateError):
+    """This process's lease on a task expired and another process took the task over."""
+
+
+class LocationOverlapError(TerminalError):
+    """A destination location is a source's folder or holds one (or sits inside one)."""
+
+
+class UnrecordedFileError(TerminalError):
+    """A file IceBridge did not write is in the way of a write or a delete; it is left untouched."""
 
 
 class CommitConflictError(TransientError):

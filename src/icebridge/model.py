@@ -39,6 +39,7 @@ class Status(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    SKIPPED = "skipped"  # an outcome only: the table was left to the run that holds it
 
 
 @dataclass(frozen=True, order=True)

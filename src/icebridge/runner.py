@@ -20,12 +20,18 @@ from sqlalchemy.exc import OperationalError
 from icebridge.engines import BatchCommit
 from icebridge.errors import (
     IceBridgeError,
+    LeaseLostError,
     PlanError,
     SourceTableMissingError,
+    StaleTaskError,
     StateError,
+    TaskHeldError,
     TerminalError,
     ValidationFailedError,
 )
+from icebridge.leases import LeaseKeeper, Owner, TaskCancel, describe, is_dead
+from icebridge.ledger import FileLedger
+from icebridge.locations import Place
 from icebridge.model import Finding, Phase, PlanItem, Severity, Status, Strategy, TableRef
 from icebridge.phases import copy as copy_phase
 from icebridge.phases import cutover as cutover_phase
@@ -80,6 +86,7 @@ class RunReport:
             "tables": len(self.outcomes),
             "succeeded": sum(o.status == Status.SUCCEEDED for o in self.outcomes),
             "failed": len(self.failed),
+            "skipped": sum(o.status == Status.SKIPPED for o in self.outcomes),
             "rows": sum(o.rows for o in self.outcomes),
             "bytes": sum(o.bytes for o in self.outcomes),
             "interrupted": self.interrupted,
@@ -187,11 +194,15 @@ def save_plan(ctx: Context, items: list[PlanItem]) -> list[tuple[PlanItem, TaskR
 
 
 class _TaskRun:
-    """Drives one task through scaffold → copy → validate, keeping its row's version in hand."""
+    """Drives one task through scaffold → copy → validate while holding its lease."""
 
-    def __init__(self, ctx: Context, task: TaskRow) -> None:
+    def __init__(self, ctx: Context, task: TaskRow, keeper: LeaseKeeper, places: list[Place]) -> None:
         self.ctx = ctx
         self.task = task
+        self.keeper = keeper
+        self.places = places  # every source folder of the estate: never written, never deleted
+        self.cancel = TaskCancel(ctx.cancel, keeper, task.id)
+        self.held = False
         self.started = time.monotonic()  # reset when the worker takes it, so queueing is not counted
 
     @property
@@ -202,20 +213,33 @@ class _TaskRun:
         ctx = self.ctx
         self.started = time.monotonic()
         try:
-            self.task = self.store.claim_task(self.task.id, self.task.version, ctx.run_id, Phase.SCAFFOLD)
+            claimed = claim(ctx, self.task, self.keeper, Phase.SCAFFOLD, lambda t: not _migrated(t))
+        except TaskHeldError as held:
+            return _skipped(self.task, held)
+        if claimed is None:  # another run finished it since it was listed
+            self.task = self.store.get_task_by_id(self.task.id)
+            return self._outcome("already done")
+        self.task = claimed
+        try:
             ctx.progress("table-start", {"table": self.task.source})
             source = with_retries(
                 ctx, self.task.source, lambda: ctx.catalogs.load_table(TableRef.parse(self.task.source))
             )
-            snapshot_id = self._pin(source)
-            destination = self._scaffold(source)
-            self._copy(source, destination, snapshot_id)
-            self._validate(source, snapshot_id, destination)
-            rows, size = _destination_totals(destination)
-            self.task = self.store.complete_task(self.task.id, self.task.version, Phase.MIGRATED, rows=rows, bytes=size)
+            ledger = FileLedger(
+                self.store, self.task.id, ctx.run_id, str(self.keeper.owner), [*self.places, *_places_of(source)]
+            )
+            with ledger.active():
+                snapshot_id = self._pin(source)
+                destination = self._scaffold(source)
+                self._copy(source, destination, snapshot_id, ledger)
+                self._validate(source, snapshot_id, destination)
+                rows, size = _destination_totals(destination)
+            self.task = self.store.complete_task(self.task, Phase.MIGRATED, rows=rows, bytes=size)
             return self._outcome("migrated and validated")
         except BaseException as exc:
             return self._fail(exc)
+        finally:
+            self.keeper.released(self.task.id)
 
     def _pin(self, source: Table) -> int | None:
         snapshot = source.current_snapshot()
@@ -228,7 +252,7 @@ class _TaskRun:
                 )
         else:
             pinned = snapshot.snapshot_id if snapshot else None
-        self.task = self.store.advance_task(self.task.id, self.task.version, Phase.SCAFFOLD, source_snapshot_id=pinned)
+        self.task = self.store.advance_task(self.task, Phase.SCAFFOLD, source_snapshot_id=pinned)
         return pinned
 
     def _scaffold(self, source: Table) -> Table:
@@ -237,10 +261,10 @@ class _TaskRun:
             self.ctx, self.task.source, lambda: scaffold_phase.run(self.ctx, source, dest_ref)
         )
         self.store.event("scaffold", f"{dest_ref}: {result.message}", run_id=self.ctx.run_id, task_id=self.task.id)
-        self.task = self.store.advance_task(self.task.id, self.task.version, Phase.COPY)
+        self.task = self.store.advance_task(self.task, Phase.COPY)
         return destination
 
-    def _copy(self, source: Table, destination: Table, snapshot_id: int | None) -> None:
+    def _copy(self, source: Table, destination: Table, snapshot_id: int | None, ledger: FileLedger) -> None:
         if snapshot_id is None:
             return
         strategy = Strategy(self.task.strategy)
@@ -268,7 +292,9 @@ class _TaskRun:
         result = with_retries(
             self.ctx,
             self.task.source,
-            lambda: copy_phase.run(self.ctx, self.task, source, destination, snapshot_id, strategy, on_commit),
+            lambda: copy_phase.run(
+                self.ctx, self.task, source, destination, snapshot_id, strategy, on_commit, self.cancel, ledger
+            ),
         )
         if strategy is Strategy.SPARK_SQL:  # per-statement metrics of the Spark engine, kept in the event log
             for metric in getattr(self.ctx.engine("spark"), "metrics_for", lambda _t: ())(self.task.source):
@@ -283,13 +309,15 @@ class _TaskRun:
         )
 
     def _validate(self, source: Table, snapshot_id: int | None, destination: Table) -> None:
-        self.task = self.store.advance_task(self.task.id, self.task.version, Phase.VALIDATE)
+        self.task = self.store.advance_task(self.task, Phase.VALIDATE)
         destination.refresh()
         results = validate_and_record(self.ctx, self.task, source, destination)
         if any(not r.passed for r in results):
             raise ValidationFailedError(f"{self.task.source}: validation failed: {_failures(results)}")
 
     def _fail(self, exc: BaseException) -> TableOutcome:
+        if isinstance(exc, LeaseLostError) or self.cancel.lease_lost:
+            return _skipped(self.task, exc)
         interrupted = isinstance(exc, KeyboardInterrupt) or self.ctx.cancel.is_set()
         message = "interrupted; run the command again to resume" if interrupted else _message(exc)
         message = self.ctx.config.redact(message)
@@ -302,15 +330,9 @@ class _TaskRun:
                 data={"traceback": traceback.format_exc(limit=8)},
             )
         try:
-            current = self.store.get_task_by_id(self.task.id)
-            if current.status == Status.RUNNING:
-                self.task = self.store.fail_task(
-                    current.id,
-                    current.version,
-                    Phase(current.phase),
-                    message,
-                    "transient" if interrupted else _error_kind(exc),
-                )
+            self.task = self.store.fail_task(
+                self.task, Phase(self.task.phase), message, "transient" if interrupted else _error_kind(exc)
+            )
         except StateError:
             pass
         return self._outcome(message, failed=True)
@@ -326,6 +348,69 @@ class _TaskRun:
             seconds=round(time.monotonic() - self.started, 3),
             message=message,
         )
+
+
+def claim(
+    ctx: Context, task: TaskRow, keeper: LeaseKeeper, phase: Phase, wanted: Callable[[TaskRow], bool]
+) -> TaskRow | None:
+    """Take the task's lease for this run; None when, read again, it no longer needs the work.
+
+    The claim is conditional on the version that was read, so a table another run finished
+    meanwhile is not done twice. A holder that died on this machine is taken over at once; a live
+    holder (or one whose lease has not expired) raises :class:`TaskHeldError`.
+    """
+    assert ctx.run_id is not None, "tasks are claimed inside a recorded run"
+    owner = str(keeper.owner)
+    take_from: str | None = None
+    for _attempt in range(8):
+        if not wanted(task):
+            return None
+        try:
+            claimed = ctx.store.claim_task(
+                task.id, owner, ctx.run_id, phase, keeper.lease_seconds, take_from=take_from, version=task.version
+            )
+        except StaleTaskError:
+            task = ctx.store.get_task_by_id(task.id)
+            continue
+        except TaskHeldError as held:
+            if take_from is not None or not is_dead(held.holder):
+                raise
+            take_from = held.holder
+            task = ctx.store.get_task_by_id(task.id)
+            continue
+        if take_from is not None:
+            ctx.store.event(
+                "taken-over",
+                f"{task.source}: taken over from {describe(take_from)}, whose process is gone",
+                run_id=ctx.run_id,
+                task_id=task.id,
+            )
+        keeper.holding(task.id)
+        return claimed  # type: ignore[no-any-return]
+    raise StateError(f"{task.source}: the task kept changing while it was being claimed; run the command again")
+
+
+def _migrated(task: TaskRow) -> bool:
+    return Phase(task.phase) in DONE_PHASES and task.status == Status.SUCCEEDED
+
+
+def _skipped(task: TaskRow, why: BaseException) -> TableOutcome:
+    """A table another run holds: left to it, and not a failure of this run."""
+    if isinstance(why, TaskHeldError):
+        message = f"skipped: held by {describe(why.holder)} since {_clock(why.since)}"
+    else:
+        message = f"skipped: {why}" if isinstance(why, LeaseLostError) else "skipped: another run took it over"
+    return TableOutcome(task.source, task.destination, Status.SKIPPED, str(task.phase), message=message)
+
+
+def _clock(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else "an unknown time"
+
+
+def _places_of(source: Table) -> list[Place]:
+    where = [("location", source.metadata.location)]
+    where += [(k, source.properties[k]) for k in ("write.data.path", "write.metadata.path") if source.properties.get(k)]
+    return [Place(loc, f"the source table's {key}") for key, loc in where]
 
 
 def _destination_totals(destination: Table) -> tuple[int, int]:
@@ -374,6 +459,12 @@ def _start(ctx: Context, kind: str, args: dict[str, Any]) -> RunReport:
     run = ctx.store.start_run(kind, str(ctx.config.path), args)
     ctx.run_id = run.id
     return RunReport(run_id=run.id, kind=kind)
+
+
+def _keeper(ctx: Context) -> LeaseKeeper:
+    """The heartbeat of the current run's claims."""
+    assert ctx.run_id is not None
+    return LeaseKeeper(ctx.store, Owner.for_run(ctx.run_id), ctx.config.migrate.lease_seconds)
 
 
 REPORTED_KINDS = {"migrate", "validate", "cutover"}
@@ -442,11 +533,13 @@ def migrate(ctx: Context, pattern: str | None = None, engine: str | None = None)
                 report.outcomes.append(
                     TableOutcome(finding.table, "", Status.FAILED, Phase.PLANNED, message=finding.message)
                 )
+        keeper = _keeper(ctx)
+        places = plan_phase.source_places(ctx, ctx.store.load_inventory())
         work: list[Callable[[], TableOutcome]] = []
         for item, task in save_plan(ctx, items):
             if task is None:
                 report.outcomes.append(_blocked_outcome(item))
-            elif Phase(task.phase) in DONE_PHASES and task.status == Status.SUCCEEDED:
+            elif _migrated(task):
                 report.outcomes.append(
                     TableOutcome(
                         task.source,
@@ -460,9 +553,9 @@ def migrate(ctx: Context, pattern: str | None = None, engine: str | None = None)
                     )
                 )
             else:
-                work.append(_TaskRun(ctx, task).run)
-        # resumable tasks first: those a crashed run left running, then failed ones, then new ones
-        run_tasks(ctx, "migrate", work, report)
+                work.append(_TaskRun(ctx, task, keeper, places).run)
+        with keeper:
+            run_tasks(ctx, "migrate", work, report)
     except KeyboardInterrupt:
         report.interrupted = True
     return _finish(ctx, report)
@@ -477,7 +570,7 @@ def _tasks(ctx: Context, pattern: str | None) -> list[TaskRow]:
     return [t for t in tasks if t.source in chosen]
 
 
-def _cutover_one(ctx: Context, task: TaskRow) -> TableOutcome:
+def _cutover_one(ctx: Context, keeper: LeaseKeeper, task: TaskRow) -> TableOutcome:
     started = time.monotonic()
 
     def outcome(t: TaskRow, status: Status, message: str) -> TableOutcome:
@@ -492,7 +585,7 @@ def _cutover_one(ctx: Context, task: TaskRow) -> TableOutcome:
             message,
         )
 
-    if Phase(task.phase) is Phase.CUT_OVER and task.status == Status.SUCCEEDED:
+    if _cut_over(task):
         return outcome(task, Status.SUCCEEDED, "already cut over")
     ready = Phase(task.phase) in {Phase.MIGRATED, Phase.CUTOVER, Phase.ROLLED_BACK} and (
         task.status == Status.SUCCEEDED or Phase(task.phase) is Phase.CUTOVER
@@ -504,14 +597,19 @@ def _cutover_one(ctx: Context, task: TaskRow) -> TableOutcome:
             f"not migrated yet (phase {task.phase}, {task.status}); run 'icebridge migrate' first",
         )
     try:
-        assert ctx.run_id is not None, "cut-over runs inside a recorded run"
-        task = ctx.store.claim_task(task.id, task.version, ctx.run_id, Phase.CUTOVER)
+        claimed = claim(ctx, task, keeper, Phase.CUTOVER, lambda t: not _cut_over(t))
+    except TaskHeldError as held:
+        return _skipped(task, held)
+    if claimed is None:
+        return outcome(ctx.store.get_task_by_id(task.id), Status.SUCCEEDED, "already cut over")
+    task = claimed
+    try:
         ref = TableRef.parse(task.source)
         try:
             source = ctx.catalogs.load_table(ref)
         except SourceTableMissingError:
             if task.archived_metadata_location:  # dropped by an earlier, interrupted cut-over
-                task = ctx.store.complete_task(task.id, task.version, Phase.CUT_OVER)
+                task = ctx.store.complete_task(task, Phase.CUT_OVER)
                 return outcome(task, Status.SUCCEEDED, "cut over (settled an interrupted cut-over)")
             raise
         cutover_phase.check_frozen(task, source)
@@ -520,13 +618,22 @@ def _cutover_one(ctx: Context, task: TaskRow) -> TableOutcome:
         if any(not r.passed for r in results):
             raise ValidationFailedError(f"{task.source}: final validation failed: {_failures(results)}")
         task = cutover_phase.archive(ctx, task, source)
-        task = ctx.store.complete_task(task.id, task.version, Phase.CUT_OVER)
+        task = ctx.store.complete_task(task, Phase.CUT_OVER)
         return outcome(task, Status.SUCCEEDED, f"cut over; source archived ({task.archived_metadata_location})")
+    except LeaseLostError as exc:
+        return _skipped(task, exc)
     except Exception as exc:
-        current = ctx.store.get_task_by_id(task.id)
-        if current.status == Status.RUNNING:
-            current = ctx.store.fail_task(current.id, current.version, Phase.CUTOVER, _message(exc), _error_kind(exc))
-        return outcome(current, Status.FAILED, _message(exc))
+        try:
+            task = ctx.store.fail_task(task, Phase.CUTOVER, _message(exc), _error_kind(exc))
+        except StateError:
+            pass
+        return outcome(task, Status.FAILED, _message(exc))
+    finally:
+        keeper.released(task.id)
+
+
+def _cut_over(task: TaskRow) -> bool:
+    return Phase(task.phase) is Phase.CUT_OVER and task.status == Status.SUCCEEDED
 
 
 def _nothing_matches(pattern: str | None, message: str) -> TableOutcome:
@@ -540,24 +647,34 @@ def cutover(ctx: Context, pattern: str | None = None) -> RunReport:
     tasks = _tasks(ctx, pattern)
     if not tasks:
         report.outcomes.append(_nothing_matches(pattern, "no migrated table matches; run 'icebridge migrate' first"))
-    run_tasks(ctx, "cutover", [functools.partial(_cutover_one, ctx, t) for t in tasks], report)
+    keeper = _keeper(ctx)
+    with keeper:
+        run_tasks(ctx, "cutover", [functools.partial(_cutover_one, ctx, keeper, t) for t in tasks], report)
     return _finish(ctx, report)
 
 
-def _rollback_one(ctx: Context, task: TaskRow) -> TableOutcome:
+def _rollback_one(ctx: Context, keeper: LeaseKeeper, task: TaskRow) -> TableOutcome:
     started = time.monotonic()
+    if not task.archived_metadata_location:
+        return TableOutcome(
+            task.source,
+            task.destination,
+            Status.SUCCEEDED,
+            str(task.phase),
+            message="nothing to roll back",
+        )
     try:
-        if not task.archived_metadata_location:
-            return TableOutcome(
-                task.source,
-                task.destination,
-                Status.SUCCEEDED,
-                str(task.phase),
-                message="nothing to roll back",
-            )
+        claimed = claim(ctx, task, keeper, Phase(task.phase), lambda t: t.archived_metadata_location is not None)
+    except TaskHeldError as held:
+        return _skipped(task, held)
+    if claimed is None:
+        return TableOutcome(
+            task.source, task.destination, Status.SUCCEEDED, str(task.phase), message="nothing to roll back"
+        )
+    task = claimed
+    try:
         task = cutover_phase.restore(ctx, task)
-        task = ctx.store.reset_task(task.id, task.version, Phase.ROLLED_BACK)
-        task = ctx.store.complete_task(task.id, task.version, Phase.ROLLED_BACK)
+        task = ctx.store.complete_task(task, Phase.ROLLED_BACK)
         return TableOutcome(
             task.source,
             task.destination,
@@ -567,7 +684,13 @@ def _rollback_one(ctx: Context, task: TaskRow) -> TableOutcome:
             message="source re-registered",
         )
     except (IceBridgeError, NoSuchTableError, OSError) as exc:
+        try:
+            task = ctx.store.fail_task(task, Phase(task.phase), _message(exc), _error_kind(exc))
+        except StateError:
+            pass
         return TableOutcome(task.source, task.destination, Status.FAILED, str(task.phase), message=_message(exc))
+    finally:
+        keeper.released(task.id)
 
 
 def rollback(ctx: Context, pattern: str | None = None) -> RunReport:
@@ -576,7 +699,9 @@ def rollback(ctx: Context, pattern: str | None = None) -> RunReport:
     tasks = [t for t in _tasks(ctx, pattern) if t.archived_metadata_location]
     if not tasks:
         report.outcomes.append(_nothing_matches(pattern, "no cut-over table matches; nothing to roll back"))
-    run_tasks(ctx, "rollback", [functools.partial(_rollback_one, ctx, t) for t in tasks], report)
+    keeper = _keeper(ctx)
+    with keeper:
+        run_tasks(ctx, "rollback", [functools.partial(_rollback_one, ctx, keeper, t) for t in tasks], report)
     return _finish(ctx, report)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from typer.testing import CliRunner
 from icebridge.cli import app
 from icebridge.store import open_store
 from icebridge.validation.structure import structure_differences
-from tests.conftest import fresh_pg_database
 from tests.integration import estate
 
 SOURCES = ["shop.events", "shop.customers", "shop.regions", "odd-ns.order events", "shop.empty"]
@@ -57,25 +55,6 @@ class Estate:
             store.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    """State store and both catalogs on SQLite files, or on fresh PostgreSQL databases."""
-    if request.param == "sqlite":
-        return {
-            "kind": "sqlite",
-            "state": f"sqlite:///{tmp_path}/state.db",
-            "foreign": "",
-            "managed": "",
-        }
-    admin: str = request.getfixturevalue("pg_server")
-    return {
-        "kind": "postgres",
-        "state": fresh_pg_database(admin, "ib_state_"),
-        "foreign": fresh_pg_database(admin, "ib_foreign_"),
-        "managed": fresh_pg_database(admin, "ib_managed_"),
-    }
-
-
 def make_estate(tmp_path: Path, backend: dict[str, str], big_files: int = 0, **migrate: int) -> Estate:
     kind = backend["kind"]
     foreign = estate.catalog_props(kind, tmp_path, "foreign", backend["foreign"])
@@ -83,11 +62,6 @@ def make_estate(tmp_path: Path, backend: dict[str, str], big_files: int = 0, **m
     estate.build(estate.open_catalog("foreign", foreign), big_files=big_files)
     config = estate.write_config(tmp_path, backend["state"], foreign, managed, **migrate)
     return Estate(tmp_path, config, backend["state"], foreign, managed)
-
-
-@pytest.fixture
-def est(tmp_path: Path, backend: dict[str, str]) -> Iterator[Estate]:
-    yield make_estate(tmp_path, backend)
 
 
 def rows(table: Table, schema: Schema | None = None) -> list[dict]:  # type: ignore[type-arg]

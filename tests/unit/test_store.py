@@ -13,11 +13,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
-from icebridge.errors import StateError
+from icebridge.errors import LeaseLostError, StateError, TaskHeldError
 from icebridge.model import Finding, Phase, Severity, Status, TableFacts
 from icebridge.store import Store, TaskRow, migrations_config, open_store
 
-TABLES = {"run", "task", "checkpoint", "finding", "validation", "inventory", "event"}
+TABLES = {"run", "task", "checkpoint", "finding", "validation", "inventory", "event", "written_file"}
+ME = "host-a|100|7|run-1"
+OTHER = "host-b|200|9|run-2"
+LEASE = 60.0
 BIG = 2**63 - 1
 NEGATIVE = -8_070_450_532_247_928_832
 
@@ -72,7 +75,7 @@ def test_open_creates_every_table_and_reopen_is_a_noop(state_url: str) -> None:
         with engine.connect() as conn:
             revision = MigrationContext.configure(conn).get_current_revision()
         head = ScriptDirectory.from_config(migrations_config()).get_current_head()
-        assert revision == head == "0002"
+        assert revision == head == "0003"
     finally:
         engine.dispose()
 
@@ -161,7 +164,7 @@ def test_plan_task_updates_a_planned_task(store: Store) -> None:
 def test_plan_task_in_later_phase(store: Store) -> None:
     run = store.start_run("migrate", "c.yaml", {})
     task = _planned(store)
-    claimed = store.claim_task(task.id, task.version, run.id, "copy")
+    claimed = store.claim_task(task.id, ME, run.id, "copy", LEASE)
     same = store.plan_task(task.source, task.destination, "file-copy", "changed my mind")
     assert same == claimed  # unchanged, strategy not updated
     with pytest.raises(StateError) as info:
@@ -189,40 +192,88 @@ def test_list_tasks_ordered_and_filtered(store: Store) -> None:
 def test_task_lifecycle_claim_advance_complete(store: Store) -> None:
     run = store.start_run("migrate", "c.yaml", {})
     task = _planned(store)
-    claimed = store.claim_task(task.id, task.version, run.id, Phase.SCAFFOLD)
-    assert (claimed.status, claimed.phase, claimed.run_id, claimed.attempts) == (
+    claimed = store.claim_task(task.id, ME, run.id, Phase.SCAFFOLD, LEASE)
+    assert (claimed.status, claimed.phase, claimed.run_id, claimed.attempts, claimed.owner) == (
         Status.RUNNING,
         Phase.SCAFFOLD,
         run.id,
         1,
+        ME,
     )
     assert claimed.version == task.version + 1 and claimed.started_at is not None
-    advanced = store.advance_task(claimed.id, claimed.version, "copy", source_snapshot_id=BIG, rows=10, bytes=99)
+    assert claimed.lease_until is not None and claimed.lease_until > datetime.now(UTC)
+    advanced = store.advance_task(claimed, "copy", source_snapshot_id=BIG, rows=10, bytes=99)
     assert (advanced.phase, advanced.status) == (Phase.COPY, Status.RUNNING)
     assert (advanced.source_snapshot_id, advanced.rows, advanced.bytes) == (BIG, 10, 99)
     assert advanced.started_at == claimed.started_at
-    done = store.complete_task(advanced.id, advanced.version, "migrated", rows=1000, bytes=4096)
+    done = store.complete_task(advanced, "migrated", rows=1000, bytes=4096)
     assert (done.status, done.phase, done.rows, done.bytes) == (Status.SUCCEEDED, Phase.MIGRATED, 1000, 4096)
     assert done.finished_at is not None and done.duration_seconds is not None and done.duration_seconds >= 0
     assert done.version == task.version + 3
+    assert (done.owner, done.lease_until) == (None, None)  # released
     with pytest.raises(TypeError):
-        store.advance_task(done.id, done.version, "copy", colour=1)
+        store.advance_task(claimed, "copy", colour=1)
 
 
-def test_claim_twice_with_same_version_fails(store: Store) -> None:
-    run = store.start_run("migrate", "c.yaml", {})
+def test_a_held_task_cannot_be_claimed_by_another_owner(store: Store) -> None:
+    first = store.start_run("migrate", "c.yaml", {})
+    second = store.start_run("migrate", "c.yaml", {})
     task = _planned(store)
-    store.claim_task(task.id, task.version, run.id, "copy")
-    with pytest.raises(StateError) as info:
-        store.claim_task(task.id, task.version, run.id, "copy")
-    assert str(info.value) == f"task {task.source} was changed by another worker (expected version {task.version})"
+    claimed = store.claim_task(task.id, ME, first.id, "copy", LEASE)
+    with pytest.raises(TaskHeldError) as info:
+        store.claim_task(task.id, OTHER, second.id, "copy", LEASE)
+    held = info.value
+    assert (held.holder, held.run_id, held.since) == (ME, first.id, claimed.claimed_at)
+    assert task.source in str(held) and f"run {first.id}" in str(held)
+    assert store.get_task_by_id(task.id) == claimed  # untouched
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_holder_cannot_write(store: Store) -> None:
+    first = store.start_run("migrate", "c.yaml", {})
+    second = store.start_run("migrate", "c.yaml", {})
+    task = _planned(store)
+    stale = store.claim_task(task.id, ME, first.id, "copy", lease_seconds=0.01)
+    time.sleep(0.05)
+    taken = store.claim_task(task.id, OTHER, second.id, "copy", LEASE)
+    assert (taken.owner, taken.run_id, taken.attempts) == (OTHER, second.id, 2)
+    for verb in (
+        lambda: store.advance_task(stale, "validate"),
+        lambda: store.complete_task(stale, "migrated"),
+        lambda: store.fail_task(stale, "copy", "boom", "terminal"),
+    ):
+        with pytest.raises(LeaseLostError):
+            verb()
+    assert store.get_task_by_id(task.id).owner == OTHER
+
+
+def test_a_known_dead_holder_is_taken_over_before_its_lease_expires(store: Store) -> None:
+    first = store.start_run("migrate", "c.yaml", {})
+    second = store.start_run("migrate", "c.yaml", {})
+    task = _planned(store)
+    store.claim_task(task.id, ME, first.id, "copy", LEASE)
+    with pytest.raises(TaskHeldError):
+        store.claim_task(task.id, OTHER, second.id, "copy", LEASE, take_from="somebody else")
+    taken = store.claim_task(task.id, OTHER, second.id, "copy", LEASE, take_from=ME)
+    assert taken.owner == OTHER
+
+
+def test_heartbeat_extends_only_the_owners_leases(store: Store) -> None:
+    run = store.start_run("migrate", "c.yaml", {})
+    mine, theirs = _planned(store, "src.db.a"), _planned(store, "src.db.b")
+    short = store.claim_task(mine.id, ME, run.id, "copy", lease_seconds=1)
+    other = store.claim_task(theirs.id, OTHER, run.id, "copy", lease_seconds=1)
+    assert store.renew_leases(ME, LEASE) == {mine.id}
+    renewed = store.get_task_by_id(mine.id)
+    assert renewed.lease_until is not None and short.lease_until is not None
+    assert renewed.lease_until > short.lease_until
+    assert store.get_task_by_id(theirs.id).lease_until == other.lease_until
 
 
 def test_reclaim_in_same_run_keeps_started_at(store: Store) -> None:
     run = store.start_run("migrate", "c.yaml", {})
     task = _planned(store)
-    first = store.claim_task(task.id, task.version, run.id, "scaffold")
-    second = store.claim_task(first.id, first.version, run.id, "copy")
+    first = store.claim_task(task.id, ME, run.id, "scaffold", LEASE)
+    second = store.claim_task(first.id, ME, run.id, "copy", LEASE)
     assert second.started_at == first.started_at and second.attempts == 2
 
 
@@ -231,15 +282,15 @@ def test_racing_threads_exactly_one_claim_wins(store: Store) -> None:
     task = _planned(store)
     barrier = threading.Barrier(8)
     wins: list[TaskRow] = []
-    losses: list[StateError] = []
+    losses: list[TaskHeldError] = []
     others: list[BaseException] = []
     lock = threading.Lock()
 
-    def worker() -> None:
+    def worker(n: int) -> None:
         barrier.wait()
         try:
-            row = store.claim_task(task.id, task.version, run.id, "copy")
-        except StateError as exc:
+            row = store.claim_task(task.id, f"{OTHER}-{n}", run.id, "copy", LEASE)
+        except TaskHeldError as exc:
             with lock:
                 losses.append(exc)
         except BaseException as exc:  # noqa: BLE001 - reported below
@@ -249,13 +300,14 @@ def test_racing_threads_exactly_one_claim_wins(store: Store) -> None:
             with lock:
                 wins.append(row)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
     assert not others, others
     assert len(wins) == 1 and len(losses) == 7
+    assert {loss.holder for loss in losses} == {wins[0].owner}
     final = store.get_task_by_id(task.id)
     assert final.version == task.version + 1 and final.attempts == 1
 
@@ -267,12 +319,12 @@ def test_threads_write_different_tasks_concurrently(store: Store) -> None:
 
     def worker(task: TaskRow) -> None:
         try:
-            row = store.claim_task(task.id, task.version, run.id, "copy")
+            row = store.claim_task(task.id, ME, run.id, "copy", LEASE)
             for batch in range(5):
                 store.record_checkpoint(row.id, run.id, 1, batch, None, 1, 10, 100)
                 store.event("batch", f"batch {batch}", run_id=run.id, task_id=row.id)
-                row = store.advance_task(row.id, row.version, "copy", rows=(batch + 1) * 10)
-            store.complete_task(row.id, row.version, "migrated")
+                row = store.advance_task(row, "copy", rows=(batch + 1) * 10)
+            store.complete_task(row, "migrated")
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -289,15 +341,15 @@ def test_threads_write_different_tasks_concurrently(store: Store) -> None:
 def test_fail_task_records_error(store: Store) -> None:
     run = store.start_run("migrate", "c.yaml", {})
     task = _planned(store)
-    claimed = store.claim_task(task.id, task.version, run.id, "copy")
-    failed = store.fail_task(claimed.id, claimed.version, "validate", "row counts differ: 10 != 9", "terminal")
+    claimed = store.claim_task(task.id, ME, run.id, "copy", LEASE)
+    with pytest.raises(ValueError):
+        store.fail_task(claimed, "copy", "x", "sometimes")
+    failed = store.fail_task(claimed, "validate", "row counts differ: 10 != 9", "terminal")
     assert (failed.status, failed.phase) == (Status.FAILED, Phase.VALIDATE)
     assert (failed.error, failed.error_kind) == ("row counts differ: 10 != 9", "terminal")
-    assert failed.finished_at is not None
+    assert failed.finished_at is not None and failed.owner is None
     assert store.get_task(task.source) == failed
-    with pytest.raises(ValueError):
-        store.fail_task(failed.id, failed.version, "copy", "x", "sometimes")
-    retried = store.claim_task(failed.id, failed.version, run.id, "copy")
+    retried = store.claim_task(failed.id, OTHER, run.id, "copy", LEASE)
     assert retried.error is None and retried.error_kind is None and retried.finished_at is None
     assert retried.attempts == 2
 
@@ -305,28 +357,28 @@ def test_fail_task_records_error(store: Store) -> None:
 def test_reset_task_keeps_counters(store: Store) -> None:
     run = store.start_run("migrate", "c.yaml", {})
     task = _planned(store)
-    claimed = store.claim_task(task.id, task.version, run.id, "copy")
-    done = store.complete_task(claimed.id, claimed.version, "migrated", rows=7, bytes=70)
-    reset = store.reset_task(done.id, done.version)
-    assert (reset.phase, reset.status, reset.rows, reset.bytes, reset.attempts) == (
+    claimed = store.claim_task(task.id, ME, run.id, "copy", LEASE)
+    claimed = store.advance_task(claimed, "copy", rows=7, bytes=70)
+    reset = store.reset_task(claimed)
+    assert (reset.phase, reset.status, reset.rows, reset.bytes, reset.attempts, reset.owner) == (
         Phase.PLANNED,
         Status.PENDING,
         7,
         70,
         1,
+        None,
     )
-    rolled = store.reset_task(reset.id, reset.version, phase="rolled-back")
-    assert rolled.phase == Phase.ROLLED_BACK
     with pytest.raises(StateError):
-        store.reset_task(reset.id, reset.version)
+        store.reset_task(reset)  # released: nothing held to reset
 
 
 def test_set_archive_sets_and_clears(store: Store) -> None:
-    task = _planned(store)
-    archived = store.set_archive(task.id, task.version, "s3://b/t/metadata/00009.metadata.json")
+    run = store.start_run("cutover", "c.yaml", {})
+    task = store.claim_task(_planned(store).id, ME, run.id, "cutover", LEASE)
+    archived = store.set_archive(task, "s3://b/t/metadata/00009.metadata.json")
     assert archived.archived_metadata_location == "s3://b/t/metadata/00009.metadata.json"
     assert archived.archived_at is not None
-    cleared = store.set_archive(archived.id, archived.version, None)
+    cleared = store.set_archive(archived, None)
     assert cleared.archived_metadata_location is None and cleared.archived_at is None
 
 
@@ -334,7 +386,19 @@ def test_unknown_task_raises_state_error(store: Store) -> None:
     with pytest.raises(StateError):
         store.get_task_by_id(12345)
     with pytest.raises(StateError):
-        store.claim_task(12345, 1, 1, "copy")
+        store.claim_task(12345, ME, 1, "copy", LEASE)
+
+
+def test_written_files_are_recorded_once_and_settled(store: Store) -> None:
+    task = _planned(store)
+    paths = [f"s3://b/t/data/{i}.parquet" for i in range(3)]
+    store.record_written(task.id, None, ME, paths)
+    store.record_written(task.id, None, ME, [paths[0], "file:///w/t/metadata/snap.avro"])
+    assert store.written_files(task.id) == [*paths, "file:///w/t/metadata/snap.avro"]
+    assert store.is_written(task.id, "file:/w/t/metadata/snap.avro")  # one spelling per place
+    assert store.written_among(task.id, [paths[1], "s3://b/t/data/9.parquet"]) == {paths[1]}
+    store.forget_written(task.id, paths[:2])
+    assert store.written_files(task.id) == [paths[2], "file:///w/t/metadata/snap.avro"]
 
 
 # ----------------------------------------------------------------- checkpoints
@@ -354,7 +418,8 @@ def test_checkpoints_are_idempotent_and_hold_64_bit_ids(store: Store) -> None:
     other = store.checkpoints(task.id, NEGATIVE)
     assert len(other) == 1 and other[0].rows == 5_000_000_000 and other[0].run_id is None
     assert len(store.checkpoints(task.id)) == 4
-    task_big = store.advance_task(task.id, task.version, "copy", source_snapshot_id=NEGATIVE)
+    held = store.claim_task(task.id, ME, run.id, "copy", LEASE)
+    task_big = store.advance_task(held, "copy", source_snapshot_id=NEGATIVE)
     assert store.get_task_by_id(task.id).source_snapshot_id == NEGATIVE == task_big.source_snapshot_id
 
 

@@ -11,14 +11,23 @@ from icebridge.errors import TerminalError
 from icebridge.model import Strategy
 
 if TYPE_CHECKING:
-    import threading
-
     from pyiceberg.table import Table
 
     from icebridge.config import Config
+    from icebridge.ledger import FileLedger
     from icebridge.model import TableRef
 
 T = TypeVar("T")
+
+
+class Cancel(Protocol):
+    """Set when the work on a table must stop between two commits (Ctrl-C, a lost lease)."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set or ``timeout`` seconds passed; whether it is set."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,8 @@ class CopyJob:
     chunk_bytes: int
     committed_batches: frozenset[int] = frozenset()
     on_commit: Callable[[BatchCommit], None] = lambda _c: None
-    cancel: threading.Event | None = None
+    cancel: Cancel | None = None
+    ledger: FileLedger | None = None  # records every file written, before it is written
     summary_markers: dict[str, str] = field(default_factory=dict)
 
 

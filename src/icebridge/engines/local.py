@@ -30,7 +30,7 @@ from pyiceberg.table import FileScanTask
 from icebridge.config import Config
 from icebridge.engines import BatchCommit, CopyJob, CopyResult
 from icebridge.engines._pyiceberg import multi_spec_append, relocated, stream_scan, write_data_files
-from icebridge.errors import CommitConflictError, IceBridgeError, TerminalError
+from icebridge.errors import CommitConflictError, IceBridgeError, TerminalError, UnrecordedFileError
 from icebridge.model import Strategy
 from icebridge.storage import copy_file, delete_file, file_size, same_bytes
 
@@ -139,8 +139,14 @@ class LocalEngine:
         destination.refresh()
         _check_specs(job)
         pairs = [(t.file, target_path(job, t.file.file_path)) for t in tasks]
+        targets = [path for _file, path in pairs]
         with ThreadPoolExecutor(max_workers=min(COPY_WORKERS, len(pairs) or 1)) as pool:
-            list(pool.map(lambda pair: self._copy_one(job, pair[0], pair[1]), pairs))
+            sizes = list(pool.map(lambda path: file_size(job.destination.io, path), targets))
+            foreign = _not_ours(job, targets, sizes)
+            if job.ledger is not None:
+                job.ledger.record(path for path in targets if path not in foreign)  # before the first byte
+            copies = [(df, path, size, path in foreign) for (df, path), size in zip(pairs, sizes, strict=True)]
+            list(pool.map(lambda args: self._copy_one(job, *args), copies))
         if job.cancel is not None and job.cancel.is_set():
             raise CopyInterrupted(f"{job.task}: interrupted inside batch {index}; not committed")
         markers = {**job.summary_markers, "icebridge.batch": str(index)}
@@ -157,15 +163,18 @@ class LocalEngine:
             raise CommitConflictError(f"{job.task}: destination commit of batch {index} conflicted: {exc}") from exc
         return _commit_result(job, index, files)
 
-    def _copy_one(self, job: CopyJob, source_file: DataFile, target: str) -> None:
+    def _copy_one(self, job: CopyJob, source_file: DataFile, target: str, existing: int | None, foreign: bool) -> None:
         if job.cancel is not None and job.cancel.is_set():
             return
         size = source_file.file_size_in_bytes
         # a file copied by an interrupted run is reused when complete and byte-identical
-        if file_size(job.destination.io, target) == size and same_bytes(
-            job.source.io, source_file.file_path, job.destination.io, target
-        ):
+        if existing == size and same_bytes(job.source.io, source_file.file_path, job.destination.io, target):
             return
+        if foreign:
+            raise UnrecordedFileError(
+                f"{job.task}: {target} exists with other bytes and IceBridge did not write it; "
+                "it is left untouched — move it away, or give the destination another location"
+            )
         copy_file(job.source.io, source_file.file_path, job.destination.io, target, size)
 
 
@@ -182,6 +191,14 @@ def target_path(job: CopyJob, source_path: str) -> str:
         return f"{dest_data}/{source_path[len(prefix) :]}"
     digest = hashlib.sha256(source_path.encode()).hexdigest()[:16]
     return f"{dest_data}/external/{digest}-{posixpath.basename(source_path)}"
+
+
+def _not_ours(job: CopyJob, targets: list[str], sizes: list[int | None]) -> set[str]:
+    """Targets that exist already and that this task did not write: never recorded, so never deleted."""
+    present = [path for path, size in zip(targets, sizes, strict=True) if size is not None]
+    if job.ledger is None or not present:
+        return set()
+    return set(present) - job.ledger.owned(present)
 
 
 def _check_specs(job: CopyJob) -> None:

@@ -12,15 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from icebridge.engines import BatchCommit, Batching, CopyJob, CopyResult, engine_for
+from icebridge.engines import BatchCommit, Batching, Cancel, CopyJob, CopyResult, engine_for
 from icebridge.errors import DestinationConflictError
 from icebridge.model import Strategy, TableRef
-from icebridge.storage import delete_file, list_files
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from icebridge.context import Context
+    from icebridge.ledger import FileLedger
     from icebridge.store import TaskRow
 
 TASK_KEY = "icebridge.task"
@@ -81,8 +81,10 @@ def run(
     snapshot_id: int,
     strategy: Strategy,
     on_commit: Callable[[BatchCommit], None] | None = None,
+    cancel: Cancel | None = None,
+    ledger: FileLedger | None = None,
 ) -> CopyResult:
-    """Copy every batch of ``snapshot_id`` the destination does not hold yet, then sweep orphan files.
+    """Copy every batch of ``snapshot_id`` the destination does not hold yet, then sweep the task's leftovers.
 
     Engines that write through this process's PyIceberg (local, spark) leave their checkpoints in
     snapshot summaries, read back here. A remote engine (databricks) keeps its own markers on the
@@ -114,7 +116,8 @@ def run(
         chunk_bytes=ctx.config.migrate.chunk_bytes,
         committed_batches=progress.batches,
         on_commit=on_commit or (lambda _c: None),
-        cancel=ctx.cancel,
+        cancel=cancel if cancel is not None else ctx.cancel,
+        ledger=ledger,
         summary_markers={
             TASK_KEY: task.source,
             SNAPSHOT_KEY: str(snapshot_id),
@@ -122,14 +125,14 @@ def run(
         },
     )
     result = ctx.engine(engine_for(strategy)).copy(job)
-    if remote:
+    if remote or ledger is None:
         return result
     destination.refresh()
-    removed = sweep_orphans(destination)
+    removed = ledger.sweep(destination, referenced_files(destination))
     if removed:
         ctx.store.event(
             "orphans-removed",
-            f"{len(removed)} file(s) no commit references were removed",
+            f"{len(removed)} file(s) this task wrote that no commit references were removed",
             run_id=ctx.run_id,
             task_id=task.id,
             data={"files": removed[:100]},
@@ -151,20 +154,3 @@ def referenced_files(destination: Table) -> set[str]:
     for stats in destination.metadata.statistics:
         referenced.add(stats.statistics_path)
     return referenced
-
-
-def sweep_orphans(destination: Table) -> list[str]:
-    """Remove files under the destination's data and metadata folders that nothing references.
-
-    The destination belongs to one IceBridge task (foreign commits are refused above), so such files
-    can only be left by an attempt that did not commit: a crash, a conflict or an interrupt.
-    """
-    referenced = referenced_files(destination)
-    location = destination.metadata.location.rstrip("/")
-    removed = []
-    for folder in (f"{location}/data", f"{location}/metadata"):
-        for stored in list_files(destination.io, folder):
-            if stored.path not in referenced:
-                delete_file(destination.io, stored.path)
-                removed.append(stored.path)
-    return removed

@@ -33,7 +33,7 @@ def check_frozen(task: TaskRow, source: Table) -> None:
 
 def archive(ctx: Context, task: TaskRow, source: Table) -> TaskRow:
     """Record the source's metadata location, then drop the entry from the source catalog (files kept)."""
-    task = ctx.store.set_archive(task.id, task.version, source.metadata_location)
+    task = ctx.store.set_archive(task, source.metadata_location)
     ref = TableRef.parse(task.source)
     catalog = ctx.catalogs.get(ref.catalog)
     try:
@@ -67,4 +67,4 @@ def restore(ctx: Context, task: TaskRow) -> TaskRow:
     else:
         catalog.register_table(ref.identifier, task.archived_metadata_location)
     ctx.store.event("restored", f"{task.source} re-registered from {task.archived_metadata_location}", task_id=task.id)
-    return ctx.store.set_archive(task.id, task.version, None)
+    return ctx.store.set_archive(task, None)

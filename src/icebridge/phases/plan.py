@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from icebridge.errors import IceBridgeError, PlanError
+from icebridge.locations import Place, first_overlap
 from icebridge.model import Finding, PlanItem, Severity, Strategy, TableFacts, TableRef, Throughput
 from icebridge.validation.structure import structure_differences
 
@@ -135,7 +136,46 @@ def build(
     items = _mark_collisions(items)
     if check_destinations:
         items = [_check_destination(ctx, item) for item in items]
+        places = source_places(ctx, facts)
+        items = [_check_location(ctx, item, places) for item in items]
     return items
+
+
+def source_places(ctx: Context, facts: list[TableFacts]) -> list[Place]:
+    """Every folder that holds source files: each source table's locations and each source catalog's warehouse."""
+    places: list[Place] = []
+    for fact in facts:
+        places.append(Place(fact.location, f"source table {fact.table}"))
+        for key in ("write.data.path", "write.metadata.path"):
+            if fact.properties.get(key):
+                places.append(Place(fact.properties[key], f"source table {fact.table} ({key})"))
+    for name in ctx.config.source_catalogs:
+        warehouse = ctx.catalogs.warehouse(name)
+        if warehouse:
+            places.append(Place(warehouse, f"the warehouse of source catalog {name!r}"))
+    return places
+
+
+def _check_location(ctx: Context, item: PlanItem, places: list[Place]) -> PlanItem:
+    """A blocker when the destination's folder is a source's folder, or one holds the other."""
+    assert item.destination is not None
+    location = ctx.catalogs.planned_location(item.destination)
+    if location is None:
+        return item
+    clash = first_overlap(location, places)
+    if clash is None:
+        return item
+    return item.with_findings(
+        Finding(
+            str(item.source),
+            Severity.BLOCKER,
+            "location-overlap",
+            f"{item.destination} would be written at {location}, which overlaps {clash.owner} at {clash.location}; "
+            "IceBridge never writes where source files live",
+            f"give catalog {item.destination.catalog!r} a 'warehouse' (or the namespace a 'location') "
+            "outside every source location",
+        )
+    )
 
 
 def unmatched_rules(ctx: Context, facts: list[TableFacts], known_sources: list[str]) -> list[str]:

@@ -23,7 +23,9 @@ from pyiceberg.table.metadata import TableMetadataV2
 from pyiceberg.table.sorting import SortOrder
 from sqlalchemy.exc import IntegrityError
 
-from icebridge.errors import DestinationConflictError, DestinationWriteError
+from icebridge import ledger
+from icebridge.errors import DestinationConflictError, DestinationWriteError, LocationOverlapError
+from icebridge.locations import overlap
 from icebridge.model import TableRef
 from icebridge.validation.structure import portable_properties, structure_differences
 
@@ -119,7 +121,8 @@ def create(ctx: Context, source: Table, dest_ref: TableRef) -> Table:
         location = _default_location(catalog, dest_ref)
         metadata = destination_metadata(source, location)
         metadata_path = f"{location}/metadata/00000-{uuid.uuid4()}.metadata.json"
-        io = load_file_io({**catalog.properties}, location)
+        _refuse_overlap(source, dest_ref, location)
+        io = ledger.bind(load_file_io({**catalog.properties}, location))
         try:
             ToOutputFile.table_metadata(metadata, io.new_output(metadata_path))
         except Exception as exc:
@@ -139,11 +142,26 @@ def create(ctx: Context, source: Table, dest_ref: TableRef) -> Table:
     return table
 
 
+def _refuse_overlap(source: Table, dest_ref: TableRef, location: str) -> None:
+    """Never write a destination whose folder is the source's, or holds it, or lies inside it."""
+    for key, place in (("location", source.metadata.location), *_write_paths(source)):
+        if overlap(location, place):
+            raise LocationOverlapError(
+                f"{dest_ref}: its location {location} overlaps the source's {key} {place}; "
+                "give the destination catalog a 'warehouse' outside every source location"
+            )
+
+
+def _write_paths(source: Table) -> list[tuple[str, str]]:
+    return [(k, source.properties[k]) for k in ("write.data.path", "write.metadata.path") if source.properties.get(k)]
+
+
 def run(ctx: Context, source: Table, dest_ref: TableRef) -> tuple[Table, ScaffoldResult]:
     """Adopt an identical destination table or create it; idempotent."""
     catalog = ctx.catalogs.get(dest_ref.catalog)
     if catalog.table_exists(dest_ref.identifier):
         existing = catalog.load_table(dest_ref.identifier)
+        _refuse_overlap(source, dest_ref, existing.metadata.location)
         diffs = differences(source, existing)
         if diffs:
             raise DestinationConflictError(
@@ -156,6 +174,7 @@ def run(ctx: Context, source: Table, dest_ref: TableRef) -> tuple[Table, Scaffol
     except TableAlreadyExistsError:
         # another worker created it between our check and our create: adopt if identical
         return run(ctx, source, dest_ref)
+    _refuse_overlap(source, dest_ref, table.metadata.location)
     diffs = differences(source, table)
     if diffs:
         raise DestinationConflictError(

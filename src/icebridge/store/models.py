@@ -83,6 +83,8 @@ class Run(Base):
     report_path: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Task(Base):
@@ -110,6 +112,9 @@ class Task(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     archived_metadata_location: Mapped[str | None] = mapped_column(Text)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Checkpoint(Base):
@@ -183,3 +188,18 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class WrittenFile(Base):
+    """A file a task wrote (recorded before writing it): the only files a cleanup may delete."""
+
+    __tablename__ = "written_file"
+    __table_args__ = (UniqueConstraint("task_id", "path_key", name="uq_written_file_task_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(Text)
+    path_key: Mapped[str] = mapped_column(String(64))  # sha256 of the normalised path: unique on any backend
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,17 +7,19 @@ holds a stale version gets a ``StateError`` instead of overwriting another worke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, delete, func, select, update
+from sqlalchemy import CursorResult, Engine, and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from icebridge.errors import StateError
+from icebridge.errors import LeaseLostError, StaleTaskError, StateError, TaskHeldError
+from icebridge.locations import normalize
 from icebridge.model import Finding, Phase, Severity, Status, TableFacts
 from icebridge.store.models import (
     Checkpoint,
@@ -27,6 +29,7 @@ from icebridge.store.models import (
     Run,
     Task,
     Validation,
+    WrittenFile,
     utcnow,
 )
 
@@ -49,6 +52,8 @@ class RunRow:
     report_path: str | None
     started_at: datetime
     finished_at: datetime | None
+    owner: str | None = None
+    heartbeat_at: datetime | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -82,6 +87,9 @@ class TaskRow:
     updated_at: datetime
     archived_metadata_location: str | None
     archived_at: datetime | None
+    owner: str | None = None
+    lease_until: datetime | None = None
+    claimed_at: datetime | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -164,6 +172,8 @@ def _run_row(r: Run) -> RunRow:
         report_path=r.report_path,
         started_at=r.started_at,
         finished_at=r.finished_at,
+        owner=r.owner,
+        heartbeat_at=r.heartbeat_at,
     )
 
 
@@ -189,6 +199,9 @@ def _task_row(t: Task) -> TaskRow:
         updated_at=t.updated_at,
         archived_metadata_location=t.archived_metadata_location,
         archived_at=t.archived_at,
+        owner=t.owner,
+        lease_until=t.lease_until,
+        claimed_at=t.claimed_at,
     )
 
 
@@ -246,6 +259,14 @@ def _event_row(e: Event) -> EventRow:
     )
 
 
+def _path_key(path: str) -> str:
+    return hashlib.sha256(normalize(path).encode()).hexdigest()
+
+
+def _clock(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "an unknown time"
+
+
 def _fresh_task(s: Session, task_id: int) -> Task:
     """Re-read a task inside the session, overwriting whatever the identity map holds."""
     return s.execute(select(Task).where(Task.id == task_id).execution_options(populate_existing=True)).scalar_one()
@@ -274,8 +295,8 @@ class Store:
 
     # ----------------------------------------------------------------- runs
 
-    def start_run(self, kind: str, config_path: str, args: dict[str, Any]) -> RunRow:
-        """Record the start of a command invocation (status 'running')."""
+    def start_run(self, kind: str, config_path: str, args: dict[str, Any], owner: str | None = None) -> RunRow:
+        """Record the start of a command invocation (status 'running'), by ``owner`` (a process)."""
         if kind not in RUN_KINDS:
             raise ValueError(f"unknown run kind {kind!r}; expected one of {sorted(RUN_KINDS)}")
         with self._session.begin() as s:
@@ -286,6 +307,8 @@ class Store:
                 args=dict(args),
                 summary={},
                 started_at=utcnow(),
+                owner=owner,
+                heartbeat_at=utcnow(),
             )
             s.add(run)
             s.flush()
@@ -304,6 +327,11 @@ class Store:
             run.finished_at = utcnow()
             s.flush()
             return _run_row(run)
+
+    def touch_run(self, run_id: int) -> None:
+        """The run's heartbeat: it is still going on."""
+        with self._session.begin() as s:
+            s.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
 
     def set_run_report(self, run_id: int, path: str) -> None:
         """Remember where a run's report was written."""
@@ -422,48 +450,112 @@ class Store:
             raise StateError(f"task {current.source} was changed by another worker (expected version {version})")
         return _task_row(_fresh_task(s, current.id))
 
-    def _update_task(
+    def claim_task(
         self,
         task_id: int,
-        version: int,
-        values: dict[str, Any],
-        derive: Callable[[Task], dict[str, Any]] | None = None,
+        owner: str,
+        run_id: int,
+        phase: str,
+        lease_seconds: float,
+        take_from: str | None = None,
+        version: int | None = None,
     ) -> TaskRow:
-        """One conditional task update in its own transaction; ``derive`` adds values from the current row."""
+        """Take a task's lease for ``owner``: one conditional update, so of two claimants exactly one wins.
+
+        The task must be free, held by ``owner`` already, held past its lease, or held by ``take_from``
+        (a holder known to be dead). The task becomes 'running' in ``phase``, attempts + 1, error cleared.
+        Raises :class:`TaskHeldError` naming the holder when someone else holds it, and, when ``version``
+        is given, :class:`StaleTaskError` when the task changed since it was read at that version.
+        """
+        now = utcnow()
+        free = or_(Task.owner.is_(None), Task.owner == owner, Task.lease_until < now)
+        if take_from is not None:
+            free = or_(free, Task.owner == take_from)
+        values: dict[str, Any] = {
+            "owner": owner,
+            "lease_until": now + timedelta(seconds=lease_seconds),
+            "status": str(Status.RUNNING),
+            "phase": str(Phase(phase)),
+            "run_id": run_id,
+            "attempts": Task.attempts + 1,
+            "error": None,
+            "error_kind": None,
+            "finished_at": None,
+            "version": Task.version + 1,
+            "updated_at": now,
+            # a claim by the run that already holds the task keeps its start time
+            "started_at": case((and_(Task.owner == owner, Task.run_id == run_id), Task.started_at), else_=now),
+            "claimed_at": case((Task.owner == owner, Task.claimed_at), else_=now),
+        }
+        conditions = [Task.id == task_id, free]
+        if version is not None:
+            conditions.append(Task.version == version)
         with self._session.begin() as s:
-            current = s.get(Task, task_id)
+            result = cast(
+                CursorResult[Any],
+                s.execute(
+                    update(Task).where(*conditions).values(**values).execution_options(synchronize_session=False)
+                ),
+            )
+            current = s.get(Task, task_id, populate_existing=True)
             if current is None:
                 raise StateError(f"no task {task_id} in the state store at {self.url}")
-            if derive is not None:
-                values = {**values, **derive(current)}
-            return self._conditional_update(s, current, version, values)
+            held = current.owner not in (None, owner, take_from) and (
+                current.lease_until is None or current.lease_until >= now
+            )
+            if result.rowcount != 1 and not held:
+                raise StaleTaskError(f"task {current.source} changed since version {version}; read it again")
+            if result.rowcount != 1:
+                raise TaskHeldError(
+                    f"{current.source} is held by run {current.run_id} ({current.owner}) since "
+                    f"{_clock(current.claimed_at)}",
+                    holder=current.owner or "",
+                    run_id=current.run_id,
+                    since=current.claimed_at,
+                )
+            return _task_row(current)
 
-    def claim_task(self, task_id: int, version: int, run_id: int, phase: str) -> TaskRow:
-        """Take a task for this run: status 'running', attempts + 1, error cleared."""
+    def renew_leases(self, owner: str, lease_seconds: float) -> set[int]:
+        """Extend every lease ``owner`` holds (the heartbeat); returns the ids of the tasks it still holds."""
         now = utcnow()
+        with self._session.begin() as s:
+            s.execute(
+                update(Task)
+                .where(Task.owner == owner)
+                .values(lease_until=now + timedelta(seconds=lease_seconds))
+                .execution_options(synchronize_session=False)
+            )
+            return set(s.execute(select(Task.id).where(Task.owner == owner)).scalars().all())
 
-        def started_at(current: Task) -> dict[str, Any]:
-            if current.status == Status.RUNNING and current.run_id == run_id:
-                return {}
-            return {"started_at": now}
+    def _holder_update(self, task: TaskRow, values: dict[str, Any], release: bool = False) -> TaskRow:
+        """UPDATE task ... WHERE id = :id AND owner = :holder; LeaseLostError when the holder lost it."""
+        if task.owner is None:
+            raise StateError(f"task {task.source} is not claimed; claim it before changing it")
+        values = {**values, "version": Task.version + 1, "updated_at": utcnow()}
+        if release:
+            values.update(owner=None, lease_until=None)
+        with self._session.begin() as s:
+            result = cast(
+                CursorResult[Any],
+                s.execute(
+                    update(Task)
+                    .where(Task.id == task.id, Task.owner == task.owner)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            current = s.get(Task, task.id, populate_existing=True)
+            if current is None:
+                raise StateError(f"no task {task.id} in the state store at {self.url}")
+            if result.rowcount != 1:
+                raise LeaseLostError(
+                    f"{task.source}: this process's claim was taken over by run {current.run_id} "
+                    f"({current.owner}); its work continues there"
+                )
+            return _task_row(current)
 
-        return self._update_task(
-            task_id,
-            version,
-            {
-                "status": str(Status.RUNNING),
-                "phase": str(Phase(phase)),
-                "run_id": run_id,
-                "attempts": Task.attempts + 1,
-                "error": None,
-                "error_kind": None,
-                "finished_at": None,
-            },
-            started_at,
-        )
-
-    def advance_task(self, task_id: int, version: int, phase: str, **fields: int | None) -> TaskRow:
-        """Move a running task to another phase, optionally setting source_snapshot_id, rows, bytes."""
+    def advance_task(self, task: TaskRow, phase: str, **fields: int | None) -> TaskRow:
+        """Move a held task to another phase, optionally setting source_snapshot_id, rows, bytes."""
         unknown = set(fields) - ADVANCE_FIELDS
         if unknown:
             raise TypeError(f"advance_task got unknown fields {sorted(unknown)}; allowed: {sorted(ADVANCE_FIELDS)}")
@@ -472,12 +564,10 @@ class Store:
             if name in fields and fields[name] is None:
                 raise ValueError(f"advance_task: {name} cannot be None")
         values.update(fields)
-        return self._update_task(task_id, version, values)
+        return self._holder_update(task, values)
 
-    def complete_task(
-        self, task_id: int, version: int, phase: str, rows: int | None = None, bytes: int | None = None
-    ) -> TaskRow:
-        """Mark a task succeeded in this phase."""
+    def complete_task(self, task: TaskRow, phase: str, rows: int | None = None, bytes: int | None = None) -> TaskRow:
+        """Mark a held task succeeded in this phase and release it."""
         values: dict[str, Any] = {
             "phase": str(Phase(phase)),
             "status": str(Status.SUCCEEDED),
@@ -489,15 +579,14 @@ class Store:
             values["rows"] = rows
         if bytes is not None:
             values["bytes"] = bytes
-        return self._update_task(task_id, version, values)
+        return self._holder_update(task, values, release=True)
 
-    def fail_task(self, task_id: int, version: int, phase: str, error: str, error_kind: str) -> TaskRow:
-        """Mark a task failed in this phase with the error and whether it is 'terminal' or 'transient'."""
+    def fail_task(self, task: TaskRow, phase: str, error: str, error_kind: str) -> TaskRow:
+        """Mark a held task failed in this phase (error 'terminal' or 'transient') and release it."""
         if error_kind not in ERROR_KINDS:
             raise ValueError(f"error_kind must be one of {sorted(ERROR_KINDS)}, not {error_kind!r}")
-        return self._update_task(
-            task_id,
-            version,
+        return self._holder_update(
+            task,
             {
                 "phase": str(Phase(phase)),
                 "status": str(Status.FAILED),
@@ -505,26 +594,84 @@ class Store:
                 "error": str(error),
                 "error_kind": error_kind,
             },
+            release=True,
         )
 
-    def reset_task(self, task_id: int, version: int, phase: str = "planned") -> TaskRow:
-        """Put a task back to 'pending' in the given phase (used by rollback); counters are kept."""
-        return self._update_task(
-            task_id,
-            version,
+    def reset_task(self, task: TaskRow, phase: str = "planned") -> TaskRow:
+        """Put a held task back to 'pending' in the given phase (used by rollback) and release it."""
+        return self._holder_update(
+            task,
             {"phase": str(Phase(phase)), "status": str(Status.PENDING), "error": None, "error_kind": None},
+            release=True,
         )
 
-    def set_archive(self, task_id: int, version: int, metadata_location: str | None) -> TaskRow:
+    def set_archive(self, task: TaskRow, metadata_location: str | None) -> TaskRow:
         """Remember (or with None, forget) the source metadata location archived at cut-over."""
-        return self._update_task(
-            task_id,
-            version,
+        return self._holder_update(
+            task,
             {
                 "archived_metadata_location": metadata_location,
                 "archived_at": utcnow() if metadata_location is not None else None,
             },
         )
+
+    # ---------------------------------------------------------- written files
+
+    def record_written(self, task_id: int, run_id: int | None, owner: str, paths: Iterable[str]) -> None:
+        """Record files a task is about to write (before writing them); a path already recorded is kept."""
+        wanted = {_path_key(p): p for p in paths}
+        if not wanted:
+            return
+        now = utcnow()
+        with self._session.begin() as s:
+            known = set(
+                s.execute(
+                    select(WrittenFile.path_key).where(
+                        WrittenFile.task_id == task_id, WrittenFile.path_key.in_(list(wanted))
+                    )
+                ).scalars()
+            )
+            s.add_all(
+                WrittenFile(task_id=task_id, run_id=run_id, owner=owner, path=p, path_key=k, created_at=now)
+                for k, p in wanted.items()
+                if k not in known
+            )
+
+    def written_files(self, task_id: int) -> list[str]:
+        """Every file recorded as written by a task and not yet settled, in the order recorded."""
+        with self._session.begin() as s:
+            stmt = select(WrittenFile.path).where(WrittenFile.task_id == task_id).order_by(WrittenFile.id)
+            return list(s.execute(stmt).scalars())
+
+    def written_among(self, task_id: int, paths: Sequence[str]) -> set[str]:
+        """Those of ``paths`` a task recorded as written by it."""
+        keys = {_path_key(p): p for p in paths}
+        found: set[str] = set()
+        with self._session.begin() as s:
+            chunk = list(keys)
+            for start in range(0, len(chunk), 500):
+                stmt = select(WrittenFile.path_key).where(
+                    WrittenFile.task_id == task_id, WrittenFile.path_key.in_(chunk[start : start + 500])
+                )
+                found.update(keys[k] for k in s.execute(stmt).scalars())
+        return found
+
+    def is_written(self, task_id: int, path: str) -> bool:
+        """Whether a task recorded ``path`` as written by it."""
+        with self._session.begin() as s:
+            stmt = select(WrittenFile.id).where(WrittenFile.task_id == task_id, WrittenFile.path_key == _path_key(path))
+            return s.execute(stmt.limit(1)).first() is not None
+
+    def forget_written(self, task_id: int, paths: Iterable[str]) -> None:
+        """Settle recorded files: committed ones belong to the table now, deleted ones are gone."""
+        keys = [_path_key(p) for p in paths]
+        with self._session.begin() as s:
+            for start in range(0, len(keys), 500):
+                s.execute(
+                    delete(WrittenFile).where(
+                        WrittenFile.task_id == task_id, WrittenFile.path_key.in_(keys[start : start + 500])
+                    )
+                )
 
     # ----------------------------------------------------------- checkpoints
 
