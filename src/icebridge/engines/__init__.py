@@ -160,6 +160,36 @@ def load_engine(name: str, config: Config) -> Engine:
     return engine
 
 
+@dataclass(frozen=True)
+class StrategySpec:
+    """What the rest of IceBridge may know about a strategy; declared by the engine that carries it out."""
+
+    name: str
+    engine: str
+    byte_copy: bool  # files reach the destination byte for byte, so file identity (level 3) proves them
+    validation_levels: tuple[int, ...]  # the levels that fit, cheapest first (5 follows any mismatch)
+    remote_markers: bool = False  # the engine keeps its resume markers itself instead of snapshot summaries
+
+
+_SPECS: dict[Strategy, StrategySpec] = {
+    Strategy.FILE_COPY: StrategySpec(Strategy.FILE_COPY, "local", byte_copy=True, validation_levels=(1, 2, 3)),
+    Strategy.REWRITE: StrategySpec(Strategy.REWRITE, "local", byte_copy=False, validation_levels=(1, 2, 4)),
+    Strategy.SPARK_SQL: StrategySpec(Strategy.SPARK_SQL, "spark", byte_copy=False, validation_levels=(1, 2, 4)),
+    Strategy.DATABRICKS: StrategySpec(
+        Strategy.DATABRICKS, "databricks", byte_copy=False, validation_levels=(1, 2, 4), remote_markers=True
+    ),
+    Strategy.REGISTER: StrategySpec(Strategy.REGISTER, "local", byte_copy=True, validation_levels=(1, 2, 3)),
+}
+
+
+def strategy_spec(strategy: str) -> StrategySpec:
+    """The spec of a strategy by name; TerminalError for an unknown one."""
+    try:
+        return _SPECS[Strategy(strategy)]
+    except (KeyError, ValueError) as exc:
+        raise TerminalError(f"unknown strategy {strategy!r}; known: {', '.join(sorted(_SPECS))}") from exc
+
+
 def engine_for(strategy: Strategy) -> str:
     """The engine that carries out ``strategy``."""
     if strategy not in STRATEGY_ENGINE:
