@@ -93,7 +93,7 @@ def _copy_once(ctx: Any, engine: Any, method: str, round_no: int) -> Copy:
     dest_ref = TableRef(TARGET, ("copies",), f"{method.replace('-', '_')}_{round_no}")
     source = ctx.catalogs.load_table(source_ref)
     snapshot = source.current_snapshot()
-    destination, _ = scaffold.run(ctx, source, dest_ref)
+    destination, _ = scaffold.ensure(ctx.catalogs, source, dest_ref)
     settings = ctx.config.migrate
     job = CopyJob(
         task=str(source_ref),
@@ -131,7 +131,7 @@ def run(data_dir: Path, quick: bool) -> str:
     from pyiceberg.catalog.sql import SqlCatalog
 
     from icebridge.config import load_config
-    from icebridge.context import Context
+    from icebridge.context import AppContext
     from icebridge.engines.local import LocalEngine
     from icebridge.engines.spark import SparkEngine
 
@@ -156,7 +156,7 @@ def run(data_dir: Path, quick: bool) -> str:
         source_catalog = SqlCatalog(SOURCE, uri=url, warehouse=config.catalogs[SOURCE]["warehouse"])
         source_catalog.create_namespace(IDENTIFIER[:-1])
         source_catalog.register_table(IDENTIFIER, table.metadata_location)  # zero-copy: same files
-        ctx = Context(config)
+        ctx = AppContext(config)
         engine = SparkEngine(config)
         engine.session().sparkContext.setLogLevel("ERROR")
         session_seconds = engine.session_seconds

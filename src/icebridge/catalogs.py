@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyiceberg.catalog import Catalog, MetastoreCatalog, load_catalog
@@ -120,6 +121,28 @@ class Catalogs:
     def supports_register(self, name: str) -> bool:
         """Whether the catalog can register a metadata file we wrote (needed to keep field ids)."""
         return isinstance(self.get(name), MetastoreCatalog)
+
+
+@dataclass(frozen=True)
+class SnapshotTotals:
+    """What a snapshot's summary says it holds (no manifest is read)."""
+
+    rows: int = 0
+    files: int = 0  # data and delete files
+    bytes: int = 0
+
+
+def snapshot_totals(table: Table, snapshot_id: int | None = None) -> SnapshotTotals:
+    """The totals of ``snapshot_id`` (default: the current snapshot) from its summary; zeros when there is none."""
+    snapshot = table.current_snapshot() if snapshot_id is None else table.snapshot_by_id(snapshot_id)
+    if snapshot is None or snapshot.summary is None:
+        return SnapshotTotals()
+    props = snapshot.summary.additional_properties
+    return SnapshotTotals(
+        rows=int(props.get("total-records", 0)),
+        files=int(props.get("total-data-files", 0)) + int(props.get("total-delete-files", 0)),
+        bytes=int(props.get("total-files-size", 0)),
+    )
 
 
 def _record_writes(catalog: Catalog) -> None:

@@ -125,9 +125,20 @@ class MigrateSettings(_Strict):
         return max(1, available // self.concurrency)
 
 
+class ReportSettings(_Strict):
+    """Where run reports go and what is rendered besides IceBridge's own HTML report."""
+
+    folder: str | None = Field(default=None, description="Folder of the reports (relative to this file).")
+    data_docs: bool = Field(
+        default=False, description="Also build Great Expectations Data Docs (pip install 'icebridge[gx]')."
+    )
+
+
 class FileConfig(_Strict):
     state: str | None = None
-    reports: str | None = Field(default=None, description="Folder of the validation reports.")
+    reports: str | ReportSettings | None = Field(
+        default=None, description="Folder of the reports, or {folder: ..., data_docs: true}."
+    )
     catalogs: dict[str, dict[str, Any]]
     mappings: list[MappingRule] = Field(min_length=1)
     migrate: MigrateSettings = MigrateSettings()
@@ -147,6 +158,7 @@ class Config:
     migrate: MigrateSettings
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
     reports: str | None = None
+    data_docs: bool = False
 
     @property
     def reports_dir(self) -> Path:
@@ -198,8 +210,26 @@ def resolve_config_path(path: str | os.PathLike[str] | None) -> Path:
     return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
-def default_state_url() -> str:
-    return f"sqlite:///{Path(DEFAULT_STATE_DIR).resolve() / 'state.db'}"
+def default_state_url(config_path: Path) -> str:
+    """The embedded store: SQLite in ``.icebridge/`` beside the configuration file (not the current folder)."""
+    return f"sqlite:///{config_path.resolve().parent / DEFAULT_STATE_DIR / 'state.db'}"
+
+
+def _beside(state: str, config_path: Path) -> str:
+    """A relative SQLite path is taken relative to the configuration file, as every other path in it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(state)
+    except (ArgumentError, ValueError):
+        return state  # the store reports a malformed URL itself, without the password
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or Path(database).is_absolute():
+        return state
+    if "mode=memory" in state:
+        return state
+    return url.set(database=str(config_path.resolve().parent / database)).render_as_string(hide_password=False)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -237,9 +267,17 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             "or run 'icebridge demo' to generate an example"
         )
     try:
-        raw = yaml.safe_load(cfg_path.read_text())
+        raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{cfg_path}: not UTF-8 text (byte {exc.start} cannot be decoded); save the file as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"{cfg_path}: cannot be read: {exc.strerror or exc}; check the path and its permissions"
+        ) from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{cfg_path}: expected a mapping with keys state, catalogs, mappings")
     try:
@@ -271,12 +309,18 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
                     f"{cfg_path}: mappings[{i}].{side}: unknown catalog {cat!r}; "
                     f"define it under 'catalogs' (known: {known})"
                 )
-    state = _expand_env(parsed.state, "state", cfg_path) if parsed.state else default_state_url()
+    state = (
+        _beside(_expand_env(parsed.state, "state", cfg_path), cfg_path) if parsed.state else default_state_url(cfg_path)
+    )
     if "://" not in state:
         raise ConfigError(
             f"{cfg_path}: state: {state!r} is not a SQLAlchemy URL; "
             "use sqlite:///path/state.db or postgresql://user@host/db"
         )
+    reports = ReportSettings(folder=parsed.reports) if isinstance(parsed.reports, str) else parsed.reports
+    reports = reports or ReportSettings()
+    reports = ReportSettings(folder=parsed.reports) if isinstance(parsed.reports, str) else parsed.reports
+    reports = reports or ReportSettings()
     engines = {name: _expand_env(section, f"engines.{name}", cfg_path) for name, section in parsed.engines.items()}
     return Config(
         path=cfg_path,
@@ -285,7 +329,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         mappings=tuple(parsed.mappings),
         migrate=parsed.migrate,
         engines=engines,
-        reports=parsed.reports,
+        reports=reports.folder,
+        data_docs=reports.data_docs,
     )
 
 

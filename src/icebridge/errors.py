@@ -100,3 +100,55 @@ class CommitConflictError(TransientError):
 
 class StorageTransientError(TransientError):
     """Storage answered with a retryable error (throttling, timeout, connection reset)."""
+
+
+class UsageError(TerminalError):
+    """A command was asked for something it cannot mean (an empty --tables pattern, an unknown option value)."""
+
+
+class ReportWriteError(TerminalError):
+    """A run's report could not be written (the folder cannot be created, the disk is full)."""
+
+
+# Exit code and HTTP status of each class; a class not listed takes those of its nearest listed base.
+# Exit codes: 1 a table failed or is blocked, 2 bad configuration or usage (nothing was done).
+ERROR_TABLE: dict[type[IceBridgeError], tuple[int, int]] = {
+    IceBridgeError: (1, 500),
+    TransientError: (1, 503),
+    ConfigError: (2, 400),
+    UsageError: (2, 400),
+    PlanError: (2, 422),
+    CatalogUnreachableError: (2, 502),
+    StateError: (2, 503),
+    TaskHeldError: (1, 409),
+    StaleTaskError: (1, 409),
+    LeaseLostError: (1, 409),
+    ReportWriteError: (2, 500),
+    SourceTableMissingError: (1, 404),
+    SourceMetadataError: (1, 422),
+    DestinationConflictError: (1, 409),
+    DestinationWriteError: (1, 502),
+    LocationOverlapError: (1, 409),
+    UnrecordedFileError: (1, 409),
+    SourceChangedError: (1, 409),
+    ValidationFailedError: (1, 422),
+    ValidationError: (1, 500),
+    CommitConflictError: (1, 409),
+}
+
+
+def _entry(exc: BaseException) -> tuple[int, int]:
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]  # type: ignore[index]
+    return (1, 500)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The CLI's exit code for an error that ended a command."""
+    return _entry(exc)[0]
+
+
+def http_status(exc: BaseException) -> int:
+    """The HTTP status the API answers an error with."""
+    return _entry(exc)[1]

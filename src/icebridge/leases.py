@@ -75,6 +75,12 @@ class Owner:
         return f"run {self.run_id} (pid {self.pid} on {self.host})"
 
 
+def process_identity() -> str:
+    """This process, as a run's owner is recorded before it claims anything: ``host|pid|start``."""
+    pid = os.getpid()
+    return _SEP.join((_host(), str(pid), _process_start(pid)))
+
+
 def is_dead(owner_text: str | None) -> bool:
     """True only when the owner ran on this machine and its process is gone (or the pid was reused)."""
     owner = Owner.parse(owner_text)

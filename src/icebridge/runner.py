@@ -1,53 +1,54 @@
-"""The per-table state machine: resume first, several tables at once, transient errors retried.
+"""The per-table state machine: claim, resume, run a pipeline of phases, retry what is transient.
 
-One table's failure is recorded on its row and never stops the others. A run with a failed table
-reports failure (the CLI exits non-zero).
+A pipeline is a sequence of per-table phases (``run(work) -> PhaseResult``). For each table the
+runner takes the task's lease (a table another run holds is skipped and said so), loads the source,
+and runs the phases in order inside the task's file ledger, each retried with backoff on transient
+errors. Several tables run at once; one table's failure is recorded on its row and never stops the
+others; Ctrl-C stops every table between two commits.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException
 from sqlalchemy.exc import OperationalError
 
-from icebridge.engines import BatchCommit
+from icebridge.catalogs import snapshot_totals
+from icebridge.engines import strategy_spec
 from icebridge.errors import (
     IceBridgeError,
     LeaseLostError,
-    PlanError,
     SourceTableMissingError,
     StaleTaskError,
     StateError,
     TaskHeldError,
-    TerminalError,
     ValidationFailedError,
 )
-from icebridge.leases import LeaseKeeper, Owner, TaskCancel, describe, is_dead
+from icebridge.events import Retried, TableFinished, TableStarted, Validated
+from icebridge.leases import TaskCancel, describe, is_dead
 from icebridge.ledger import FileLedger
 from icebridge.locations import Place
-from icebridge.model import Finding, Phase, PlanItem, Severity, Status, Strategy, TableRef
+from icebridge.model import Phase, Status, Strategy, TableRef
+from icebridge.phases import PhaseResult, TableWork
 from icebridge.phases import copy as copy_phase
 from icebridge.phases import cutover as cutover_phase
-from icebridge.phases import inventory as inventory_phase
-from icebridge.phases import plan as plan_phase
 from icebridge.phases import scaffold as scaffold_phase
 from icebridge.phases import validate as validate_phase
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
-    from icebridge.context import Context
+    from icebridge.context import RunScope
     from icebridge.store import TaskRow
 
 T = TypeVar("T")
-DONE_PHASES = {Phase.MIGRATED, Phase.CUT_OVER}
+Step = Callable[[TableWork], PhaseResult]
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,13 @@ class TableOutcome:
 
 @dataclass
 class RunReport:
+    """What a run did, table by table."""
+
     run_id: int
     kind: str
     outcomes: list[TableOutcome] = field(default_factory=list)
     interrupted: bool = False
+    notice: str | None = None  # a run-level message, e.g. that nothing matched
     report_path: str | None = None
     data_docs_path: str | None = None
 
@@ -79,7 +83,14 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.interrupted
+        return not self.failed and not self.interrupted and self.notice is None
+
+    @property
+    def status(self) -> str:
+        """How the run ended: interrupted, failed (a table failed, or nothing to do) or succeeded."""
+        if self.interrupted:
+            return "interrupted"
+        return "failed" if self.failed or self.notice is not None else "succeeded"
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -93,255 +104,316 @@ class RunReport:
         }
 
 
-class _Interrupted(Exception):
-    pass
-
-
-def _is_transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
+    """Whether another try may succeed: our transient errors, a locked database, a lost commit race."""
     if isinstance(exc, IceBridgeError):
         return exc.transient
-    # A locked SQLite catalog or a catalog commit that lost a race: worth another try.
     return isinstance(exc, CommitFailedException | OperationalError | ConnectionError | TimeoutError)
 
 
-def with_retries(ctx: Context, what: str, fn: Callable[[], T]) -> T:
-    """Call ``fn``; transient errors are retried with exponential backoff, terminal ones raised at once."""
-    settings = ctx.config.migrate
-    for attempt in range(1, settings.max_attempts + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            if not _is_transient(exc) or attempt == settings.max_attempts or ctx.cancel.is_set():
-                raise
-            delay = settings.backoff_seconds * (2 ** (attempt - 1))
-            ctx.store.event(
-                "retry",
-                f"{what}: attempt {attempt} failed ({exc}); retrying in {delay:.1f}s",
-                run_id=ctx.run_id,
-            )
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+def error_kind(exc: BaseException) -> str:
+    return "transient" if is_transient(exc) else "terminal"
 
 
-def validate_and_record(
-    ctx: Context,
-    task: TaskRow,
-    source: Table,
-    destination: Table,
-    levels: Sequence[int] | None = None,
-    final: bool = False,
-) -> list[validate_phase.ComparatorResult]:
-    """Run the validation levels that fit the task's strategy and store every comparator's result."""
-    results = validate_phase.run(
-        source,
-        task.source_snapshot_id,
-        destination,
-        strategy=Strategy(task.strategy),
-        levels=levels,
-        workers=ctx.config.migrate.validation_threads(),
-    )
-    for r in results:
-        details = {"summary": r.summary, **r.details}
-        if final:
-            details["final"] = True
-        ctx.store.record_validation(task.id, ctx.run_id, r.level, r.comparator, r.passed, details)
-    return results
-
-
-def _failures(results: list[validate_phase.ComparatorResult]) -> str:
-    return "; ".join(f"level {r.level} {r.comparator}: {r.summary}" for r in results if not r.passed)
-
-
-def _error_kind(exc: BaseException) -> str:
-    return "transient" if _is_transient(exc) else "terminal"
-
-
-def _message(exc: BaseException) -> str:
+def message_of(exc: BaseException) -> str:
     if isinstance(exc, IceBridgeError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
-# ----------------------------------------------------------------------------------------- planning
+def with_retries(scope: RunScope, table: str, what: str, fn: Callable[[], T]) -> T:
+    """Call ``fn``; transient errors are retried with exponential backoff, terminal ones raised at once."""
+    settings = scope.config.migrate
+    for attempt in range(1, settings.max_attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc) or attempt == settings.max_attempts or scope.cancel.is_set():
+                raise
+            delay = settings.backoff_seconds * (2 ** (attempt - 1))
+            scope.publish(
+                Retried(
+                    table=table,
+                    what=what,
+                    attempt=attempt,
+                    delay=delay,
+                    error=scope.config.redact(message_of(exc)),
+                    error_class=type(exc).__name__,
+                )
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
-def prepare(
-    ctx: Context, pattern: str | None, refresh: bool = False, engine: str | None = None
-) -> tuple[list[PlanItem], list[Finding]]:
-    """Inventory (saved or fresh) and plan, restricted to ``pattern``; raises PlanError on a rule matching nothing."""
-    facts, findings = inventory_phase.run(ctx, refresh=refresh)
-    # unreadable tables still exist: a rule that matches only them is not a typo
-    known = [t.source for t in ctx.store.list_tasks()] + [f.table for f in findings]
-    plan_phase.check_rules(ctx, facts, known)
-    items = plan_phase.build(ctx, facts, engine=engine)
-    chosen = set(plan_phase.select([str(i.source) for i in items], pattern))
-    items = [i for i in items if str(i.source) in chosen]
-    findings = [f for f in findings if not pattern or plan_phase.select([f.table], pattern)]
-    if pattern and not items and not findings:
-        raise PlanError(f"--tables {pattern!r} matches no planned table; see 'icebridge plan' for the names")
-    return items, findings
+def claim(scope: RunScope, task: TaskRow, phase: Phase, wanted: Callable[[TaskRow], bool]) -> TaskRow | None:
+    """Take the task's lease for this run; None when, read again, it no longer needs the work.
+
+    The claim is conditional on the version that was read, so a table another run finished
+    meanwhile is not done twice. A holder that died on this machine is taken over at once; a live
+    holder (or one whose lease has not expired) raises :class:`TaskHeldError`.
+    """
+    owner, keeper = str(scope.keeper.owner), scope.keeper
+    take_from: str | None = None
+    for _attempt in range(8):
+        if not wanted(task):
+            return None
+        try:
+            claimed = scope.store.claim_task(
+                task.id, owner, scope.run_id, phase, keeper.lease_seconds, take_from=take_from, version=task.version
+            )
+        except StaleTaskError:
+            task = scope.store.get_task_by_id(task.id)
+            continue
+        except TaskHeldError as held:
+            if take_from is not None or not is_dead(held.holder):
+                raise
+            take_from = held.holder
+            task = scope.store.get_task_by_id(task.id)
+            continue
+        keeper.holding(task.id)
+        if take_from is not None:
+            scope.store.event(
+                "taken-over",
+                f"{task.source}: taken over from {describe(take_from)}, whose process is gone",
+                run_id=scope.run_id,
+                task_id=task.id,
+            )
+        return claimed
+    raise StateError(f"{task.source}: the task kept changing while it was being claimed; run the command again")
 
 
-def save_plan(ctx: Context, items: list[PlanItem]) -> list[tuple[PlanItem, TaskRow | None]]:
-    """Record a task for every unblocked item (blocked ones get none), in one transaction."""
-    ready = [i for i in items if not i.blocked and i.destination is not None]
-    tasks = ctx.store.plan_tasks([(str(i.source), str(i.destination), str(i.strategy), i.reason) for i in ready])
-    saved = {str(t.source): t for t in tasks}
-    return [(item, saved.get(str(item.source))) for item in items]
+# ----------------------------------------------------------------------------------------- pipelines
 
 
-# ------------------------------------------------------------------------------------------ migrate
+def validate_step(work: TableWork, *, final: bool = False) -> PhaseResult:
+    """Validate the destination against the pinned source snapshot and store every comparator's result."""
+    source, destination = work.require_source(), work.require_destination()
+    destination.refresh()
+    spec = strategy_spec(work.task.strategy)
+    results = validate_phase.run(
+        source,
+        work.task.source_snapshot_id,
+        destination,
+        strategy=Strategy(spec.name),
+        levels=[work.level] if work.level else None,
+        workers=work.config.migrate.validation_threads(),
+    )
+    for r in results:
+        details = {"summary": r.summary, **r.details}
+        if final:
+            details["final"] = True
+        work.store.record_validation(work.task.id, work.scope.run_id, r.level, r.comparator, r.passed, details)
+        work.publish(Validated(level=r.level, comparator=r.comparator, passed=r.passed, summary=r.summary))
+    failures = "; ".join(f"level {r.level} {r.comparator}: {r.summary}" for r in results if not r.passed)
+    if failures:
+        what = "final validation failed" if final else "validation failed"
+        raise ValidationFailedError(f"{work.task.source}: {what}: {failures}")
+    proved = sorted({r.level for r in results if r.passed})
+    return PhaseResult(Phase.VALIDATE, f"levels {', '.join(map(str, proved))} passed")
 
 
-class _TaskRun:
-    """Drives one task through scaffold → copy → validate while holding its lease."""
+def _migrate_validate(work: TableWork) -> PhaseResult:
+    work.advance(Phase.VALIDATE)
+    return validate_step(work)
 
-    def __init__(self, ctx: Context, task: TaskRow, keeper: LeaseKeeper, places: list[Place]) -> None:
-        self.ctx = ctx
+
+def _final_validation(work: TableWork) -> PhaseResult:
+    return validate_step(work, final=True)
+
+
+def _open_destination(work: TableWork) -> PhaseResult:
+    work.destination = work.scope.catalogs.load_table(TableRef.parse(work.task.destination))
+    return PhaseResult(Phase(work.task.phase), "destination loaded")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What a command does to one table: which tasks it wants, its phases, and how it finishes."""
+
+    name: str
+    steps: tuple[Step, ...]
+    wanted: Callable[[TaskRow], bool]  # the task still needs this work (read again at claim time)
+    done_message: str  # said of a task that does not need it
+    claim_phase: Phase | None = None  # None: the task keeps its phase while claimed
+    done_phase: Phase | None = None  # None: the task ends in the phase it had
+    source_may_be_missing: bool = False  # cut-over settles a source it dropped before a crash
+    load_source: bool = True
+    message: str | None = None  # the outcome's message; None: the last phase's
+    refuse: Callable[[TaskRow], str | None] = lambda _t: None  # why a task cannot have this work yet
+
+
+def migrated(task: TaskRow) -> bool:
+    return Phase(task.phase) in {Phase.MIGRATED, Phase.CUT_OVER} and task.status == Status.SUCCEEDED
+
+
+def cut_over(task: TaskRow) -> bool:
+    return Phase(task.phase) is Phase.CUT_OVER and task.status == Status.SUCCEEDED
+
+
+def validatable(task: TaskRow) -> bool:
+    return Phase(task.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK}
+
+
+def _not_migrated(task: TaskRow) -> str | None:
+    ready = Phase(task.phase) in {Phase.MIGRATED, Phase.CUTOVER, Phase.ROLLED_BACK, Phase.CUT_OVER} and (
+        task.status == Status.SUCCEEDED or Phase(task.phase) is Phase.CUTOVER
+    )
+    if ready:
+        return None
+    return f"not migrated yet (phase {task.phase}, {task.status}); run 'icebridge migrate' first"
+
+
+MIGRATE = Pipeline(
+    "migrate",
+    (scaffold_phase.run, copy_phase.run, _migrate_validate),
+    wanted=lambda t: not migrated(t),
+    done_message="already done",
+    claim_phase=Phase.SCAFFOLD,
+    done_phase=Phase.MIGRATED,
+    message="migrated and validated",
+)
+VALIDATE = Pipeline(
+    "validate",
+    (_open_destination, validate_step),
+    wanted=validatable,
+    done_message="not migrated (any more); nothing validated",
+)
+CUTOVER = Pipeline(
+    "cutover",
+    (cutover_phase.freeze, _open_destination, _final_validation, cutover_phase.archive),
+    wanted=lambda t: not cut_over(t),
+    done_message="already cut over",
+    claim_phase=Phase.CUTOVER,
+    done_phase=Phase.CUT_OVER,
+    source_may_be_missing=True,
+    refuse=_not_migrated,
+)
+ROLLBACK = Pipeline(
+    "rollback",
+    (cutover_phase.restore,),
+    wanted=lambda t: t.archived_metadata_location is not None,
+    done_message="nothing to roll back",
+    done_phase=Phase.ROLLED_BACK,
+    load_source=False,
+)
+
+
+class TableRun:
+    """One task through one pipeline, while holding its lease."""
+
+    def __init__(
+        self, scope: RunScope, task: TaskRow, pipeline: Pipeline, places: Sequence[Place], level: int | None = None
+    ) -> None:
+        self.scope = scope
         self.task = task
-        self.keeper = keeper
-        self.places = places  # every source folder of the estate: never written, never deleted
-        self.cancel = TaskCancel(ctx.cancel, keeper, task.id)
-        self.held = False
-        self.started = time.monotonic()  # reset when the worker takes it, so queueing is not counted
-
-    @property
-    def store(self) -> Any:
-        return self.ctx.store
+        self.pipeline = pipeline
+        self.places = list(places)  # every source folder of the estate: never written, never deleted
+        self.level = level
+        self.cancel = TaskCancel(scope.cancel, scope.keeper, task.id)
+        self.started = time.monotonic()
+        self.error_class: str | None = None  # the class of the error a failed table ended with
 
     def run(self) -> TableOutcome:
-        ctx = self.ctx
-        self.started = time.monotonic()
+        self.started = time.monotonic()  # queueing is not counted
+        pipeline, scope = self.pipeline, self.scope
+        if pipeline.wanted(self.task) and (reason := pipeline.refuse(self.task)) is not None:
+            return self._finish(self._outcome(Status.FAILED, reason))
         try:
-            claimed = claim(ctx, self.task, self.keeper, Phase.SCAFFOLD, lambda t: not _migrated(t))
+            claimed = claim(scope, self.task, pipeline.claim_phase or Phase(self.task.phase), pipeline.wanted)
         except TaskHeldError as held:
-            return _skipped(self.task, held)
-        if claimed is None:  # another run finished it since it was listed
-            self.task = self.store.get_task_by_id(self.task.id)
-            return self._outcome("already done")
+            return self._finish(self._skipped(held))
+        if claimed is None:  # another run did it since the task was listed
+            self.task = scope.store.get_task_by_id(self.task.id)
+            return self._finish(self._outcome(Status.SUCCEEDED, pipeline.done_message))
         self.task = claimed
         try:
-            ctx.progress("table-start", {"table": self.task.source})
-            source = with_retries(
-                ctx, self.task.source, lambda: ctx.catalogs.load_table(TableRef.parse(self.task.source))
-            )
-            ledger = FileLedger(
-                self.store, self.task.id, ctx.run_id, str(self.keeper.owner), [*self.places, *_places_of(source)]
-            )
-            with ledger.active():
-                snapshot_id = self._pin(source)
-                destination = self._scaffold(source)
-                self._copy(source, destination, snapshot_id, ledger)
-                self._validate(source, snapshot_id, destination)
-                rows, size = _destination_totals(destination)
-            self.task = self.store.complete_task(self.task, Phase.MIGRATED, rows=rows, bytes=size)
-            return self._outcome("migrated and validated")
+            outcome = self._work()
         except BaseException as exc:
-            return self._fail(exc)
+            outcome = self._fail(exc)
         finally:
-            self.keeper.released(self.task.id)
+            scope.keeper.released(self.task.id)
+        return self._finish(outcome)
 
-    def _pin(self, source: Table) -> int | None:
-        snapshot = source.current_snapshot()
-        if self.task.source_snapshot_id is not None:
-            pinned: int | None = self.task.source_snapshot_id
-            if source.snapshot_by_id(pinned) is None:  # type: ignore[arg-type]
-                raise TerminalError(
-                    f"{self.task.source}: pinned snapshot {pinned} no longer exists in the source (expired?); "
-                    "drop the destination table and 'icebridge rollback'/re-plan this table"
-                )
-        else:
-            pinned = snapshot.snapshot_id if snapshot else None
-        self.task = self.store.advance_task(self.task, Phase.SCAFFOLD, source_snapshot_id=pinned)
-        return pinned
-
-    def _scaffold(self, source: Table) -> Table:
-        dest_ref = TableRef.parse(self.task.destination)
-        destination, result = with_retries(
-            self.ctx, self.task.source, lambda: scaffold_phase.run(self.ctx, source, dest_ref)
-        )
-        self.store.event("scaffold", f"{dest_ref}: {result.message}", run_id=self.ctx.run_id, task_id=self.task.id)
-        self.task = self.store.advance_task(self.task, Phase.COPY)
-        return destination
-
-    def _copy(self, source: Table, destination: Table, snapshot_id: int | None, ledger: FileLedger) -> None:
-        if snapshot_id is None:
-            return
-        strategy = Strategy(self.task.strategy)
-        if strategy is not Strategy.DATABRICKS:  # a remote engine settles its own runs (see engines/databricks)
-            progress = copy_phase.destination_progress(destination, self.task.source)
-            recorded = {c.batch for c in self.store.checkpoints(self.task.id, snapshot_id)}
-            for batch in sorted(progress.batches - recorded):  # committed but not recorded before a crash
-                self.store.record_checkpoint(self.task.id, self.ctx.run_id, snapshot_id, batch, None, 0, 0, 0)
-                self.store.event("settled", f"batch {batch} found committed in the destination", task_id=self.task.id)
-
-        def on_commit(commit: BatchCommit) -> None:
-            self.store.record_checkpoint(
-                self.task.id,
-                self.ctx.run_id,
-                snapshot_id,
-                commit.batch,
-                commit.dest_snapshot_id,
-                commit.files,
-                commit.rows,
-                commit.bytes,
-                commit.seconds,
+    def _work(self) -> TableOutcome:
+        pipeline, scope = self.pipeline, self.scope
+        phase_before = Phase(self.task.phase)
+        source = self._load_source() if pipeline.load_source else None
+        protected = [*self.places, *(_places_of(source) if source is not None else [])]
+        ledger = FileLedger(scope.store, self.task.id, scope.run_id, str(scope.keeper.owner), protected)
+        work = TableWork(scope, self.task, source, ledger, self.cancel, level=self.level)
+        size = snapshot_totals(source, self.task.source_snapshot_id) if source is not None else None
+        work.publish(
+            TableStarted(
+                destination=self.task.destination,
+                phase=str(self.task.phase),
+                files_total=size.files if size else 0,
+                bytes_total=size.bytes if size else 0,
             )
-            self.ctx.progress("batch", {"table": self.task.source, "batch": commit.batch, "rows": commit.rows})
-
-        result = with_retries(
-            self.ctx,
-            self.task.source,
-            lambda: copy_phase.run(
-                self.ctx, self.task, source, destination, snapshot_id, strategy, on_commit, self.cancel, ledger
-            ),
         )
-        if strategy is Strategy.SPARK_SQL:  # per-statement metrics of the Spark engine, kept in the event log
-            for metric in getattr(self.ctx.engine("spark"), "metrics_for", lambda _t: ())(self.task.source):
-                self.store.event(
-                    "statement", metric.statement, run_id=self.ctx.run_id, task_id=self.task.id, data=metric.to_dict()
-                )
-        self.store.event(
-            "copied",
-            f"{result.batches_total} batches ({result.batches_skipped} already done), {result.rows} rows written",
-            run_id=self.ctx.run_id,
-            task_id=self.task.id,
+        result: PhaseResult | None = None
+        with ledger.active():
+            for step in pipeline.steps:
+                result = with_retries(scope, self.task.source, _name(step), lambda s=step: s(work))  # type: ignore[misc]
+                self.task = work.task
+                if result.details.get("finished"):
+                    break
+        held = snapshot_totals(work.destination) if pipeline is MIGRATE and work.destination is not None else None
+        self.task = scope.store.complete_task(
+            work.task,
+            pipeline.done_phase or phase_before,
+            rows=held.rows if held else None,
+            bytes=held.bytes if held else None,
         )
+        message = pipeline.message or (result.message if result else "")
+        return self._outcome(Status.SUCCEEDED, message)
 
-    def _validate(self, source: Table, snapshot_id: int | None, destination: Table) -> None:
-        self.task = self.store.advance_task(self.task, Phase.VALIDATE)
-        destination.refresh()
-        results = validate_and_record(self.ctx, self.task, source, destination)
-        if any(not r.passed for r in results):
-            raise ValidationFailedError(f"{self.task.source}: validation failed: {_failures(results)}")
+    def _load_source(self) -> Table | None:
+        ref = TableRef.parse(self.task.source)
+        try:
+            return with_retries(self.scope, self.task.source, "load", lambda: self.scope.catalogs.load_table(ref))
+        except SourceTableMissingError:
+            if self.pipeline.source_may_be_missing and self.task.archived_metadata_location:
+                return None
+            raise
 
     def _fail(self, exc: BaseException) -> TableOutcome:
         if isinstance(exc, LeaseLostError) or self.cancel.lease_lost:
-            return _skipped(self.task, exc)
-        interrupted = isinstance(exc, KeyboardInterrupt) or self.ctx.cancel.is_set()
-        message = "interrupted; run the command again to resume" if interrupted else _message(exc)
-        message = self.ctx.config.redact(message)
+            return self._skipped(exc)
+        interrupted = isinstance(exc, KeyboardInterrupt) or self.scope.cancel.is_set()
+        message = "interrupted; run the command again to resume" if interrupted else message_of(exc)
+        message = self.scope.config.redact(message)
         if not isinstance(exc, IceBridgeError | KeyboardInterrupt):
-            self.store.event(
+            self.scope.store.event(
                 "error",
                 message,
-                run_id=self.ctx.run_id,
+                run_id=self.scope.run_id,
                 task_id=self.task.id,
-                data={"traceback": traceback.format_exc(limit=8)},
+                data={"traceback": self.scope.config.redact(traceback.format_exc(limit=8))},
             )
         try:
-            self.task = self.store.fail_task(
-                self.task, Phase(self.task.phase), message, "transient" if interrupted else _error_kind(exc)
+            self.task = self.scope.store.fail_task(
+                self.task, Phase(self.task.phase), message, "transient" if interrupted else error_kind(exc)
             )
         except StateError:
             pass
-        return self._outcome(message, failed=True)
+        self.error_class = type(exc).__name__
+        return self._outcome(Status.FAILED, message)
 
-    def _outcome(self, message: str, failed: bool = False) -> TableOutcome:
+    def _skipped(self, why: BaseException) -> TableOutcome:
+        """A table another run holds: left to it, and not a failure of this run."""
+        if isinstance(why, TaskHeldError):
+            message = f"skipped: held by {describe(why.holder)} since {_clock(why.since)}"
+        elif isinstance(why, LeaseLostError):
+            message = f"skipped: {why}"
+        else:
+            message = "skipped: another run took it over"
+        return self._outcome(Status.SKIPPED, message)
+
+    def _outcome(self, status: Status, message: str) -> TableOutcome:
         return TableOutcome(
             source=self.task.source,
             destination=self.task.destination,
-            status=Status.FAILED if failed else Status.SUCCEEDED,
+            status=status,
             phase=str(self.task.phase),
             rows=self.task.rows or 0,
             bytes=self.task.bytes or 0,
@@ -349,58 +421,25 @@ class _TaskRun:
             message=message,
         )
 
-
-def claim(
-    ctx: Context, task: TaskRow, keeper: LeaseKeeper, phase: Phase, wanted: Callable[[TaskRow], bool]
-) -> TaskRow | None:
-    """Take the task's lease for this run; None when, read again, it no longer needs the work.
-
-    The claim is conditional on the version that was read, so a table another run finished
-    meanwhile is not done twice. A holder that died on this machine is taken over at once; a live
-    holder (or one whose lease has not expired) raises :class:`TaskHeldError`.
-    """
-    assert ctx.run_id is not None, "tasks are claimed inside a recorded run"
-    owner = str(keeper.owner)
-    take_from: str | None = None
-    for _attempt in range(8):
-        if not wanted(task):
-            return None
-        try:
-            claimed = ctx.store.claim_task(
-                task.id, owner, ctx.run_id, phase, keeper.lease_seconds, take_from=take_from, version=task.version
+    def _finish(self, outcome: TableOutcome) -> TableOutcome:
+        self.scope.publish(
+            TableFinished(
+                table=outcome.source,
+                task_id=self.task.id,
+                status=str(outcome.status),
+                phase=outcome.phase,
+                rows=outcome.rows,
+                bytes=outcome.bytes,
+                seconds=outcome.seconds,
+                outcome=outcome.message,
+                error_class=self.error_class,
             )
-        except StaleTaskError:
-            task = ctx.store.get_task_by_id(task.id)
-            continue
-        except TaskHeldError as held:
-            if take_from is not None or not is_dead(held.holder):
-                raise
-            take_from = held.holder
-            task = ctx.store.get_task_by_id(task.id)
-            continue
-        if take_from is not None:
-            ctx.store.event(
-                "taken-over",
-                f"{task.source}: taken over from {describe(take_from)}, whose process is gone",
-                run_id=ctx.run_id,
-                task_id=task.id,
-            )
-        keeper.holding(task.id)
-        return claimed  # type: ignore[no-any-return]
-    raise StateError(f"{task.source}: the task kept changing while it was being claimed; run the command again")
+        )
+        return outcome
 
 
-def _migrated(task: TaskRow) -> bool:
-    return Phase(task.phase) in DONE_PHASES and task.status == Status.SUCCEEDED
-
-
-def _skipped(task: TaskRow, why: BaseException) -> TableOutcome:
-    """A table another run holds: left to it, and not a failure of this run."""
-    if isinstance(why, TaskHeldError):
-        message = f"skipped: held by {describe(why.holder)} since {_clock(why.since)}"
-    else:
-        message = f"skipped: {why}" if isinstance(why, LeaseLostError) else "skipped: another run took it over"
-    return TableOutcome(task.source, task.destination, Status.SKIPPED, str(task.phase), message=message)
+def _name(step: Step) -> str:
+    return f"{getattr(step, '__module__', '').rsplit('.', 1)[-1]}.{getattr(step, '__name__', 'step')}"
 
 
 def _clock(value: Any) -> str:
@@ -413,323 +452,23 @@ def _places_of(source: Table) -> list[Place]:
     return [Place(loc, f"the source table's {key}") for key, loc in where]
 
 
-def _destination_totals(destination: Table) -> tuple[int, int]:
-    destination.refresh()
-    snapshot = destination.current_snapshot()
-    if snapshot is None or snapshot.summary is None:
-        return 0, 0
-    props = snapshot.summary.additional_properties
-    return int(props.get("total-records", 0)), int(props.get("total-files-size", 0))
-
-
-def _blocked_outcome(item: PlanItem) -> TableOutcome:
-    reasons = "; ".join(f.message for f in item.findings if f.severity is Severity.BLOCKER)
-    return TableOutcome(
-        str(item.source),
-        str(item.destination or ""),
-        Status.FAILED,
-        Phase.PLANNED,
-        message=f"blocked: {reasons}",
-    )
-
-
-def run_tasks(ctx: Context, kind: str, work: list[Callable[[], TableOutcome]], report: RunReport) -> RunReport:
-    """Run table jobs on a bounded pool; Ctrl-C stops between commits and marks the run interrupted."""
-    if not work:
+def run_tables(scope: RunScope, runs: Sequence[TableRun], report: RunReport) -> RunReport:
+    """Run tables on a bounded pool; Ctrl-C stops them between commits and marks the run interrupted."""
+    if not runs:
         return report
-    with ThreadPoolExecutor(max_workers=ctx.config.migrate.concurrency, thread_name_prefix=kind) as pool:
-        futures = [pool.submit(job) for job in work]
+    with scope.keeper, ThreadPoolExecutor(scope.config.migrate.concurrency, thread_name_prefix=scope.command) as pool:
+        futures = [pool.submit(r.run) for r in runs]
+        finished: set[Future[TableOutcome]] = set()
         try:
             for future in as_completed(futures):
-                outcome = future.result()
-                report.outcomes.append(outcome)
-                ctx.progress("table-done", {"table": outcome.source, "status": outcome.status})
+                report.outcomes.append(future.result())
+                finished.add(future)
         except KeyboardInterrupt:
-            ctx.cancel.set()
+            scope.cancel.set()
             report.interrupted = True
             for future in futures:
                 future.cancel()
-            for future in futures:
-                if not future.cancelled():
+            for future in futures:  # the running tables stop at their next commit and say so
+                if not future.cancelled() and future not in finished:
                     report.outcomes.append(future.result())
     return report
-
-
-def _start(ctx: Context, kind: str, args: dict[str, Any]) -> RunReport:
-    run = ctx.store.start_run(kind, str(ctx.config.path), args)
-    ctx.run_id = run.id
-    return RunReport(run_id=run.id, kind=kind)
-
-
-def _keeper(ctx: Context) -> LeaseKeeper:
-    """The heartbeat of the current run's claims."""
-    assert ctx.run_id is not None
-    return LeaseKeeper(ctx.store, Owner.for_run(ctx.run_id), ctx.config.migrate.lease_seconds)
-
-
-REPORTED_KINDS = {"migrate", "validate", "cutover"}
-
-
-def _finish(ctx: Context, report: RunReport) -> RunReport:
-    status = "interrupted" if report.interrupted else ("failed" if report.failed else "succeeded")
-    report.outcomes.sort(key=lambda o: o.source)
-    if report.kind in REPORTED_KINDS:
-        write_reports(ctx, report, status)
-    ctx.store.finish_run(report.run_id, status, report.summary())
-    return report
-
-
-def write_reports(ctx: Context, report: RunReport, status: str) -> None:
-    """The run's HTML validation report (and Great Expectations Data Docs when the extra is installed)."""
-    from icebridge.validation import gx
-    from icebridge.validation.report import TableValidation, write_html_report
-
-    tasks = {t.source: t for t in ctx.store.list_tasks()}
-    tables = []
-    for outcome in report.outcomes:
-        task = tasks.get(outcome.source)
-        rows = ctx.store.validations(task.id, report.run_id) if task else []
-        if not rows and outcome.message in ("already done", "already cut over"):
-            continue  # nothing was checked in this run
-        error = outcome.message if outcome.status == Status.FAILED and not rows else None
-        strategy = task.strategy if task else ""
-        tables.append(TableValidation.from_rows(outcome.source, outcome.destination, rows, strategy, error))
-    if not tables:
-        return
-    folder = ctx.config.reports_dir / f"run-{report.run_id}"
-    run_info = {
-        "run": report.run_id,
-        "command": report.kind,
-        "status": status,
-        "configuration": str(ctx.config.path),
-        **{k: v for k, v in report.summary().items() if k != "interrupted"},
-    }
-    path = write_html_report(folder / "report.html", run_info, tables)
-    report.report_path = str(path)
-    ctx.store.set_run_report(report.run_id, str(path))
-    if gx.available():
-        try:
-            docs = gx.write_data_docs(folder, tables)
-        except Exception as exc:  # the IceBridge report stands; Data Docs are a second rendering of it
-            ctx.store.event(
-                "data-docs-failed", f"Great Expectations Data Docs not written: {exc}", run_id=report.run_id
-            )
-            return
-        report.data_docs_path = str(docs) if docs else None
-
-
-def migrate(ctx: Context, pattern: str | None = None, engine: str | None = None) -> RunReport:
-    """Scaffold, copy and validate every planned table not migrated yet; resumes interrupted work first.
-
-    The saved inventory is used (``icebridge inventory --refresh`` reads the catalogs again); each
-    table's snapshot is pinned from the live source when its copy starts.
-    """
-    items, findings = prepare(ctx, pattern, engine=engine)  # bad input stops here, before a run is recorded
-    report = _start(ctx, "migrate", {"tables": pattern, "engine": engine})
-    try:
-        ctx.store.add_findings(report.run_id, [f for i in items for f in i.findings] + findings)
-        for finding in findings:
-            if finding.severity is Severity.BLOCKER:
-                report.outcomes.append(
-                    TableOutcome(finding.table, "", Status.FAILED, Phase.PLANNED, message=finding.message)
-                )
-        keeper = _keeper(ctx)
-        places = plan_phase.source_places(ctx, ctx.store.load_inventory())
-        work: list[Callable[[], TableOutcome]] = []
-        for item, task in save_plan(ctx, items):
-            if task is None:
-                report.outcomes.append(_blocked_outcome(item))
-            elif _migrated(task):
-                report.outcomes.append(
-                    TableOutcome(
-                        task.source,
-                        task.destination,
-                        Status.SUCCEEDED,
-                        task.phase,
-                        task.rows or 0,
-                        task.bytes or 0,
-                        0.0,
-                        "already done",
-                    )
-                )
-            else:
-                work.append(_TaskRun(ctx, task, keeper, places).run)
-        with keeper:
-            run_tasks(ctx, "migrate", work, report)
-    except KeyboardInterrupt:
-        report.interrupted = True
-    return _finish(ctx, report)
-
-
-# ---------------------------------------------------------------------------- cutover and rollback
-
-
-def _tasks(ctx: Context, pattern: str | None) -> list[TaskRow]:
-    tasks = ctx.store.list_tasks()
-    chosen = set(plan_phase.select([t.source for t in tasks], pattern))
-    return [t for t in tasks if t.source in chosen]
-
-
-def _cutover_one(ctx: Context, keeper: LeaseKeeper, task: TaskRow) -> TableOutcome:
-    started = time.monotonic()
-
-    def outcome(t: TaskRow, status: Status, message: str) -> TableOutcome:
-        return TableOutcome(
-            t.source,
-            t.destination,
-            status,
-            str(t.phase),
-            t.rows or 0,
-            t.bytes or 0,
-            round(time.monotonic() - started, 3),
-            message,
-        )
-
-    if _cut_over(task):
-        return outcome(task, Status.SUCCEEDED, "already cut over")
-    ready = Phase(task.phase) in {Phase.MIGRATED, Phase.CUTOVER, Phase.ROLLED_BACK} and (
-        task.status == Status.SUCCEEDED or Phase(task.phase) is Phase.CUTOVER
-    )
-    if not ready:
-        return outcome(
-            task,
-            Status.FAILED,
-            f"not migrated yet (phase {task.phase}, {task.status}); run 'icebridge migrate' first",
-        )
-    try:
-        claimed = claim(ctx, task, keeper, Phase.CUTOVER, lambda t: not _cut_over(t))
-    except TaskHeldError as held:
-        return _skipped(task, held)
-    if claimed is None:
-        return outcome(ctx.store.get_task_by_id(task.id), Status.SUCCEEDED, "already cut over")
-    task = claimed
-    try:
-        ref = TableRef.parse(task.source)
-        try:
-            source = ctx.catalogs.load_table(ref)
-        except SourceTableMissingError:
-            if task.archived_metadata_location:  # dropped by an earlier, interrupted cut-over
-                task = ctx.store.complete_task(task, Phase.CUT_OVER)
-                return outcome(task, Status.SUCCEEDED, "cut over (settled an interrupted cut-over)")
-            raise
-        cutover_phase.check_frozen(task, source)
-        destination = ctx.catalogs.load_table(TableRef.parse(task.destination))
-        results = validate_and_record(ctx, task, source, destination, final=True)
-        if any(not r.passed for r in results):
-            raise ValidationFailedError(f"{task.source}: final validation failed: {_failures(results)}")
-        task = cutover_phase.archive(ctx, task, source)
-        task = ctx.store.complete_task(task, Phase.CUT_OVER)
-        return outcome(task, Status.SUCCEEDED, f"cut over; source archived ({task.archived_metadata_location})")
-    except LeaseLostError as exc:
-        return _skipped(task, exc)
-    except Exception as exc:
-        try:
-            task = ctx.store.fail_task(task, Phase.CUTOVER, _message(exc), _error_kind(exc))
-        except StateError:
-            pass
-        return outcome(task, Status.FAILED, _message(exc))
-    finally:
-        keeper.released(task.id)
-
-
-def _cut_over(task: TaskRow) -> bool:
-    return Phase(task.phase) is Phase.CUT_OVER and task.status == Status.SUCCEEDED
-
-
-def _nothing_matches(pattern: str | None, message: str) -> TableOutcome:
-    """A failed outcome for a command that found no table to work on (it must not look like success)."""
-    return TableOutcome(pattern or "*", "", Status.FAILED, Phase.PLANNED, message=message)
-
-
-def cutover(ctx: Context, pattern: str | None = None) -> RunReport:
-    """Freeze check, final validation and archive of every migrated table matching ``pattern``."""
-    report = _start(ctx, "cutover", {"tables": pattern})
-    tasks = _tasks(ctx, pattern)
-    if not tasks:
-        report.outcomes.append(_nothing_matches(pattern, "no migrated table matches; run 'icebridge migrate' first"))
-    keeper = _keeper(ctx)
-    with keeper:
-        run_tasks(ctx, "cutover", [functools.partial(_cutover_one, ctx, keeper, t) for t in tasks], report)
-    return _finish(ctx, report)
-
-
-def _rollback_one(ctx: Context, keeper: LeaseKeeper, task: TaskRow) -> TableOutcome:
-    started = time.monotonic()
-    if not task.archived_metadata_location:
-        return TableOutcome(
-            task.source,
-            task.destination,
-            Status.SUCCEEDED,
-            str(task.phase),
-            message="nothing to roll back",
-        )
-    try:
-        claimed = claim(ctx, task, keeper, Phase(task.phase), lambda t: t.archived_metadata_location is not None)
-    except TaskHeldError as held:
-        return _skipped(task, held)
-    if claimed is None:
-        return TableOutcome(
-            task.source, task.destination, Status.SUCCEEDED, str(task.phase), message="nothing to roll back"
-        )
-    task = claimed
-    try:
-        task = cutover_phase.restore(ctx, task)
-        task = ctx.store.complete_task(task, Phase.ROLLED_BACK)
-        return TableOutcome(
-            task.source,
-            task.destination,
-            Status.SUCCEEDED,
-            str(task.phase),
-            seconds=round(time.monotonic() - started, 3),
-            message="source re-registered",
-        )
-    except (IceBridgeError, NoSuchTableError, OSError) as exc:
-        try:
-            task = ctx.store.fail_task(task, Phase(task.phase), _message(exc), _error_kind(exc))
-        except StateError:
-            pass
-        return TableOutcome(task.source, task.destination, Status.FAILED, str(task.phase), message=_message(exc))
-    finally:
-        keeper.released(task.id)
-
-
-def rollback(ctx: Context, pattern: str | None = None) -> RunReport:
-    """Re-register every archived source entry matching ``pattern`` from its recorded metadata location."""
-    report = _start(ctx, "rollback", {"tables": pattern})
-    tasks = [t for t in _tasks(ctx, pattern) if t.archived_metadata_location]
-    if not tasks:
-        report.outcomes.append(_nothing_matches(pattern, "no cut-over table matches; nothing to roll back"))
-    keeper = _keeper(ctx)
-    with keeper:
-        run_tasks(ctx, "rollback", [functools.partial(_rollback_one, ctx, keeper, t) for t in tasks], report)
-    return _finish(ctx, report)
-
-
-def validate(ctx: Context, pattern: str | None = None, level: int | None = None) -> RunReport:
-    """Validate migrated tables again (read-only on both sides), up to ``level`` when given."""
-    report = _start(ctx, "validate", {"tables": pattern, "level": level})
-    tasks = [t for t in _tasks(ctx, pattern) if Phase(t.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK}]
-
-    def one(task: TaskRow) -> TableOutcome:
-        try:
-            source = ctx.catalogs.load_table(TableRef.parse(task.source))
-            destination = ctx.catalogs.load_table(TableRef.parse(task.destination))
-            results = validate_and_record(ctx, task, source, destination, levels=[level] if level else None)
-        except Exception as exc:
-            return TableOutcome(task.source, task.destination, Status.FAILED, str(task.phase), message=_message(exc))
-        failed = [r for r in results if not r.passed]
-        proved = sorted({r.level for r in results if r.passed})
-        return TableOutcome(
-            task.source,
-            task.destination,
-            Status.FAILED if failed else Status.SUCCEEDED,
-            str(task.phase),
-            task.rows or 0,
-            task.bytes or 0,
-            message=_failures(results) if failed else f"levels {', '.join(map(str, proved))} passed",
-        )
-
-    if not tasks:
-        report.outcomes.append(_nothing_matches(pattern, "no migrated table matches; run 'icebridge migrate' first"))
-    run_tasks(ctx, "validate", [functools.partial(one, t) for t in tasks], report)
-    return _finish(ctx, report)

@@ -411,11 +411,27 @@ def test_commands_with_nothing_to_do_do_not_look_like_success(est: Estate) -> No
     for command, expected in (
         ("cutover", "run 'icebridge migrate' first"),
         ("validate", "run 'icebridge migrate' first"),
-        ("rollback", "nothing to roll back"),
+        ("rollback", "nothing left to roll back"),
     ):
         code, report = est.cli_json(command)
         assert code == 1, (command, report)
-        assert expected in report["tables"][0]["message"]
+        assert expected in report["message"]
+        assert report["tables"] == [], "no table row is invented for a command that found nothing"
+        assert report["status"] == "failed"
+
+
+def test_a_second_rollback_says_nothing_is_left_and_the_first_shows_what_it_restored(est: Estate) -> None:
+    assert est.cli("migrate")[0] == 0
+    assert est.cli("cutover", "--tables", "foreign.shop.events")[0] == 0
+    code, first = est.cli_json("rollback")
+    assert code == 0, first
+    (restored,) = first["tables"]
+    source = est.foreign().load_table("shop.events")
+    assert restored["rows"] == len(rows(source)) and restored["bytes"] > 0
+    assert source.metadata_location in restored["message"]
+    code, second = est.cli_json("rollback")
+    assert code == 1
+    assert "nothing left to roll back" in second["message"] and second["tables"] == []
 
 
 def test_a_table_name_with_a_dot_migrates_cuts_over_and_rolls_back(est: Estate) -> None:

@@ -9,9 +9,10 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException
 
-from icebridge import runner, storage
+from icebridge import storage
+from icebridge.app.runs import RunRequest, RunResult, RunService
 from icebridge.config import load_config
-from icebridge.context import Context
+from icebridge.context import AppContext
 from tests.integration.test_behaviour import Estate, make_estate, rows
 
 
@@ -21,10 +22,10 @@ def est(tmp_path: Path) -> Estate:
     return make_estate(tmp_path, backend, big_files=6, files_per_commit=2)
 
 
-def migrate(est: Estate) -> runner.RunReport:
-    ctx = Context(load_config(est.config))
+def migrate(est: Estate) -> RunResult:
+    ctx = AppContext(load_config(est.config))
     try:
-        return runner.migrate(ctx, "foreign.shop.many_files")
+        return RunService(ctx).run(RunRequest(command="migrate", tables="foreign.shop.many_files"))
     finally:
         ctx.close()
 
@@ -49,7 +50,7 @@ def test_commit_conflicts_are_retried(est: Estate, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(SqlCatalog, "commit_table", flaky_commit)
     report = migrate(est)
-    assert report.ok, report.outcomes
+    assert report.status == "succeeded", report.tables
     assert failures["left"] == 0
     assert_copied_once(est)
 
@@ -66,7 +67,7 @@ def test_transient_storage_errors_are_retried(est: Estate, monkeypatch: pytest.M
 
     monkeypatch.setattr(storage, "copy_local", flaky_copy)
     report = migrate(est)
-    assert report.ok, report.outcomes
+    assert report.status == "succeeded", report.tables
     assert failures["left"] == 0
     assert_copied_once(est)
 
@@ -76,8 +77,8 @@ def test_a_missing_source_file_fails_its_table_with_the_path(est: Estate) -> Non
     victim = sorted(t.file.file_path for t in source.scan().plan_files())[3]
     Path(victim.removeprefix("file://")).unlink()
     report = migrate(est)
-    assert not report.ok
-    (outcome,) = report.outcomes
+    assert report.status == "failed"
+    (outcome,) = report.tables
     assert outcome.status == "failed" and victim in outcome.message
-    task = {t.source: t for t in Context(load_config(est.config)).store.list_tasks()}["foreign.shop.many_files"]
+    task = {t.source: t for t in AppContext(load_config(est.config)).store.list_tasks()}["foreign.shop.many_files"]
     assert task.error_kind == "terminal" and task.attempts == 1

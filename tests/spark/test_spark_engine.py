@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from icebridge import runner
+from icebridge.app.runs import RunRequest, RunResult, RunService
 from icebridge.config import load_config
-from icebridge.context import Context
+from icebridge.context import AppContext
 from icebridge.engines import Batching, CopyJob
 from icebridge.engines.local import CopyInterrupted
 from icebridge.engines.spark import SparkEngine
@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.spark, pytest.mark.postgres]
 @dataclass
 class SparkMigrated:
     est: Estate
-    ctx: Context
-    report: runner.RunReport
+    ctx: AppContext
+    report: RunResult
     engine: SparkEngine
 
 
@@ -49,8 +49,8 @@ def spark_migrated(tmp_path_factory: pytest.TempPathFactory, pg_server: str, spa
     config = est.write_config(
         [{"source": f"{est.foreign.name}.*.*", "target": f"{est.managed.name}.{{namespace}}", "strategy": "spark-sql"}]
     )
-    ctx = Context(load_config(config))
-    report = runner.migrate(ctx)
+    ctx = AppContext(load_config(config))
+    report = RunService(ctx).run(RunRequest(command="migrate"))
     engine = ctx.engine("spark")
     assert isinstance(engine, SparkEngine)
     return SparkMigrated(est, ctx, report, engine)
@@ -58,7 +58,7 @@ def spark_migrated(tmp_path_factory: pytest.TempPathFactory, pg_server: str, spa
 
 def test_every_table_migrated_by_spark_passes_validation(spark_migrated: SparkMigrated) -> None:
     report = spark_migrated.report
-    assert {o.source.split(".", 1)[1] for o in report.outcomes} == {
+    assert {o.source.split(".", 1)[1] for o in report.tables} == {
         "shop.events",
         "shop.customers",
         "shop.regions",
@@ -66,8 +66,8 @@ def test_every_table_migrated_by_spark_passes_validation(spark_migrated: SparkMi
         "shop.empty",
         "shop.mor",
     }
-    assert [(o.source, o.message) for o in report.failed] == []
-    assert report.ok
+    assert [(o.source, o.message) for o in report.tables if o.status != "succeeded"] == []
+    assert report.status == "succeeded"
     store = spark_migrated.ctx.store
     for task in store.list_tasks():
         assert task.strategy == Strategy.SPARK_SQL
@@ -117,9 +117,9 @@ def test_statements_are_measured_per_task(spark_migrated: SparkMigrated) -> None
 
 def test_a_second_migrate_finds_everything_done(spark_migrated: SparkMigrated) -> None:
     before = len(spark_migrated.engine.metrics)
-    again = runner.migrate(spark_migrated.ctx)
-    assert again.ok
-    assert {o.message for o in again.outcomes} == {"already done"}
+    again = RunService(spark_migrated.ctx).run(RunRequest(command="migrate"))
+    assert again.status == "succeeded"
+    assert {o.message for o in again.tables} == {"already done"}
     assert len(spark_migrated.engine.metrics) == before
 
 

@@ -89,6 +89,7 @@ class CopyJob:
     chunk_bytes: int
     committed_batches: frozenset[int] = frozenset()
     on_commit: Callable[[BatchCommit], None] = lambda _c: None
+    on_progress: Callable[[int, int], None] = lambda _files, _bytes: None  # increments, from any thread
     cancel: Cancel | None = None
     ledger: FileLedger | None = None  # records every file written, before it is written
     summary_markers: dict[str, str] = field(default_factory=dict)

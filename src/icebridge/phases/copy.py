@@ -8,20 +8,20 @@ even when a crash came between the catalog commit and the store update.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from icebridge.engines import BatchCommit, Batching, Cancel, CopyJob, CopyResult, engine_for
+from icebridge.catalogs import snapshot_totals
+from icebridge.engines import BatchCommit, Batching, CopyJob, strategy_spec
 from icebridge.errors import DestinationConflictError
-from icebridge.model import Strategy, TableRef
+from icebridge.events import BatchCommitted, Progress
+from icebridge.model import Phase, Strategy, TableRef
+from icebridge.phases import PhaseResult
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
-    from icebridge.context import Context
-    from icebridge.ledger import FileLedger
-    from icebridge.store import TaskRow
+    from icebridge.phases import TableWork
 
 TASK_KEY = "icebridge.task"
 SNAPSHOT_KEY = "icebridge.source-snapshot-id"
@@ -73,37 +73,67 @@ def destination_progress(destination: Table, task: str) -> DestinationProgress:
     )
 
 
-def run(
-    ctx: Context,
-    task: TaskRow,
-    source: Table,
-    destination: Table,
-    snapshot_id: int,
-    strategy: Strategy,
-    on_commit: Callable[[BatchCommit], None] | None = None,
-    cancel: Cancel | None = None,
-    ledger: FileLedger | None = None,
-) -> CopyResult:
-    """Copy every batch of ``snapshot_id`` the destination does not hold yet, then sweep the task's leftovers.
+def run(work: TableWork) -> PhaseResult:
+    """Copy every batch of the pinned snapshot that the destination does not hold yet, then sweep
+    the files this task wrote that no commit references.
 
     Engines that write through this process's PyIceberg (local, spark) leave their checkpoints in
-    snapshot summaries, read back here. A remote engine (databricks) keeps its own markers on the
-    destination and is told what the store recorded instead.
+    snapshot summaries, read back here first: batches committed but not recorded before a crash are
+    settled into the store, and none is committed twice. A remote engine (databricks) keeps its own
+    markers on the destination and is told what the store recorded instead.
     """
+    source, destination, task = work.require_source(), work.require_destination(), work.task
+    snapshot_id = work.snapshot_id
+    if snapshot_id is None:
+        work.advance(Phase.COPY)
+        return PhaseResult(Phase.COPY, "nothing to copy: the source had no snapshot")
+    size = snapshot_totals(source, snapshot_id)
+    work.advance(Phase.COPY, files_total=size.files, bytes_total=size.bytes)
+    spec = strategy_spec(task.strategy)
     destination.refresh()
-    remote = strategy is Strategy.DATABRICKS
-    if remote:
-        recorded = frozenset(c.batch for c in ctx.store.checkpoints(task.id, snapshot_id))
-        progress = DestinationProgress(source_snapshot_id=None, batches=recorded, batching=None)
+    recorded = work.store.checkpoints(task.id, snapshot_id)
+    if spec.remote_markers:
+        progress = DestinationProgress(None, frozenset(c.batch for c in recorded), None)
     else:
         progress = destination_progress(destination, task.source)
+        for batch in sorted(progress.batches - {c.batch for c in recorded}):  # committed, not recorded: a crash
+            work.store.record_checkpoint(task.id, work.scope.run_id, snapshot_id, batch, None, 0, 0, 0)
+            work.note("settled", f"batch {batch} found committed in the destination")
     if progress.source_snapshot_id not in (None, snapshot_id):
         raise DestinationConflictError(
             f"{task.source}: the destination holds a copy of source snapshot {progress.source_snapshot_id}, "
             f"not {snapshot_id}; drop the destination table and migrate again"
         )
-    settings = ctx.config.migrate
+    done = [c for c in recorded if c.batch in progress.batches]
+    if done:  # what earlier attempts copied counts towards this table's progress
+        work.publish(Progress(phase=Phase.COPY, files=sum(c.files for c in done), bytes=sum(c.bytes for c in done)))
+    settings = work.config.migrate
     batching = progress.batching or Batching(files=settings.files_per_commit, bytes=settings.commit_bytes)
+
+    def on_commit(commit: BatchCommit) -> None:
+        work.store.record_checkpoint(
+            task.id,
+            work.scope.run_id,
+            snapshot_id,
+            commit.batch,
+            commit.dest_snapshot_id,
+            commit.files,
+            commit.rows,
+            commit.bytes,
+            commit.seconds,
+        )
+        work.publish(
+            BatchCommitted(
+                batch=commit.batch,
+                files=commit.files,
+                rows=commit.rows,
+                bytes=commit.bytes,
+                seconds=commit.seconds,
+                dest_snapshot_id=commit.dest_snapshot_id,
+                source_snapshot_id=snapshot_id,
+            )
+        )
+
     job = CopyJob(
         task=task.source,
         source_ref=TableRef.parse(task.source),
@@ -111,33 +141,36 @@ def run(
         source=source,
         destination=destination,
         snapshot_id=snapshot_id,
-        strategy=strategy,
+        strategy=Strategy(task.strategy),
         batching=batching,
-        chunk_bytes=ctx.config.migrate.chunk_bytes,
+        chunk_bytes=settings.chunk_bytes,
         committed_batches=progress.batches,
-        on_commit=on_commit or (lambda _c: None),
-        cancel=cancel if cancel is not None else ctx.cancel,
-        ledger=ledger,
+        on_commit=on_commit,
+        on_progress=lambda files, size: work.publish(Progress(phase=Phase.COPY, files=files, bytes=size)),
+        cancel=work.cancel,
+        ledger=work.ledger,
         summary_markers={
             TASK_KEY: task.source,
             SNAPSHOT_KEY: str(snapshot_id),
             BATCHING_KEY: batching.marker(),
         },
     )
-    result = ctx.engine(engine_for(strategy)).copy(job)
-    if remote or ledger is None:
-        return result
-    destination.refresh()
-    removed = ledger.sweep(destination, referenced_files(destination))
-    if removed:
-        ctx.store.event(
-            "orphans-removed",
-            f"{len(removed)} file(s) this task wrote that no commit references were removed",
-            run_id=ctx.run_id,
-            task_id=task.id,
-            data={"files": removed[:100]},
-        )
-    return result
+    engine = work.app.engine(spec.engine)
+    result = engine.copy(job)
+    for metric in getattr(engine, "metrics_for", lambda _t: ())(task.source):  # Spark's per-statement metrics
+        work.note("statement", metric.statement, **metric.to_dict())
+    if not spec.remote_markers:
+        destination.refresh()
+        removed = work.ledger.sweep(destination, referenced_files(destination))
+        if removed:
+            work.note(
+                "orphans-removed",
+                f"{len(removed)} file(s) this task wrote that no commit references were removed",
+                files=removed[:100],
+            )
+    message = f"{result.batches_total} batches ({result.batches_skipped} already done), {result.rows} rows written"
+    work.note("copied", message)
+    return PhaseResult(Phase.COPY, message)
 
 
 def referenced_files(destination: Table) -> set[str]:

@@ -2,6 +2,8 @@
 
 The source entry's metadata location is recorded in the state store *before* the entry is dropped
 from the source catalog, and the drop never purges files, so ``rollback`` can always re-register it.
+Each step is a per-table phase (``run(work) -> PhaseResult``); the runner strings them together with
+a final validation between ``freeze`` and ``archive``.
 """
 
 from __future__ import annotations
@@ -10,61 +12,69 @@ from typing import TYPE_CHECKING
 
 from pyiceberg.exceptions import NoSuchTableError
 
+from icebridge.catalogs import snapshot_totals
 from icebridge.errors import SourceChangedError, StateError
-from icebridge.model import TableRef
+from icebridge.model import Phase, TableRef
+from icebridge.phases import PhaseResult
 
 if TYPE_CHECKING:
-    from pyiceberg.table import Table
-
-    from icebridge.context import Context
-    from icebridge.store import TaskRow
+    from icebridge.phases import TableWork
 
 
-def check_frozen(task: TaskRow, source: Table) -> None:
+def freeze(work: TableWork) -> PhaseResult:
     """Refuse when the source has moved on since the snapshot that was copied."""
-    current = source.current_snapshot()
+    work.advance(Phase.CUTOVER)
+    if work.source is None:  # dropped by an earlier cut-over that was interrupted before it was recorded
+        if not work.task.archived_metadata_location:
+            raise StateError(f"{work.task.source}: the source table is gone and nothing was archived for it")
+        return PhaseResult(Phase.CUTOVER, "cut over (settled an interrupted cut-over)", {"finished": True})
+    current = work.source.current_snapshot()
     current_id = current.snapshot_id if current else None
-    if current_id != task.source_snapshot_id:
+    if current_id != work.task.source_snapshot_id:
         raise SourceChangedError(
-            f"{task.source}: the source has snapshot {current_id}, newer than the copied snapshot "
-            f"{task.source_snapshot_id}; run 'icebridge migrate' again before cutting over"
+            f"{work.task.source}: the source has snapshot {current_id}, newer than the copied snapshot "
+            f"{work.task.source_snapshot_id}; run 'icebridge migrate' again before cutting over"
         )
+    work.snapshot_id = current_id
+    return PhaseResult(Phase.CUTOVER, f"source frozen at snapshot {current_id}")
 
 
-def archive(ctx: Context, task: TaskRow, source: Table) -> TaskRow:
+def archive(work: TableWork) -> PhaseResult:
     """Record the source's metadata location, then drop the entry from the source catalog (files kept)."""
-    task = ctx.store.set_archive(task, source.metadata_location)
-    ref = TableRef.parse(task.source)
-    catalog = ctx.catalogs.get(ref.catalog)
+    source = work.require_source()
+    work.task = work.store.set_archive(work.task, source.metadata_location)
+    ref = TableRef.parse(work.task.source)
+    catalog = work.scope.catalogs.get(ref.catalog)
     try:
         catalog.drop_table(ref.identifier)  # drop_table never purges data or metadata files
     except NoSuchTableError:
         pass
-    ctx.store.event(
-        "archived",
-        f"{task.source} archived from its catalog",
-        task_id=task.id,
-        data={"metadata_location": source.metadata_location},
-    )
-    return task
+    work.note("archived", f"{work.task.source} archived from its catalog", metadata_location=source.metadata_location)
+    return PhaseResult(Phase.CUT_OVER, f"cut over; source archived ({source.metadata_location})")
 
 
-def restore(ctx: Context, task: TaskRow) -> TaskRow:
+def restore(work: TableWork) -> PhaseResult:
     """Re-register the archived source entry from its recorded metadata location."""
-    if not task.archived_metadata_location:
-        raise StateError(f"{task.source}: nothing archived to roll back (it was never cut over)")
-    ref = TableRef.parse(task.source)
-    catalog = ctx.catalogs.get(ref.catalog)
+    location = work.task.archived_metadata_location
+    if not location:
+        raise StateError(f"{work.task.source}: nothing archived to roll back (it was never cut over)")
+    ref = TableRef.parse(work.task.source)
+    catalog = work.scope.catalogs.get(ref.catalog)
     for depth in range(1, len(ref.namespace) + 1):
         catalog.create_namespace_if_not_exists(ref.namespace[:depth])
     if catalog.table_exists(ref.identifier):
         existing = catalog.load_table(ref.identifier)
-        if existing.metadata_location != task.archived_metadata_location:
+        if existing.metadata_location != location:
             raise StateError(
-                f"{task.source}: a different table now exists under that name "
+                f"{work.task.source}: a different table now exists under that name "
                 f"({existing.metadata_location}); rename or drop it, then roll back again"
             )
+        restored = existing
     else:
-        catalog.register_table(ref.identifier, task.archived_metadata_location)
-    ctx.store.event("restored", f"{task.source} re-registered from {task.archived_metadata_location}", task_id=task.id)
-    return ctx.store.set_archive(task, None)
+        restored = catalog.register_table(ref.identifier, location)
+    work.note("restored", f"{work.task.source} re-registered from {location}")
+    work.source = restored
+    work.task = work.store.set_archive(work.task, None)
+    held = snapshot_totals(restored)
+    work.task = work.store.advance_task(work.task, Phase.ROLLED_BACK, rows=held.rows, bytes=held.bytes)
+    return PhaseResult(Phase.ROLLED_BACK, f"source re-registered from {location}")

@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING
 from pyiceberg.manifest import DataFileContent
 
 from icebridge.errors import IceBridgeError
+from icebridge.events import Progress
 from icebridge.model import Finding, Severity, TableFacts, TableRef
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
-    from icebridge.context import Context
+    from icebridge.context import AppContext
 
 
-def discover(ctx: Context) -> list[TableRef]:
+def discover(ctx: AppContext) -> list[TableRef]:
     """Every table of every source catalog named by a mapping rule."""
     refs: list[TableRef] = []
     for catalog_name in ctx.config.source_catalogs:
@@ -85,8 +86,8 @@ def table_facts(ref: TableRef, table: Table) -> TableFacts:
 INVENTORY_WORKERS = 8
 
 
-def _facts_or_finding(ctx: Context, ref: TableRef) -> TableFacts | Finding:
-    ctx.progress("inventory", {"table": str(ref)})
+def _facts_or_finding(ctx: AppContext, ref: TableRef) -> TableFacts | Finding:
+    ctx.bus.publish(Progress(phase="inventory", table=str(ref), files=1))
     try:
         return table_facts(ref, ctx.catalogs.load_table(ref))
     except IceBridgeError as exc:
@@ -101,7 +102,7 @@ def _facts_or_finding(ctx: Context, ref: TableRef) -> TableFacts | Finding:
         )
 
 
-def collect(ctx: Context) -> Iterator[TableFacts | Finding]:
+def collect(ctx: AppContext) -> Iterator[TableFacts | Finding]:
     """Facts for each source table, in catalog order; an unreadable table yields a blocker finding.
 
     Tables are read several at a time: each costs a catalog round trip and a few small metadata reads,
@@ -112,13 +113,8 @@ def collect(ctx: Context) -> Iterator[TableFacts | Finding]:
         yield from pool.map(lambda ref: _facts_or_finding(ctx, ref), refs)
 
 
-def run(ctx: Context, refresh: bool = False) -> tuple[list[TableFacts], list[Finding]]:
-    """The saved inventory, or a fresh one (saved, with its findings) when asked or when none was saved yet."""
-    if not refresh and ctx.store.inventory_captured_at() is not None:
-        last = next((r for r in ctx.store.list_runs(limit=1000) if r.kind == "inventory"), None)
-        saved = [row.to_finding() for row in ctx.store.findings(run_id=last.id)] if last else []
-        return ctx.store.load_inventory(), saved
-    run_row = ctx.store.start_run("inventory", str(ctx.config.path), {"refresh": refresh})
+def run(ctx: AppContext) -> tuple[list[TableFacts], list[Finding]]:
+    """A fresh inventory: the facts of every mapped source table, and a blocker for each unreadable one."""
     facts: list[TableFacts] = []
     findings: list[Finding] = []
     for item in collect(ctx):
@@ -126,10 +122,4 @@ def run(ctx: Context, refresh: bool = False) -> tuple[list[TableFacts], list[Fin
             facts.append(item)
         else:
             findings.append(item)
-    ctx.store.save_inventory(facts)
-    ctx.store.add_findings(run_row.id, findings)
-    blocked = any(f.severity is Severity.BLOCKER for f in findings)
-    ctx.store.finish_run(
-        run_row.id, "failed" if blocked else "succeeded", {"tables": len(facts), "unreadable": len(findings)}
-    )
     return facts, findings

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 from icebridge.errors import IceBridgeError, PlanError
 from icebridge.locations import Place, first_overlap
 from icebridge.model import Finding, PlanItem, Severity, Strategy, TableFacts, TableRef, Throughput
+from icebridge.units import human_bytes
 from icebridge.validation.structure import structure_differences
 
 if TYPE_CHECKING:
-    from icebridge.context import Context
+    from icebridge.context import AppContext
 
 
 def choose_strategy(facts: TableFacts, forced: Strategy | None, available: set[Strategy]) -> tuple[Strategy, str]:
@@ -101,7 +102,7 @@ ENGINE_STRATEGY = {"spark": Strategy.SPARK_SQL, "databricks": Strategy.DATABRICK
 
 
 def build(
-    ctx: Context, facts: list[TableFacts], check_destinations: bool = True, engine: str | None = None
+    ctx: AppContext, facts: list[TableFacts], check_destinations: bool = True, engine: str | None = None
 ) -> list[PlanItem]:
     """A plan item for every inventoried table that a mapping rule matches.
 
@@ -141,7 +142,7 @@ def build(
     return items
 
 
-def source_places(ctx: Context, facts: list[TableFacts]) -> list[Place]:
+def source_places(ctx: AppContext, facts: list[TableFacts]) -> list[Place]:
     """Every folder that holds source files: each source table's locations and each source catalog's warehouse."""
     places: list[Place] = []
     for fact in facts:
@@ -156,7 +157,7 @@ def source_places(ctx: Context, facts: list[TableFacts]) -> list[Place]:
     return places
 
 
-def _check_location(ctx: Context, item: PlanItem, places: list[Place]) -> PlanItem:
+def _check_location(ctx: AppContext, item: PlanItem, places: list[Place]) -> PlanItem:
     """A blocker when the destination's folder is a source's folder, or one holds the other."""
     assert item.destination is not None
     location = ctx.catalogs.planned_location(item.destination)
@@ -178,7 +179,7 @@ def _check_location(ctx: Context, item: PlanItem, places: list[Place]) -> PlanIt
     )
 
 
-def unmatched_rules(ctx: Context, facts: list[TableFacts], known_sources: list[str]) -> list[str]:
+def unmatched_rules(ctx: AppContext, facts: list[TableFacts], known_sources: list[str]) -> list[str]:
     """Mapping rules that match no source table (neither live nor already migrated): almost always a typo."""
     refs = [TableRef.parse(f.table) for f in facts] + [TableRef.parse(s) for s in known_sources]
     out = []
@@ -188,7 +189,7 @@ def unmatched_rules(ctx: Context, facts: list[TableFacts], known_sources: list[s
     return out
 
 
-def check_rules(ctx: Context, facts: list[TableFacts], known_sources: list[str]) -> None:
+def check_rules(ctx: AppContext, facts: list[TableFacts], known_sources: list[str]) -> None:
     """Raise :class:`PlanError` when a mapping rule matches nothing."""
     problems = unmatched_rules(ctx, facts, known_sources)
     if problems:
@@ -217,7 +218,7 @@ def _mark_collisions(items: list[PlanItem]) -> list[PlanItem]:
     return out
 
 
-def _check_destination(ctx: Context, item: PlanItem) -> PlanItem:
+def _check_destination(ctx: AppContext, item: PlanItem) -> PlanItem:
     assert item.destination is not None
     try:
         if not ctx.catalogs.table_exists(item.destination):
@@ -260,7 +261,7 @@ PROBE_BYTES = 64 * 1024 * 1024
 MIN_HISTORY_BYTES = 1024 * 1024
 
 
-def measured_throughput(ctx: Context) -> dict[Strategy, Throughput]:
+def measured_throughput(ctx: AppContext) -> dict[Strategy, Throughput]:
     """Bytes per second of the batches committed earlier on this installation, per strategy."""
     moved: dict[Strategy, tuple[int, float, int]] = {}
     for strategy_name, size, seconds in ctx.store.throughput_samples():
@@ -274,7 +275,7 @@ def measured_throughput(ctx: Context) -> dict[Strategy, Throughput]:
     }
 
 
-def probe_throughput(ctx: Context, items: list[PlanItem]) -> dict[Strategy, Throughput]:
+def probe_throughput(ctx: AppContext, items: list[PlanItem]) -> dict[Strategy, Throughput]:
     """Time reading, decoding and re-encoding up to 64 MiB of real source files (nothing is written)."""
     import io
     import time
@@ -306,7 +307,7 @@ def probe_throughput(ctx: Context, items: list[PlanItem]) -> dict[Strategy, Thro
         if not probed:
             continue
         read_seconds = max(read_seconds, 1e-6)
-        basis = f"a probe of {probed / 1024 / 1024:.1f} MiB of {item.source} on this machine"
+        basis = f"a probe of {human_bytes(probed)} of {item.source} on this machine"
         # file-copy reads and writes each byte once: count the write as long as the read
         return {
             Strategy.FILE_COPY: Throughput(Strategy.FILE_COPY, probed / (2 * read_seconds), basis),
@@ -315,7 +316,7 @@ def probe_throughput(ctx: Context, items: list[PlanItem]) -> dict[Strategy, Thro
     return {}
 
 
-def with_estimates(ctx: Context, items: list[PlanItem]) -> tuple[list[PlanItem], dict[Strategy, Throughput]]:
+def with_estimates(ctx: AppContext, items: list[PlanItem]) -> tuple[list[PlanItem], dict[Strategy, Throughput]]:
     """Each item with its estimated duration, from history when there is some, else from a probe."""
     from dataclasses import replace
 

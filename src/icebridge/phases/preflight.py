@@ -14,17 +14,18 @@ from pyiceberg.exceptions import NamespaceAlreadyExistsError
 from pyiceberg.io import load_file_io
 
 from icebridge.errors import IceBridgeError
+from icebridge.events import Progress
 from icebridge.model import Finding, PlanItem, Severity, Strategy, TableRef
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
-    from icebridge.context import Context
+    from icebridge.context import AppContext
 
 PROBE_BYTES = b"icebridge storage probe\n"
 
 
-def check_source(ctx: Context, ref: TableRef) -> tuple[Table | None, list[Finding]]:
+def check_source(ctx: AppContext, ref: TableRef) -> tuple[Table | None, list[Finding]]:
     """Source metadata loads and one data file's Parquet footer can be read."""
     table_name = str(ref)
     try:
@@ -78,7 +79,7 @@ def check_source(ctx: Context, ref: TableRef) -> tuple[Table | None, list[Findin
     return table, []
 
 
-def check_namespace(ctx: Context, dest: TableRef) -> list[Finding]:
+def check_namespace(ctx: AppContext, dest: TableRef) -> list[Finding]:
     """The destination namespace exists, or can be created (created and dropped again to prove it)."""
     catalog = ctx.catalogs.get(dest.catalog)
     try:
@@ -110,7 +111,7 @@ def check_namespace(ctx: Context, dest: TableRef) -> list[Finding]:
         ]
 
 
-def storage_root(ctx: Context, dest: TableRef) -> str | None:
+def storage_root(ctx: AppContext, dest: TableRef) -> str | None:
     """Where new destination tables will be written: the namespace location or the catalog warehouse."""
     catalog = ctx.catalogs.get(dest.catalog)
     try:
@@ -124,7 +125,7 @@ def storage_root(ctx: Context, dest: TableRef) -> str | None:
     return str(warehouse).rstrip("/") if warehouse else None
 
 
-def check_storage(ctx: Context, dest: TableRef, cache: dict[str, list[Finding]]) -> list[Finding]:
+def check_storage(ctx: AppContext, dest: TableRef, cache: dict[str, list[Finding]]) -> list[Finding]:
     """Write, read back and delete a small object where the destination table will live."""
     root = storage_root(ctx, dest)
     if root is None:
@@ -164,13 +165,13 @@ def check_storage(ctx: Context, dest: TableRef, cache: dict[str, list[Finding]])
     return findings
 
 
-def run(ctx: Context, items: list[PlanItem]) -> list[Finding]:
+def run(ctx: AppContext, items: list[PlanItem]) -> list[Finding]:
     """Every finding for every planned table: plan blockers first, then the probes."""
     findings: list[Finding] = []
     storage_cache: dict[str, list[Finding]] = {}
     namespace_cache: dict[tuple[str, tuple[str, ...]], list[Finding]] = {}
     for item in items:
-        ctx.progress("preflight", {"table": str(item.source)})
+        ctx.bus.publish(Progress(phase="preflight", table=str(item.source), files=1))
         findings.extend(item.findings)
         _table, source_findings = check_source(ctx, item.source)
         findings.extend(source_findings)

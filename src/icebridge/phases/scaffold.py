@@ -24,16 +24,18 @@ from pyiceberg.table.sorting import SortOrder
 from sqlalchemy.exc import IntegrityError
 
 from icebridge import ledger
-from icebridge.errors import DestinationConflictError, DestinationWriteError, LocationOverlapError
+from icebridge.errors import DestinationConflictError, DestinationWriteError, LocationOverlapError, TerminalError
 from icebridge.locations import overlap
-from icebridge.model import TableRef
+from icebridge.model import Phase, TableRef
+from icebridge.phases import PhaseResult
 from icebridge.validation.structure import portable_properties, structure_differences
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
 
-    from icebridge.context import Context
+    from icebridge.catalogs import Catalogs
+    from icebridge.phases import TableWork
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,14 @@ def _default_location(catalog: Catalog, ref: TableRef) -> str:
     return location
 
 
-def create(ctx: Context, source: Table, dest_ref: TableRef) -> Table:
+def create(catalogs: Catalogs, source: Table, dest_ref: TableRef) -> Table:
     """Create the destination table with the source's shape; raise if it cannot be written."""
-    catalog = ctx.catalogs.get(dest_ref.catalog)
+    catalog = catalogs.get(dest_ref.catalog)
     try:
         _ensure_namespace(catalog, dest_ref.namespace)
     except Exception as exc:
         raise DestinationWriteError(f"{dest_ref}: cannot create namespace {dest_ref.namespace_str!r}: {exc}") from exc
-    if ctx.catalogs.supports_register(dest_ref.catalog):
+    if catalogs.supports_register(dest_ref.catalog):
         location = _default_location(catalog, dest_ref)
         metadata = destination_metadata(source, location)
         metadata_path = f"{location}/metadata/00000-{uuid.uuid4()}.metadata.json"
@@ -156,9 +158,9 @@ def _write_paths(source: Table) -> list[tuple[str, str]]:
     return [(k, source.properties[k]) for k in ("write.data.path", "write.metadata.path") if source.properties.get(k)]
 
 
-def run(ctx: Context, source: Table, dest_ref: TableRef) -> tuple[Table, ScaffoldResult]:
+def ensure(catalogs: Catalogs, source: Table, dest_ref: TableRef) -> tuple[Table, ScaffoldResult]:
     """Adopt an identical destination table or create it; idempotent."""
-    catalog = ctx.catalogs.get(dest_ref.catalog)
+    catalog = catalogs.get(dest_ref.catalog)
     if catalog.table_exists(dest_ref.identifier):
         existing = catalog.load_table(dest_ref.identifier)
         _refuse_overlap(source, dest_ref, existing.metadata.location)
@@ -170,10 +172,10 @@ def run(ctx: Context, source: Table, dest_ref: TableRef) -> tuple[Table, Scaffol
             )
         return existing, ScaffoldResult(str(dest_ref), False, "adopted an identical existing table")
     try:
-        table = create(ctx, source, dest_ref)
+        table = create(catalogs, source, dest_ref)
     except TableAlreadyExistsError:
         # another worker created it between our check and our create: adopt if identical
-        return run(ctx, source, dest_ref)
+        return ensure(catalogs, source, dest_ref)
     _refuse_overlap(source, dest_ref, table.metadata.location)
     diffs = differences(source, table)
     if diffs:
@@ -181,3 +183,28 @@ def run(ctx: Context, source: Table, dest_ref: TableRef) -> tuple[Table, Scaffol
             f"{dest_ref}: the destination catalog changed the table's shape on create: {'; '.join(diffs[:5])}"
         )
     return table, ScaffoldResult(str(dest_ref), True, "created")
+
+
+def pin(work: TableWork) -> int | None:
+    """The source snapshot this task copies: pinned at its first run, and still there on every later one."""
+    source = work.require_source()
+    if work.task.source_snapshot_id is not None:
+        pinned = work.task.source_snapshot_id
+        if source.snapshot_by_id(pinned) is None:
+            raise TerminalError(
+                f"{work.task.source}: pinned snapshot {pinned} no longer exists in the source (expired?); "
+                "drop the destination table and 'icebridge rollback'/re-plan this table"
+            )
+        return pinned
+    snapshot = source.current_snapshot()
+    return snapshot.snapshot_id if snapshot else None
+
+
+def run(work: TableWork) -> PhaseResult:
+    """Pin the source snapshot, then adopt or create the destination with the source's shape."""
+    work.snapshot_id = pin(work)
+    work.advance(Phase.SCAFFOLD, source_snapshot_id=work.snapshot_id)
+    dest_ref = TableRef.parse(work.task.destination)
+    work.destination, result = ensure(work.scope.catalogs, work.require_source(), dest_ref)
+    work.note("scaffold", f"{dest_ref}: {result.message}")
+    return PhaseResult(Phase.SCAFFOLD, result.message)

@@ -115,6 +115,7 @@ class Task(Base):
     owner: Mapped[str | None] = mapped_column(String(255))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    work_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class Checkpoint(Base):

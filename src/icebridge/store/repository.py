@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, cast
 
@@ -90,6 +90,7 @@ class TaskRow:
     owner: str | None = None
     lease_until: datetime | None = None
     claimed_at: datetime | None = None
+    work_seconds: float = 0.0  # time spent holding the task, summed over every claim
 
     @property
     def duration_seconds(self) -> float | None:
@@ -202,6 +203,7 @@ def _task_row(t: Task) -> TaskRow:
         owner=t.owner,
         lease_until=t.lease_until,
         claimed_at=t.claimed_at,
+        work_seconds=float(t.work_seconds or 0.0),
     )
 
 
@@ -261,6 +263,10 @@ def _event_row(e: Event) -> EventRow:
 
 def _path_key(path: str) -> str:
     return hashlib.sha256(normalize(path).encode()).hexdigest()
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _clock(value: datetime | None) -> str:
@@ -531,10 +537,15 @@ class Store:
         """UPDATE task ... WHERE id = :id AND owner = :holder; LeaseLostError when the holder lost it."""
         if task.owner is None:
             raise StateError(f"task {task.source} is not claimed; claim it before changing it")
-        values = {**values, "version": Task.version + 1, "updated_at": utcnow()}
-        if release:
-            values.update(owner=None, lease_until=None)
+        now = utcnow()
+        values = {**values, "version": Task.version + 1, "updated_at": now}
         with self._session.begin() as s:
+            if release:  # the claim ends: its time counts as work on the table
+                claimed = s.execute(
+                    select(Task.claimed_at).where(Task.id == task.id, Task.owner == task.owner)
+                ).scalar_one_or_none()
+                elapsed = (now - _aware(claimed)).total_seconds() if claimed is not None else 0.0
+                values.update(owner=None, lease_until=None, work_seconds=Task.work_seconds + max(0.0, elapsed))
             result = cast(
                 CursorResult[Any],
                 s.execute(

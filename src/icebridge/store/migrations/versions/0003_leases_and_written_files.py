@@ -1,4 +1,4 @@
-"""Leases on tasks and runs, and the ledger of files each task wrote.
+"""Leases on tasks and runs, the work time of each task, and the ledger of files each task wrote.
 
 A task is held by one owner (a process) until ``lease_until``; the holder heartbeats. Every file a
 task writes is recorded in ``written_file`` before it is written, so a cleanup deletes only files
@@ -28,6 +28,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("owner", sa.String(255), nullable=True))
         batch.add_column(sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("work_seconds", sa.Float(), nullable=False, server_default="0"))
     with op.batch_alter_table("run") as batch:
         batch.add_column(sa.Column("owner", sa.String(255), nullable=True))
         batch.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
@@ -55,6 +56,7 @@ def downgrade() -> None:
         batch.drop_column("heartbeat_at")
         batch.drop_column("owner")
     with op.batch_alter_table("task") as batch:
+        batch.drop_column("work_seconds")
         batch.drop_column("claimed_at")
         batch.drop_column("lease_until")
         batch.drop_column("owner")

@@ -1,0 +1,138 @@
+"""Status: every run (with its report) and every table, as the store records them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from icebridge.leases import describe, is_dead
+
+if TYPE_CHECKING:
+    from icebridge.context import AppContext
+    from icebridge.store import RunRow, TaskRow
+
+
+class StatusRequest(BaseModel):
+    """Which tables and how many runs to show."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tables: str | None = Field(default=None, description="Only tables matching this glob.")
+    runs: int = Field(default=20, ge=0, le=10_000, description="How many of the newest runs.")
+
+
+class RunStatus(BaseModel):
+    """One recorded run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    kind: str
+    status: str
+    config_path: str
+    args: dict[str, Any]
+    summary: dict[str, Any]
+    report_path: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    stale: bool = Field(default=False, description="Recorded as running, but its process is gone or silent.")
+
+
+class TableStatus(BaseModel):
+    """One table's task: where it is, what it moved, how long it worked, and why it failed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    source: str
+    destination: str
+    strategy: str
+    reason: str
+    phase: str
+    status: str
+    error: str | None
+    error_kind: str | None
+    run_id: int | None
+    attempts: int
+    source_snapshot_id: int | None
+    rows: int
+    bytes: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None = Field(description="Work time: seconds spent on the table over every attempt.")
+    archived_metadata_location: str | None
+    archived_at: datetime | None
+    held_by: str | None = Field(default=None, description="The run working on it now, if one holds it.")
+
+
+class StatusResult(BaseModel):
+    """Runs newest first, tables by name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    runs: list[RunStatus]
+    tables: list[TableStatus]
+
+
+class StatusService:
+    """Reads runs and tasks from the store; touches no catalog."""
+
+    def __init__(self, app: AppContext) -> None:
+        self.app = app
+
+    def status(self, request: StatusRequest) -> StatusResult:
+        from icebridge.app.plans import select_tasks
+
+        runs = self.app.store.list_runs(limit=request.runs)
+        tasks = select_tasks(self.app, request.tables)
+        return StatusResult(runs=[self._run(r) for r in runs], tables=[_table(t) for t in tasks])
+
+    def _run(self, run: RunRow) -> RunStatus:
+        silent = timedelta(seconds=3 * self.app.config.migrate.lease_seconds)
+        heartbeat = run.heartbeat_at or run.started_at
+        stale = run.status == "running" and (is_dead(_run_owner(run)) or datetime.now(UTC) - heartbeat > silent)
+        return RunStatus(
+            id=run.id,
+            kind=run.kind,
+            status=run.status,
+            config_path=run.config_path,
+            args=run.args,
+            summary=run.summary,
+            report_path=run.report_path,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            duration_seconds=run.duration_seconds,
+            stale=stale,
+        )
+
+
+def _run_owner(run: RunRow) -> str | None:
+    return f"{run.owner}|run-{run.id}" if run.owner else None
+
+
+def _table(task: TaskRow) -> TableStatus:
+    return TableStatus(
+        id=task.id,
+        source=task.source,
+        destination=task.destination,
+        strategy=task.strategy,
+        reason=task.reason,
+        phase=str(task.phase),
+        status=str(task.status),
+        error=task.error,
+        error_kind=task.error_kind,
+        run_id=task.run_id,
+        attempts=task.attempts,
+        source_snapshot_id=task.source_snapshot_id,
+        rows=task.rows,
+        bytes=task.bytes,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+        duration_seconds=task.work_seconds if task.work_seconds or task.finished_at else None,
+        archived_metadata_location=task.archived_metadata_location,
+        archived_at=task.archived_at,
+        held_by=describe(task.owner) if task.owner else None,
+    )
