@@ -123,6 +123,60 @@ class Catalogs:
         return isinstance(self.get(name), MetastoreCatalog)
 
 
+# Properties PyIceberg reads for each catalog type (beyond the FileIO ones, which go by prefix).
+_COMMON_KEYS = frozenset({"type", "uri", "warehouse", "py-catalog-impl", "py-io-impl", "max-workers"})
+_KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "sql": frozenset({"echo", "pool_pre_ping", "init_catalog_tables"}),
+    "rest": frozenset(
+        {"credential", "token", "oauth2-server-uri", "scope", "audience", "resource", "prefix", "signer", "signer.uri"}
+    ),
+    "glue": frozenset(
+        {"profile_name", "region_name", "botocore_session", "aws_access_key_id", "aws_secret_access_key"}
+    ),
+    "hive": frozenset({"ugi", "kerberos_auth"}),
+}
+_FILE_IO_PREFIXES = (
+    "s3.",
+    "gcs.",
+    "adls.",
+    "hdfs.",
+    "oss.",
+    "hf.",
+    "pyarrow.",
+    "client.",
+    "header.",
+    "rest.",
+    "glue.",
+    "hive.",
+    "ssl.",
+    "auth.",
+    "dynamodb.",
+    "downcast-",
+    "legacy-",
+    "location-provider",
+)
+
+
+def property_problems(config: Config, name: str) -> list[tuple[str, str]]:
+    """(key, problem) for each property of catalog ``name`` that its type does not know but that looks like
+    one it does (a misspelling: ``warehous`` for ``warehouse``). Unknown catalog types are not judged."""
+    import difflib
+
+    props = config.catalogs.get(name, {})
+    kind = str(props.get("type", "")).lower()
+    if kind not in _KNOWN_KEYS:
+        return []
+    known = _COMMON_KEYS | _KNOWN_KEYS[kind]
+    problems = []
+    for key in props:
+        if key in known or key.startswith(_FILE_IO_PREFIXES):
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+        if close:
+            problems.append((key, f"a {kind} catalog has no property {key!r}; did you mean {close[0]!r}?"))
+    return problems
+
+
 @dataclass(frozen=True)
 class SnapshotTotals:
     """What a snapshot's summary says it holds (no manifest is read)."""

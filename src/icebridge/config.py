@@ -7,6 +7,7 @@ before the whole file has been checked.
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
@@ -319,8 +320,18 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         )
     reports = ReportSettings(folder=parsed.reports) if isinstance(parsed.reports, str) else parsed.reports
     reports = reports or ReportSettings()
+    if reports.data_docs and importlib.util.find_spec("great_expectations") is None:
+        raise ConfigError(
+            f"{cfg_path}: reports.data_docs: Great Expectations is not installed; "
+            "pip install 'icebridge[gx]', or set data_docs: false"
+        )
     reports = ReportSettings(folder=parsed.reports) if isinstance(parsed.reports, str) else parsed.reports
     reports = reports or ReportSettings()
+    if reports.data_docs and importlib.util.find_spec("great_expectations") is None:
+        raise ConfigError(
+            f"{cfg_path}: reports.data_docs: Great Expectations is not installed; "
+            "pip install 'icebridge[gx]', or set data_docs: false"
+        )
     engines = {name: _expand_env(section, f"engines.{name}", cfg_path) for name, section in parsed.engines.items()}
     return Config(
         path=cfg_path,

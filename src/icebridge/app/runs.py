@@ -117,7 +117,7 @@ class RunService:
         return handler(request, on_start or (lambda _scope: None))  # type: ignore[no-any-return]
 
     def _migrate(self, request: RunRequest, on_start: Callable[[RunScope], None]) -> RunResult:
-        from icebridge.app.plans import PlanService
+        from icebridge.app.plans import PlanService, matches
         from icebridge.phases.plan import source_places
 
         plans = PlanService(self.app)
@@ -132,12 +132,21 @@ class RunService:
                 if finding.severity is Severity.BLOCKER:
                     report.outcomes.append(_blocked(finding.table, "", [finding]))
             places = source_places(self.app, prepared.facts)
-            runs = []
-            for item, task in plans.save(prepared.items):
+            known = {t.source: t for t in scope.store.list_tasks()}
+            runs, todo = [], []
+            for item in prepared.items:
+                task = known.get(str(item.source))
+                if task is not None and runner.migrated(task):  # done: its plan and its source no longer matter
+                    report.outcomes.append(_done(task, "already cut over" if runner.cut_over(task) else "already done"))
+                else:
+                    todo.append(item)
+            planned = {str(i.source) for i in prepared.items}
+            for task in known.values():  # cut over: its source left the foreign catalog, the task stays
+                if task.source not in planned and runner.cut_over(task) and matches(task.source, request.tables):
+                    report.outcomes.append(_done(task, "already cut over"))
+            for item, task in plans.save(todo):
                 if task is None:
                     report.outcomes.append(_blocked(str(item.source), str(item.destination or ""), item.findings))
-                elif runner.migrated(task):
-                    report.outcomes.append(_done(task, "already cut over" if runner.cut_over(task) else "already done"))
                 else:
                     runs.append(TableRun(scope, task, runner.MIGRATE, places))
             runner.run_tables(scope, runs, report)

@@ -6,6 +6,7 @@ import fnmatch
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from icebridge.catalogs import property_problems
 from icebridge.errors import IceBridgeError, PlanError
 from icebridge.locations import Place, first_overlap
 from icebridge.model import Finding, PlanItem, Severity, Strategy, TableFacts, TableRef, Throughput
@@ -136,10 +137,28 @@ def build(
         )
     items = _mark_collisions(items)
     if check_destinations:
+        items = [_check_catalog_properties(ctx, item) for item in items]
         items = [_check_destination(ctx, item) for item in items]
         places = source_places(ctx, facts)
         items = [_check_location(ctx, item, places) for item in items]
     return items
+
+
+def _check_catalog_properties(ctx: AppContext, item: PlanItem) -> PlanItem:
+    """A blocker for each misspelled property of the catalogs the table is read from or written to."""
+    assert item.destination is not None
+    findings = [
+        Finding(
+            str(item.source),
+            Severity.BLOCKER,
+            "catalog-property",
+            f"{ctx.config.path}: catalogs.{name}.{key}: {problem}",
+            f"fix the key under catalogs.{name} in {ctx.config.path}",
+        )
+        for name in dict.fromkeys((item.source.catalog, item.destination.catalog))
+        for key, problem in property_problems(ctx.config, name)
+    ]
+    return item.with_findings(*findings) if findings else item
 
 
 def source_places(ctx: AppContext, facts: list[TableFacts]) -> list[Place]:
@@ -158,11 +177,23 @@ def source_places(ctx: AppContext, facts: list[TableFacts]) -> list[Place]:
 
 
 def _check_location(ctx: AppContext, item: PlanItem, places: list[Place]) -> PlanItem:
-    """A blocker when the destination's folder is a source's folder, or one holds the other."""
+    """A blocker when the destination's folder is a source's folder, or one holds the other, and when a
+    catalog that places tables itself has nowhere to place it."""
     assert item.destination is not None
     location = ctx.catalogs.planned_location(item.destination)
     if location is None:
-        return item
+        if not ctx.catalogs.supports_register(item.destination.catalog):
+            return item  # the catalog's server decides the location; scaffold checks it
+        return item.with_findings(
+            Finding(
+                str(item.source),
+                Severity.BLOCKER,
+                "no-location",
+                f"{item.destination}: catalog {item.destination.catalog!r} has no 'warehouse' and namespace "
+                f"{item.destination.namespace_str!r} has no 'location', so the table has nowhere to go",
+                f"set catalogs.{item.destination.catalog}.warehouse in {ctx.config.path}",
+            )
+        )
     clash = first_overlap(location, places)
     if clash is None:
         return item

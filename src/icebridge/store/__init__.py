@@ -6,9 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
@@ -32,6 +30,7 @@ __all__ = [
     "TaskRow",
     "ValidationRow",
     "mask_url",
+    "known_revisions",
     "migrations_config",
     "open_store",
 ]
@@ -58,8 +57,10 @@ def mask_url(url: str | URL) -> str:
         return _PASSWORD_IN_URL.sub(r"\1***@", url)
 
 
-def migrations_config(connection: Any = None) -> Config:
+def migrations_config(connection: Any = None) -> Any:
     """An Alembic Config for the store's migrations, built in code (no alembic.ini)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -122,8 +123,25 @@ def _reason(exc: BaseException, url: URL | None) -> str:
     return line
 
 
+def known_revisions() -> list[str]:
+    """The schema revisions this IceBridge knows, oldest first (each migration file starts with its id)."""
+    return sorted(p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))
+
+
+def _current_revision(engine: Engine) -> str | None:
+    """The store's schema revision, or None for an empty database (read without loading Alembic)."""
+    with engine.connect() as connection:
+        if not engine.dialect.has_table(connection, "alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+
+
 def open_store(url: str) -> Store:
-    """Open the state store at a SQLAlchemy URL, creating or upgrading its schema to the newest revision."""
+    """Open the state store at a SQLAlchemy URL, creating or upgrading its schema to the newest revision.
+
+    A store already at the newest revision opens without loading the migrations at all; a store
+    written by a newer IceBridge is refused, never downgraded or touched.
+    """
     shown = mask_url(url)
     try:
         parsed = make_url(url)
@@ -133,10 +151,23 @@ def open_store(url: str) -> Store:
         engine = _engine(parsed)
     except (SQLAlchemyError, ImportError, OSError) as exc:
         raise StateError(f"cannot use state URL {shown}: {_reason(exc, parsed)}; {_FIX}") from exc
+    known = known_revisions()
     try:
-        with engine.begin() as connection:
-            command.upgrade(migrations_config(connection), "head")
-    except (SQLAlchemyError, OSError) as exc:
+        current = _current_revision(engine)
+        if current is not None and current not in known:
+            engine.dispose()
+            raise StateError(
+                f"the state store at {shown} was written by a newer IceBridge (schema revision {current}; this "
+                f"version knows up to {known[-1]}); upgrade icebridge, or point 'state:' at another store"
+            )
+        if current != known[-1]:
+            from alembic import command
+
+            with engine.begin() as connection:
+                command.upgrade(migrations_config(connection), "head")
+    except StateError:
+        raise
+    except Exception as exc:  # any driver, file system or migration error: one message, the store untouched
         engine.dispose()
         raise StateError(f"cannot open the state store at {shown}: {_reason(exc, parsed)}; {_FIX}") from exc
     return Store(engine, shown)
