@@ -77,5 +77,10 @@ def test_quick_run_writes_every_section_with_numbers(tmp_path: Path, pg_server: 
     row = _row(control, "**inventory + plan**")
     assert re.search(rf"\*\*{NUMBER} s\*\*", row) and re.search(rf"{NUMBER} (MiB|GiB)", row), row
 
+    overhead = _section(text, "Fixed overhead")
+    for command in ("icebridge status", "icebridge migrate"):
+        row = next((line for line in overhead.splitlines() if line.startswith(f"| `{command}`")), "")
+        assert re.search(rf"\| {NUMBER} \| {NUMBER}× \|", row), overhead
+
     after = COMMITTED.read_bytes() if COMMITTED.exists() else None
     assert after == before, "the quick run must not touch the committed benchmarks/RESULTS.md"

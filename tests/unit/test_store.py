@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, inspect
 
 from icebridge.errors import LeaseLostError, StateError, TaskHeldError
 from icebridge.model import Finding, Phase, Severity, Status, TableFacts
-from icebridge.store import Store, TaskRow, migrations_config, open_store
+from icebridge.store import Store, TaskRow, known_revisions, migrations_config, open_store
 
 TABLES = {"run", "task", "checkpoint", "finding", "validation", "inventory", "event", "written_file"}
 ME = "host-a|100|7|run-1"
@@ -90,6 +90,78 @@ def test_open_creates_every_table_and_reopen_is_a_noop(state_url: str) -> None:
         assert [r.id for r in third.list_runs()] == [run.id]
     finally:
         third.close()
+
+
+def _schema(url: str) -> dict[str, object]:
+    """Tables with their columns (name, type, nullable, default), indexes, unique constraints and keys."""
+    engine = create_engine(url)
+    try:
+        seen = inspect(engine)
+        out: dict[str, object] = {}
+        for table in sorted(seen.get_table_names()):
+            out[table] = {  # columns added by a later migration come last there: compare them as a set
+                "columns": sorted(
+                    (c["name"], type(c["type"]).__name__, c["nullable"], str(c.get("default")))
+                    for c in seen.get_columns(table)
+                ),
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in seen.get_indexes(table)
+                ),
+                "unique": sorted((u["name"], tuple(u["column_names"])) for u in seen.get_unique_constraints(table)),
+                "foreign": sorted(
+                    (tuple(f["constrained_columns"]), f["referred_table"]) for f in seen.get_foreign_keys(table)
+                ),
+                "primary": tuple(seen.get_pk_constraint(table)["constrained_columns"]),
+            }
+        return out
+    finally:
+        engine.dispose()
+
+
+def test_a_new_store_has_exactly_the_schema_the_migrations_build(state_url: str, tmp_path: Path) -> None:
+    from alembic import command
+
+    open_store(state_url).close()  # created at once from the models, stamped at head
+    if state_url.startswith("sqlite"):
+        migrated_url = f"sqlite:///{tmp_path}/migrated.db"
+    else:
+        from tests.conftest import PG_ADMIN_URL, fresh_pg_database
+
+        migrated_url = fresh_pg_database(PG_ADMIN_URL, "icebridge_migrated_")
+    engine = create_engine(migrated_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrations_config(conn), "head")  # built step by step
+    finally:
+        engine.dispose()
+    assert _schema(state_url) == _schema(migrated_url)
+
+
+def test_a_store_of_an_older_revision_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> None:
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(migrations_config(conn), "0002")
+        conn.exec_driver_sql(
+            "INSERT INTO run (kind, status, config_path, args, summary, started_at) "
+            "VALUES ('plan', 'succeeded', 'c.yaml', '{}', '{}', '2026-01-01 00:00:00')"
+        )
+    engine.dispose()
+    store = open_store(url)
+    try:
+        assert [r.kind for r in store.list_runs()] == ["plan"]
+        task = _planned(store)
+        assert store.claim_task(task.id, ME, 1, "copy", LEASE).owner == ME  # the lease columns exist now
+    finally:
+        store.close()
+
+
+def test_known_revisions_are_the_migration_scripts() -> None:
+    script = ScriptDirectory.from_config(migrations_config())
+    assert known_revisions() == sorted(r.revision for r in script.walk_revisions())
+    assert known_revisions()[-1] == script.get_current_head()
 
 
 def test_sqlite_parent_folder_is_created(tmp_path: Path) -> None:

@@ -6,15 +6,14 @@ rows that ``migrate`` then works through.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from icebridge.errors import IceBridgeError, PlanError, UsageError
+from icebridge.errors import IceBridgeError, PlanError
 from icebridge.model import Finding, PlanItem, Severity, TableFacts, Throughput
-from icebridge.phases import plan as plan_phase
+from icebridge.selection import check_pattern, matches
 
 if TYPE_CHECKING:
     from icebridge.context import AppContext
@@ -76,25 +75,6 @@ class Prepared:
     findings: list[Finding]
 
 
-def check_pattern(pattern: str | None) -> None:
-    """An empty ``--tables`` is a mistake, never "every table"."""
-    if pattern is not None and not pattern.strip():
-        raise UsageError("--tables '': an empty pattern matches nothing; leave --tables out to mean every table")
-
-
-def matches(name: str, pattern: str | None) -> bool:
-    """Whether a table's full name (``catalog.ns.table``) or its name in the catalog matches ``pattern``."""
-    if pattern is None:
-        return True
-    return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name.split(".", 1)[-1], pattern)
-
-
-def select_tasks(app: AppContext, pattern: str | None) -> list[TaskRow]:
-    """The saved tasks whose source matches ``pattern`` (every task without one)."""
-    check_pattern(pattern)
-    return [t for t in app.store.list_tasks() if matches(t.source, pattern)]
-
-
 class PlanService:
     """Builds, saves and estimates plans."""
 
@@ -107,6 +87,7 @@ class PlanService:
         Raises PlanError on a mapping rule that matches nothing, or a pattern that matches no table.
         """
         from icebridge.app.inventory import InventoryRequest, InventoryService
+        from icebridge.phases import plan as plan_phase
 
         check_pattern(pattern)
         inventory = InventoryService(self.app).inventory(InventoryRequest(refresh=refresh))
@@ -129,6 +110,8 @@ class PlanService:
 
     def plan(self, request: PlanRequest) -> PlanResult:
         """Plan, save and estimate the chosen tables; writes nothing to any catalog or storage."""
+        from icebridge.phases import plan as plan_phase
+
         prepared = self.prepare(request.tables, engine=request.engine)
         self.save(prepared.items)
         items, rates = plan_phase.with_estimates(self.app, prepared.items)

@@ -117,8 +117,9 @@ class RunService:
         return handler(request, on_start or (lambda _scope: None))  # type: ignore[no-any-return]
 
     def _migrate(self, request: RunRequest, on_start: Callable[[RunScope], None]) -> RunResult:
-        from icebridge.app.plans import PlanService, matches
+        from icebridge.app.plans import PlanService
         from icebridge.phases.plan import source_places
+        from icebridge.selection import matches
 
         plans = PlanService(self.app)
         prepared = plans.prepare(request.tables, engine=request.engine)  # bad input stops before a run exists
@@ -161,7 +162,7 @@ class RunService:
         eligible: Callable[[Any], bool],
         nothing: str,
     ) -> RunResult:
-        from icebridge.app.plans import select_tasks
+        from icebridge.app.tasks import select_tasks
         from icebridge.phases.plan import source_places
 
         tasks = [t for t in select_tasks(self.app, request.tables) if eligible(t)]

@@ -84,7 +84,7 @@ class StatusService:
         self.app = app
 
     def status(self, request: StatusRequest) -> StatusResult:
-        from icebridge.app.plans import select_tasks
+        from icebridge.app.tasks import select_tasks
 
         runs = self.app.store.list_runs(limit=request.runs)
         tasks = select_tasks(self.app, request.tables)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -90,13 +89,6 @@ def strategy_findings(table: str, facts: TableFacts, strategy: Strategy, availab
             )
         )
     return out
-
-
-def select(refs: list[str], pattern: str | None) -> list[str]:
-    """Tables whose full name (``catalog.ns.table``) or name within the catalog matches ``pattern``."""
-    if not pattern:
-        return refs
-    return [r for r in refs if fnmatch.fnmatchcase(r, pattern) or fnmatch.fnmatchcase(r.split(".", 1)[1], pattern)]
 
 
 ENGINE_STRATEGY = {"spark": Strategy.SPARK_SQL, "databricks": Strategy.DATABRICKS}
