@@ -9,7 +9,7 @@ Parquet decoder: a rewrite writes with PyArrow, and these digests never go throu
 
 The hashes are the same as the general path's, by construction: the columns get the DuckDB types
 DuckDB itself gives the general path's Arrow batches (:func:`duck_types`), and the row hash is the same
-SQL (:func:`icebridge.validation.digest.row_hash_sql`). Files the scan cannot read exactly as Iceberg
+SQL (:func:`icebridge.validation.rowhash.row_hash_sql`). Files the scan cannot read exactly as Iceberg
 means them go to the general path instead, file by file:
 
 * a file with equality deletes on a column outside the schema, or not in Parquet, or on storage other
@@ -68,6 +68,7 @@ from pyiceberg.types import (
 
 from icebridge.errors import ValidationError
 from icebridge.validation.reader import DataFileTask, _duck_safe, output_arrow_schema
+from icebridge.validation.rowhash import row_hash_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -267,8 +268,6 @@ def _key_sql(pf: PartitionField, source: IcebergType, column: str) -> str | None
 
 def scan_plan(schema: Schema, spec: PartitionSpec) -> ScanPlan | None:
     """The scan of ``schema``'s columns partitioned by ``spec``, or None when the table needs the general path."""
-    from icebridge.validation.digest import row_hash_sql
-
     fields = sorted(schema.fields, key=lambda f: f.field_id)
     for f in fields:
         if not _supported(f.field_type) or getattr(f, "initial_default", None) is not None:
