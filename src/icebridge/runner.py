@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from sqlalchemy.exc import OperationalError
 
-from icebridge.engines import BatchCommit
+from icebridge.engines import BatchCommit, strategy_spec
 from icebridge.errors import (
     IceBridgeError,
     LeaseLostError,
@@ -130,15 +130,22 @@ def validate_and_record(
     destination: Table,
     levels: Sequence[int] | None = None,
     final: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[validate_phase.ComparatorResult]:
-    """Run the validation levels that fit the task's strategy and store every comparator's result."""
+    """Run the validation levels that fit the task's strategy and store every comparator's result.
+
+    ``progress`` receives (files, bytes) increments as validation reads data (see ``validate_phase.planned_work``).
+    """
+    spec = strategy_spec(task.strategy)
     results = validate_phase.run(
         source,
         task.source_snapshot_id,
         destination,
-        strategy=Strategy(task.strategy),
+        byte_copy=spec.byte_copy,
+        default_levels=spec.validation_levels,
         levels=levels,
         workers=ctx.config.migrate.validation_threads(),
+        progress=progress,
     )
     for r in results:
         details = {"summary": r.summary, **r.details}

@@ -307,6 +307,7 @@ def partition_digests(
     only: Callable[[DataFileTask], bool] | None = None,
     batch_rows: int = 131072,
     reader: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
 ) -> PartitionDigests:
     """Digest of every partition of ``table`` at ``snapshot_id``, partitions computed per row with ``spec``.
 
@@ -320,6 +321,10 @@ def partition_digests(
     digested there in one decode-partition-hash pipeline (:mod:`icebridge.validation.parquet_scan`); the
     others, and every file with ``reader="arrow"``, are read by the independent reader and hashed batch
     by batch, ``workers`` files at a time. Both give the same hashes.
+
+    ``progress`` gets ``(files, bytes)`` increments as data files are decoded (bytes as the manifests
+    record them): per chunk of files from DuckDB's scan, per file from the independent reader's worker
+    threads. Every file is counted once, whichever reader decoded it.
 
     Raises:
         ValidationError: a manifest or data file cannot be read.
@@ -343,7 +348,9 @@ def partition_digests(
         try:
             scannable, general = eligible(con, plan, tasks, Locator(files.io))
             labels: dict[tuple[Any, ...], str] = {}
-            for fr in scan_digests(con, plan, scannable, workers, general.extend, files.io, files.equality_keys):
+            for fr in scan_digests(
+                con, plan, scannable, workers, general.extend, files.io, files.equality_keys, progress
+            ):
                 registered = file_label(files.metadata, fr.task.data_file) if check else None
                 groups = ((key, n, s, x) for key, (n, s, x) in fr.keys.items())
                 results.append((fr.task, *_label_groups(groups, spec, schema, registered, labels)))
@@ -363,7 +370,10 @@ def partition_digests(
             hasher = local.hasher = RowHasher(field_ids)
             with lock:
                 hashers.append(hasher)
-        return (task, *_file_digests(hasher, files, task, schema, spec, check, batch_rows))
+        digested = _file_digests(hasher, files, task, schema, spec, check, batch_rows)
+        if progress is not None:
+            progress(1, task.data_file.file_size_in_bytes)
+        return (task, *digested)
 
     try:
         results.extend(_run_general(sorted(general, key=lambda t: t.data_file.file_path), workers, one))

@@ -530,6 +530,7 @@ def scan_digests(
     on_fallback: Callable[[list[DataFileTask]], None],
     io: FileIO | None = None,
     equality: Callable[[DataFileTask], list[tuple[tuple[int, ...], pa.Table]]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[FileResult]:
     """Per file: row count, and per partition key the count, sum and xor of the row hashes.
 
@@ -538,7 +539,8 @@ def scan_digests(
     deleted row positions (read with the general path's own reader, through ``io``) are left out by row
     number, and rows equal to a row of an equality delete file (``equality`` gives the key tables, by
     equality field ids; nulls equal nulls) are left out by an anti-join. A chunk DuckDB cannot read is
-    handed to ``on_fallback`` (the general path reads it and names the failing file).
+    handed to ``on_fallback`` (the general path reads it and names the failing file). ``progress`` gets
+    ``(files, bytes)`` for every chunk read (bytes as the manifests record them), not for chunks handed back.
 
     Raises:
         ValidationError: a position delete file cannot be read, or a file without deletes holds another
@@ -551,7 +553,7 @@ def scan_digests(
     plan.register(con)
     clean = [(t, p) for t, p in files if not t.position_deletes and not t.equality_deletes]
     for start in range(0, len(clean), CHUNK_FILES):
-        yield from _scan_chunk(con, plan, clean[start : start + CHUNK_FILES], None, [], on_fallback)
+        yield from _scan_chunk(con, plan, clean[start : start + CHUNK_FILES], None, [], on_fallback, progress)
     for task, path in files:
         if not task.position_deletes and not task.equality_deletes:
             continue
@@ -564,7 +566,7 @@ def scan_digests(
             else None
         )
         keys = equality(task) if task.equality_deletes and equality is not None else []
-        yield from _scan_chunk(con, plan, [(task, path)], deleted, keys, on_fallback)
+        yield from _scan_chunk(con, plan, [(task, path)], deleted, keys, on_fallback, progress)
 
 
 def _scan_chunk(
@@ -574,6 +576,7 @@ def _scan_chunk(
     deleted: pa.Array | None,
     equality: list[tuple[tuple[int, ...], pa.Table]],
     on_fallback: Callable[[list[DataFileTask]], None],
+    progress: Callable[[int, int], None] | None,
 ) -> Iterator[FileResult]:
     import duckdb
 
@@ -624,4 +627,6 @@ def _scan_chunk(
             if expected is not None and result.rows != expected:
                 path = result.task.data_file.file_path
                 raise ValidationError(f"{path}: file has {result.rows} rows, the manifest says {expected}")
+    if progress is not None:
+        progress(len(chunk), sum(t.data_file.file_size_in_bytes for t, _ in chunk))
     yield from results
