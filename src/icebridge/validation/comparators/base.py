@@ -142,7 +142,7 @@ class Evidence:
         self._pending: dict[str, Provisional] = {}
 
     def record(self, comparator: Comparator, outcome: Outcome | Provisional) -> None:
-        """Keep a comparator's outcome (a provisional one until :meth:`settle` makes it final)."""
+        """Keep a comparator's outcome; a final one replaces the provisional verdict it settles."""
         if isinstance(outcome, Provisional):
             self._pending[comparator.name] = outcome
         else:
