@@ -20,7 +20,6 @@ from pyiceberg.exceptions import CommitFailedException
 from sqlalchemy.exc import OperationalError
 
 from icebridge.catalogs import snapshot_totals
-from icebridge.engines import strategy_spec
 from icebridge.errors import (
     IceBridgeError,
     LeaseLostError,
@@ -28,13 +27,12 @@ from icebridge.errors import (
     StaleTaskError,
     StateError,
     TaskHeldError,
-    ValidationFailedError,
 )
-from icebridge.events import Retried, TableFinished, TableStarted, Validated
+from icebridge.events import Retried, TableFinished, TableStarted
 from icebridge.leases import TaskCancel, describe, is_dead
 from icebridge.ledger import FileLedger
 from icebridge.locations import Place
-from icebridge.model import Phase, Status, Strategy, TableRef
+from icebridge.model import Phase, Status, TableRef
 from icebridge.phases import PhaseResult, TableWork
 from icebridge.phases import copy as copy_phase
 from icebridge.phases import cutover as cutover_phase
@@ -185,42 +183,6 @@ def claim(scope: RunScope, task: TaskRow, phase: Phase, wanted: Callable[[TaskRo
 # ----------------------------------------------------------------------------------------- pipelines
 
 
-def validate_step(work: TableWork, *, final: bool = False) -> PhaseResult:
-    """Validate the destination against the pinned source snapshot and store every comparator's result."""
-    source, destination = work.require_source(), work.require_destination()
-    destination.refresh()
-    spec = strategy_spec(work.task.strategy)
-    results = validate_phase.run(
-        source,
-        work.task.source_snapshot_id,
-        destination,
-        strategy=Strategy(spec.name),
-        levels=[work.level] if work.level else None,
-        workers=work.config.migrate.validation_threads(),
-    )
-    for r in results:
-        details = {"summary": r.summary, **r.details}
-        if final:
-            details["final"] = True
-        work.store.record_validation(work.task.id, work.scope.run_id, r.level, r.comparator, r.passed, details)
-        work.publish(Validated(level=r.level, comparator=r.comparator, passed=r.passed, summary=r.summary))
-    failures = "; ".join(f"level {r.level} {r.comparator}: {r.summary}" for r in results if not r.passed)
-    if failures:
-        what = "final validation failed" if final else "validation failed"
-        raise ValidationFailedError(f"{work.task.source}: {what}: {failures}")
-    proved = sorted({r.level for r in results if r.passed})
-    return PhaseResult(Phase.VALIDATE, f"levels {', '.join(map(str, proved))} passed")
-
-
-def _migrate_validate(work: TableWork) -> PhaseResult:
-    work.advance(Phase.VALIDATE)
-    return validate_step(work)
-
-
-def _final_validation(work: TableWork) -> PhaseResult:
-    return validate_step(work, final=True)
-
-
 def _open_destination(work: TableWork) -> PhaseResult:
     work.destination = work.scope.catalogs.load_table(TableRef.parse(work.task.destination))
     return PhaseResult(Phase(work.task.phase), "destination loaded")
@@ -265,7 +227,7 @@ def _not_migrated(task: TaskRow) -> str | None:
 
 MIGRATE = Pipeline(
     "migrate",
-    (scaffold_phase.run, copy_phase.run, _migrate_validate),
+    (scaffold_phase.run, copy_phase.run, validate_phase.run),
     wanted=lambda t: not migrated(t),
     done_message="already done",
     claim_phase=Phase.SCAFFOLD,
@@ -274,13 +236,13 @@ MIGRATE = Pipeline(
 )
 VALIDATE = Pipeline(
     "validate",
-    (_open_destination, validate_step),
+    (_open_destination, validate_phase.run),
     wanted=validatable,
     done_message="not migrated (any more); nothing validated",
 )
 CUTOVER = Pipeline(
     "cutover",
-    (cutover_phase.freeze, _open_destination, _final_validation, cutover_phase.archive),
+    (cutover_phase.freeze, _open_destination, validate_phase.final, cutover_phase.archive),
     wanted=lambda t: not cut_over(t),
     done_message="already cut over",
     claim_phase=Phase.CUTOVER,

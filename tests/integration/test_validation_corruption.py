@@ -25,8 +25,7 @@ from pyiceberg.table import Table
 from pyiceberg.types import PrimitiveType
 
 from icebridge.errors import ValidationError
-from icebridge.model import Strategy
-from icebridge.phases.validate import ComparatorResult, run
+from icebridge.phases.validate import ComparatorResult, compare
 from tests.integration.validation_fixtures import (
     FLAT_SCHEMA,
     SCHEMA,
@@ -37,6 +36,7 @@ from tests.integration.validation_fixtures import (
     label_of,
     make_source,
     partition_of,
+    traits,
     write_data_file,
 )
 from tests.integration.validation_fixtures import (
@@ -78,7 +78,7 @@ def validate(source: Table, destination: Table, **kwargs: Any) -> dict[str, Comp
     snapshot = source.current_snapshot()
     assert snapshot is not None
     reader = READERS[source.metadata.table_uuid]
-    results = run(source, snapshot.snapshot_id, destination, Strategy.REWRITE, digest_reader=reader, **kwargs)
+    results = compare(source, snapshot.snapshot_id, destination, **traits("rewrite"), digest_reader=reader, **kwargs)
     names = [r.comparator for r in results]
     assert len(names) == len(set(names)), names
     digest = results[names.index("content-digest")].details

@@ -13,8 +13,7 @@ from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform
 
 from icebridge.errors import ValidationError
-from icebridge.model import Strategy
-from icebridge.phases.validate import ComparatorResult, run
+from icebridge.phases.validate import ComparatorResult, compare
 from tests.integration.validation_fixtures import (
     arrow_of,
     base_rows,
@@ -30,6 +29,7 @@ from tests.integration.validation_fixtures import (
     partition_of,
     relocated,
     replace_file,
+    traits,
     write_data_file,
 )
 
@@ -57,7 +57,7 @@ def levels_of(results: list[ComparatorResult]) -> list[tuple[int, str, bool]]:
 
 def test_byte_copy_is_proven_by_file_identity_without_decoding(source: Table, tmp_path: Path) -> None:
     destination = make_byte_copy(tmp_path, source)
-    results = run(source, pinned(source), destination, Strategy.FILE_COPY)
+    results = compare(source, pinned(source), destination, **traits("file-copy"))
     assert levels_of(results) == [
         (1, "structure", True),
         (2, "metadata-partitions", True),
@@ -84,7 +84,7 @@ def test_byte_copy_with_a_rewritten_file_of_the_same_rows_is_proven_by_the_diges
         victim,
         relocated(old, f"file://{rewritten}", file_size_in_bytes=rewritten.stat().st_size),
     )
-    results = run(source, pinned(source), destination, Strategy.FILE_COPY)
+    results = compare(source, pinned(source), destination, **traits("file-copy"))
     # the rewritten file has another name and other bytes: level 4 runs and proves its rows
     named = by_name(results)
     assert named["content-digest"].passed
@@ -99,7 +99,7 @@ def test_truncated_copy_is_caught_by_file_identity_and_named(source: Table, tmp_
     victim = data_paths(destination)[1]
     with open(victim, "r+b") as fh:
         fh.truncate(os.path.getsize(victim) - 100)
-    results = run(source, pinned(source), destination, Strategy.FILE_COPY)
+    results = compare(source, pinned(source), destination, **traits("file-copy"))
     named = by_name(results)
     identity = named["file-identity"]
     assert not identity.passed
@@ -121,7 +121,7 @@ def test_corrupted_byte_in_copy_is_caught_by_checksum(source: Table, tmp_path: P
         byte = fh.read(1)
         fh.seek(size // 3)
         fh.write(bytes([byte[0] ^ 0xFF]))
-    results = run(source, pinned(source), destination, Strategy.FILE_COPY)
+    results = compare(source, pinned(source), destination, **traits("file-copy"))
     named = by_name(results)
     assert not named["file-identity"].passed
     [bad] = named["file-identity"].details["differing"]
@@ -133,7 +133,7 @@ def test_extra_file_in_copy_is_caught_at_levels_2_3_and_4(source: Table, tmp_pat
     destination = make_byte_copy(tmp_path, source)
     extra_rows = [dict(copy.deepcopy(ROWS[1]), id=500)]
     commit_files(destination, [write_data_file(destination, extra_rows, partition_of(ROWS[1]))])
-    results = run(source, pinned(source), destination, Strategy.FILE_COPY)
+    results = compare(source, pinned(source), destination, **traits("file-copy"))
     named = by_name(results)
     where = label_of(ROWS[1])
     assert named["metadata-files"].details["extra"][0]["partition"] == where
@@ -145,19 +145,19 @@ def test_extra_file_in_copy_is_caught_at_levels_2_3_and_4(source: Table, tmp_pat
 def test_level_option_runs_levels_up_to_n(source: Table, tmp_path: Path) -> None:
     copied = make_byte_copy(tmp_path / "copy", source)
     rewritten = make_destination(tmp_path / "rewrite")
-    assert [r.level for r in run(source, pinned(source), rewritten, levels=[1])] == [1]
-    assert [r.level for r in run(source, pinned(source), rewritten, levels=[2])] == [1, 2]
+    assert [r.level for r in compare(source, pinned(source), rewritten, **traits("rewrite"), levels=[1])] == [1]
+    assert [r.level for r in compare(source, pinned(source), rewritten, **traits("rewrite"), levels=[2])] == [1, 2]
     # level 3 applies to byte copies only
-    assert [r.level for r in run(source, pinned(source), rewritten, levels=[3])] == [1, 2]
-    assert [r.level for r in run(source, pinned(source), copied, Strategy.FILE_COPY, levels=[3])] == [1, 2, 2, 3]
+    assert [r.level for r in compare(source, pinned(source), rewritten, **traits("rewrite"), levels=[3])] == [1, 2]
+    assert [r.level for r in compare(source, pinned(source), copied, **traits("file-copy"), levels=[3])] == [1, 2, 2, 3]
     # asked for, level 4 runs even where every file is identical
-    forced = run(source, pinned(source), copied, Strategy.FILE_COPY, levels=[4])
+    forced = compare(source, pinned(source), copied, **traits("file-copy"), levels=[4])
     assert levels_of(forced)[-1] == (4, "content-digest", True)
 
 
 def test_level_2_alone_catches_a_missing_row_and_drills_down(source: Table, tmp_path: Path) -> None:
     destination = make_destination(tmp_path, [r for r in ROWS if r["id"] != 2])
-    results = by_name(run(source, pinned(source), destination, levels=[2]))
+    results = by_name(compare(source, pinned(source), destination, **traits("rewrite"), levels=[2]))
     assert not results["metadata-partitions"].passed
     assert [r["row"]["id"] for r in results["drill-down"].details["source_only"]] == [2]
 
@@ -171,7 +171,7 @@ def test_validation_never_changes_either_table(source: Table, tmp_path: Path) ->
     destination = make_destination(tmp_path, changed(ROWS, 3, s="changed"))
     tables = (source, destination)
     before = [(t.metadata_location, pinned(t), len(t.metadata.snapshots), _snapshot_of_files(t)) for t in tables]
-    results = run(source, pinned(source), destination, Strategy.REWRITE, levels=[5])
+    results = compare(source, pinned(source), destination, **traits("rewrite"), levels=[5])
     assert any(r.comparator == "drill-down" for r in results)
     for table, (location, snapshot, count, files) in zip((source, destination), before, strict=True):
         reloaded = table.catalog.load_table(table.name())
@@ -185,7 +185,7 @@ def test_unreadable_destination_file_is_an_error_never_a_pass(source: Table, tmp
     victim = data_paths(destination)[0]
     os.remove(victim)
     with pytest.raises(ValidationError) as caught:
-        run(source, pinned(source), destination)
+        compare(source, pinned(source), destination, **traits("rewrite"))
     assert Path(victim).name in str(caught.value)
 
 
@@ -196,15 +196,15 @@ def test_vanished_source_metadata_is_an_error(tmp_path: Path) -> None:
     assert snapshot is not None
     os.remove(snapshot.manifest_list.removeprefix("file://"))
     with pytest.raises(ValidationError, match="manifest list"):
-        run(source, snapshot.snapshot_id, destination)
+        compare(source, snapshot.snapshot_id, destination, **traits("rewrite"))
 
 
 def test_empty_source_against_empty_and_non_empty_destination(tmp_path: Path) -> None:
     empty_source = create_table(new_catalog(tmp_path / "s", "src"), "empty")
     empty_destination = create_table(new_catalog(tmp_path / "d", "dst"), "empty")
-    assert all(r.passed for r in run(empty_source, None, empty_destination))
+    assert all(r.passed for r in compare(empty_source, None, empty_destination, **traits("rewrite")))
     full = make_destination(tmp_path / "full")
-    results = by_name(run(empty_source, None, full))
+    results = by_name(compare(empty_source, None, full, **traits("rewrite")))
     assert not results["metadata-partitions"].passed
     assert not results["content-digest"].passed
     assert results["content-digest"].details["destination_rows"] == len(ROWS)
@@ -228,13 +228,17 @@ def _evolved_source(root: Path, rows: list[dict[str, Any]]) -> Table:
 def test_files_under_an_older_spec_compare_per_current_partition_at_level_4(tmp_path: Path) -> None:
     evolved = _evolved_source(tmp_path / "s", ROWS)
     assert len(evolved.metadata.partition_specs) == 2
-    same = by_name(run(evolved, pinned(evolved), make_destination(tmp_path / "same")))
+    same = by_name(compare(evolved, pinned(evolved), make_destination(tmp_path / "same"), **traits("rewrite")))
     assert all(r.passed for r in same.values()), [(r.comparator, r.summary) for r in same.values()]
     assert same["metadata-partitions"].details["whole_table"] is True
     assert same["content-digest"].details["partitions_compared"] == 6
 
     # row 4 lives in an unpartitioned (older spec) file of the source; a change to it is located by partition
-    broken = by_name(run(evolved, pinned(evolved), make_destination(tmp_path / "broken", changed(ROWS, 4, i=-1))))
+    broken = by_name(
+        compare(
+            evolved, pinned(evolved), make_destination(tmp_path / "broken", changed(ROWS, 4, i=-1)), **traits("rewrite")
+        )
+    )
     assert broken["content-digest"].details["partitions"] == [label_of(ROWS[4])]
     [pair] = broken["drill-down"].details["changed"]
     assert pair["columns"] == ["i"] and pair["source_partition"] == label_of(ROWS[4])

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from pyiceberg.table import Table
 
-from icebridge.phases.validate import run
+from icebridge.phases.validate import compare
 from icebridge.store import open_store
 from icebridge.validation import gx
 from icebridge.validation.report import TableValidation, write_html_report
-from tests.integration.validation_fixtures import base_rows, changed, label_of, make_destination, make_source
+from tests.integration.validation_fixtures import base_rows, changed, label_of, make_destination, make_source, traits
 
 ROWS = base_rows()
 HOSTILE = "<script>alert('x')</script> & \x00"
@@ -35,7 +35,7 @@ def _stored(state_url: str, source: Table, destinations: dict[str, Table]) -> li
         assert snapshot is not None
         for name, destination in destinations.items():
             task = store.plan_task(f"src.ns.{name}", f"dst.ns.{name}", "rewrite", "test")
-            for r in run(source, snapshot.snapshot_id, destination):
+            for r in compare(source, snapshot.snapshot_id, destination, **traits("rewrite")):
                 store.record_validation(
                     task.id, run_row.id, r.level, r.comparator, r.passed, {"summary": r.summary, **r.details}
                 )
@@ -89,7 +89,7 @@ def test_great_expectations_checkpoint_writes_data_docs_that_flag_the_mismatch(s
     bad = make_destination(tmp_path / "bad", [r for r in ROWS if r["id"] != 4])
     snapshot = source.current_snapshot()
     assert snapshot is not None
-    results = run(source, snapshot.snapshot_id, bad)
+    results = compare(source, snapshot.snapshot_id, bad, **traits("rewrite"))
     table = TableValidation.from_rows("src.ns.bad", "dst.ns.bad", results, strategy="rewrite")
     rows = gx.metric_rows(table)
     assert {"metadata-partitions", "content-digest"} <= {r["comparator"] for r in rows}

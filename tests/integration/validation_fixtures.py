@@ -47,6 +47,8 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
+from icebridge.engines import strategy_spec
+
 UTC = dt.UTC
 DAY0 = dt.datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -115,6 +117,12 @@ def label_of(row: dict[str, Any]) -> str:
     """The partition label the validator uses for the row's partition."""
     cat, days = partition_of(row)
     return f"cat={cat}/ts_day={dt.date(1970, 1, 1) + dt.timedelta(days=days)}"
+
+
+def traits(strategy: str) -> dict[str, Any]:
+    """What validation is told of a copy made with ``strategy``, as the runner tells it (``**traits(s)``)."""
+    spec = strategy_spec(strategy)
+    return {"byte_copy": spec.byte_copy, "default_levels": spec.validation_levels}
 
 
 def new_catalog(root: Path, name: str = "cat") -> SqlCatalog:

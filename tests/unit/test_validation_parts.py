@@ -21,24 +21,45 @@ from pyiceberg.transforms import BucketTransform, DayTransform, IdentityTransfor
 from pyiceberg.typedef import Record
 from pyiceberg.types import DateType, LongType, NestedField, StringType, StructType, TimestamptzType
 
+from icebridge.engines import StrategySpec, strategy_spec
 from icebridge.errors import ValidationError
 from icebridge.model import Strategy
-from icebridge.phases.validate import LEVELS_FOR_STRATEGY, levels_to_run
+from icebridge.phases.validate import levels_to_run
 from icebridge.validation.identity import checksum_file, match_files
 from icebridge.validation.partitions import UNPARTITIONED, partition_label, row_partition_keys
 from icebridge.validation.values import MAX_TEXT, to_json
 
 
 def test_levels_for_each_strategy_and_the_level_option() -> None:
-    assert LEVELS_FOR_STRATEGY[Strategy.REWRITE] == (1, 2, 4)
-    assert LEVELS_FOR_STRATEGY[Strategy.FILE_COPY] == (1, 2, 3)
-    assert set(LEVELS_FOR_STRATEGY) == set(Strategy)
-    assert levels_to_run(Strategy.REWRITE, None) == ((1, 2, 4), False)
-    assert levels_to_run(Strategy.REWRITE, [3]) == ((1, 2), False)
-    assert levels_to_run(Strategy.FILE_COPY, [3]) == ((1, 2, 3), False)
-    assert levels_to_run(Strategy.FILE_COPY, [5]) == ((1, 2, 3, 4), True)
+    rewrite, file_copy = strategy_spec("rewrite"), strategy_spec("file-copy")
+    assert rewrite.validation_levels == (1, 2, 4) and not rewrite.byte_copy
+    assert file_copy.validation_levels == (1, 2, 3) and file_copy.byte_copy
+    levels = {str(s): strategy_spec(str(s)).validation_levels for s in Strategy}
+    assert set(levels) == {str(s) for s in Strategy}
+    assert levels == {
+        "rewrite": (1, 2, 4),
+        "spark-sql": (1, 2, 4),
+        "databricks": (1, 2, 4),
+        "file-copy": (1, 2, 3),
+        "register": (1, 2, 3),
+    }
+
+    def chosen(spec: StrategySpec, levels: list[int] | None) -> tuple[int, ...]:
+        return levels_to_run(byte_copy=spec.byte_copy, default_levels=spec.validation_levels, levels=levels)
+
+    assert chosen(rewrite, None) == (1, 2, 4)
+    assert chosen(file_copy, None) == (1, 2, 3)
+    assert chosen(rewrite, [3]) == (1, 2)  # level 3 fits byte copies only
+    assert chosen(file_copy, [3]) == (1, 2, 3)
+    # asked for, level 4 runs on a byte copy too (by default it runs only where a file is not byte-identical)
+    assert chosen(file_copy, [4]) == (1, 2, 3, 4)
+    # drill-down is never chosen by level: it follows a mismatch
+    assert chosen(file_copy, [5]) == (1, 2, 3, 4)
+    assert chosen(rewrite, [5]) == (1, 2, 4)
     with pytest.raises(ValueError, match="between 1 and 5"):
-        levels_to_run(Strategy.REWRITE, [6])
+        chosen(rewrite, [6])
+    with pytest.raises(ValueError, match="between 1 and 5"):
+        chosen(rewrite, [])
 
 
 @pytest.mark.parametrize(

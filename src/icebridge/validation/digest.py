@@ -1,19 +1,9 @@
 """Order-independent content digests of Arrow data.
 
-A digest is ``count`` + ``sum`` (mod 2**64) + ``xor`` of a 64-bit hash per row. The row hash is
-computed inside DuckDB, vectorised over each Arrow batch (zero copy), from a SQL expression built
-for the batch's Arrow schema:
-
-* every column value is hashed with DuckDB's ``hash()`` (a non-linear 64-bit mix); nested values are
-  hashed structurally: a struct hashes its null flag and each field's hash; a list its null flag,
-  its length and the ordered list of element hashes; a map its null flag, size and the sorted list
-  of (key hash, value hash) pairs (Iceberg maps are unordered);
-* the row hash combines one salt (the scheme, the column count and every column's type tag) with the
-  columns in order (DuckDB's multi-argument hash is position-aware), and is then re-hashed once
-  more so the final value is fully mixed. Swapping two values between columns, nulls in different
-  columns, zero values and all-null rows therefore all give distinct hashes;
-* floating-point values are hashed with their sign bit (DuckDB alone hashes ``-0.0`` like ``0.0``), so
-  ``-0.0 != 0.0``; every NaN hashes alike, distinct from null.
+A digest is ``count`` + ``sum`` (mod 2**64) + ``xor`` of a 64-bit hash per row. The row hash
+(:mod:`icebridge.validation.rowhash`) is computed inside DuckDB, vectorised over each Arrow batch (zero
+copy): swapping two values between columns, nulls in different columns, zero values and all-null rows
+give distinct hashes, ``-0.0 != 0.0``, and every NaN hashes alike, distinct from null.
 
 Sum and xor are aggregated inside DuckDB per batch and folded in Python; batches are never concatenated.
 Digests are comparable only when ``library`` (DuckDB version and hash scheme) is equal.
@@ -21,7 +11,6 @@ Digests are comparable only when ``library`` (DuckDB version and hash scheme) is
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -38,6 +27,7 @@ from icebridge.validation.reader import (
     _duck_safe,
     iter_table_batches,
 )
+from icebridge.validation.rowhash import HASH_SCHEME, row_hash_sql, type_tag
 
 if TYPE_CHECKING:
     from pyiceberg.partitioning import PartitionSpec
@@ -56,7 +46,6 @@ __all__ = [
     "table_digest",
 ]
 
-HASH_SCHEME = "icebridge-rowhash-v3"
 _MASK64 = (1 << 64) - 1
 
 
@@ -97,99 +86,6 @@ def _library() -> str:
 def library_version() -> str:
     """What computes the row hashes (DuckDB version and hash scheme); recorded in every report."""
     return _library()
-
-
-# --------------------------------------------------------------------------------------------------
-# SQL generation
-# --------------------------------------------------------------------------------------------------
-
-
-def _type_tag(t: pa.DataType) -> str:
-    """Type name independent of Arrow layout variants (string/large_string/string_view are one type)."""
-    if pa.types.is_dictionary(t):
-        return _type_tag(t.value_type)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return "string"
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
-        return "binary"
-    if isinstance(t, pa.ExtensionType):
-        return f"{t.extension_name}<{_type_tag(t.storage_type)}>"
-    if pa.types.is_struct(t):
-        return "struct<" + ",".join(_type_tag(t.field(i).type) for i in range(t.num_fields)) + ">"
-    if pa.types.is_map(t):
-        return f"map<{_type_tag(t.key_type)},{_type_tag(t.item_type)}>"
-    if pa.types.is_timestamp(t) and t.tz is not None:
-        tz = "UTC" if t.tz in ("UTC", "+00:00", "Etc/UTC", "Z") else t.tz
-        return f"timestamp[{t.unit}, tz={tz}]"
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
-        return f"list<{_type_tag(t.value_type)}>"
-    return str(t)
-
-
-def _value_hash_sql(expr: str, t: pa.DataType, depth: int = 0) -> str:
-    """SQL for a UBIGINT hash of the value ``expr`` of (prepared) Arrow type ``t``; never NULL."""
-    if pa.types.is_dictionary(t):
-        return _value_hash_sql(expr, t.value_type, depth)
-    if pa.types.is_struct(t):
-        parts = [
-            _value_hash_sql(f"struct_extract_at({expr}, {i + 1})", t.field(i).type, depth) for i in range(t.num_fields)
-        ]
-        return f"hash('struct', ({expr}) IS NULL, {', '.join(parts) if parts else '0'})"
-    var = f"x{depth}"
-    if pa.types.is_map(t):
-        k = _value_hash_sql(f"{var}.key", t.key_type, depth + 1)
-        v = _value_hash_sql(f"{var}.value", t.item_type, depth + 1)
-        return (
-            f"hash('map', ({expr}) IS NULL, cardinality({expr}), "
-            f"list_sort(list_transform(map_entries({expr}), lambda {var}: hash({k}, {v}))))"
-        )
-    if (
-        pa.types.is_list(t)
-        or pa.types.is_large_list(t)
-        or pa.types.is_fixed_size_list(t)
-        or pa.types.is_list_view(t)
-        or pa.types.is_large_list_view(t)
-    ):
-        e = _value_hash_sql(var, t.value_type, depth + 1)
-        return f"hash('list', ({expr}) IS NULL, len({expr}), list_transform({expr}, lambda {var}: {e}))"
-    if pa.types.is_floating(t):
-        # DuckDB hashes -0.0 like 0.0 (and every NaN alike): add the sign bit, except for NaN
-        return f"hash(({expr}) IS NULL, {expr}, signbit({expr}) AND NOT isnan({expr}))"
-    return f"hash(({expr}) IS NULL, {expr})"
-
-
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def _is_nested(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        return _is_nested(t.value_type)
-    return pa.types.is_nested(t)
-
-
-def _salt(types: Sequence[pa.DataType]) -> int:
-    """One 64-bit constant for the scheme, the column count and every column's type tag, in order."""
-    text = "|".join([HASH_SCHEME, str(len(types)), *(_type_tag(t) for t in types)])
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-
-
-def row_hash_sql(types: Sequence[pa.DataType], column_names: Sequence[str]) -> str:
-    """SQL expression of the 64-bit row hash over columns ``column_names`` of types ``types``.
-
-    ``types`` are the columns' Arrow types (they give the type tags, folded into one salt computed
-    here once rather than hashed per row). Primitive columns go straight into DuckDB's position-aware
-    multi-argument hash, where NULL hashes to a constant of its own; floating-point columns add their
-    sign bit; nested columns get the structural hash above, which tells a null struct or list from one
-    of nulls or an empty one.
-    """
-    parts = [f"{_salt(types)}::UBIGINT"]
-    for name, t in zip(column_names, types, strict=True):
-        column = f'"{name}"'
-        value_type = t.value_type if pa.types.is_dictionary(t) else t
-        special = _is_nested(value_type) or pa.types.is_floating(value_type)
-        parts.append(_value_hash_sql(column, value_type) if special else column)
-    return f"hash(hash({', '.join(parts)}))"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,7 +140,7 @@ class RowHasher:
         if self._types is None:
             self._types = batch_types
             self._hash_sql = row_hash_sql(batch_types, [f"c{i}" for i in range(len(cols))])
-        elif [_type_tag(t) for t in batch_types] != [_type_tag(t) for t in self._types]:
+        elif [type_tag(t) for t in batch_types] != [type_tag(t) for t in self._types]:
             raise ValueError(f"batch column types changed: {batch_types} vs {self._types}")
         arrays = [batch.column(i) for i in cols] + [_duck_safe(k) for k in keys]
         names = [f"c{i}" for i in range(len(cols))] + [f"k{i}" for i in range(len(keys))]
@@ -411,6 +307,7 @@ def partition_digests(
     only: Callable[[DataFileTask], bool] | None = None,
     batch_rows: int = 131072,
     reader: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
 ) -> PartitionDigests:
     """Digest of every partition of ``table`` at ``snapshot_id``, partitions computed per row with ``spec``.
 
@@ -424,6 +321,10 @@ def partition_digests(
     digested there in one decode-partition-hash pipeline (:mod:`icebridge.validation.parquet_scan`); the
     others, and every file with ``reader="arrow"``, are read by the independent reader and hashed batch
     by batch, ``workers`` files at a time. Both give the same hashes.
+
+    ``progress`` gets ``(files, bytes)`` increments as data files are decoded (bytes as the manifests
+    record them): per chunk of files from DuckDB's scan, per file from the independent reader's worker
+    threads. Every file is counted once, whichever reader decoded it.
 
     Raises:
         ValidationError: a manifest or data file cannot be read.
@@ -447,7 +348,9 @@ def partition_digests(
         try:
             scannable, general = eligible(con, plan, tasks, Locator(files.io))
             labels: dict[tuple[Any, ...], str] = {}
-            for fr in scan_digests(con, plan, scannable, workers, general.extend, files.io, files.equality_keys):
+            for fr in scan_digests(
+                con, plan, scannable, workers, general.extend, files.io, files.equality_keys, progress
+            ):
                 registered = file_label(files.metadata, fr.task.data_file) if check else None
                 groups = ((key, n, s, x) for key, (n, s, x) in fr.keys.items())
                 results.append((fr.task, *_label_groups(groups, spec, schema, registered, labels)))
@@ -467,7 +370,10 @@ def partition_digests(
             hasher = local.hasher = RowHasher(field_ids)
             with lock:
                 hashers.append(hasher)
-        return (task, *_file_digests(hasher, files, task, schema, spec, check, batch_rows))
+        digested = _file_digests(hasher, files, task, schema, spec, check, batch_rows)
+        if progress is not None:
+            progress(1, task.data_file.file_size_in_bytes)
+        return (task, *digested)
 
     try:
         results.extend(_run_general(sorted(general, key=lambda t: t.data_file.file_path), workers, one))

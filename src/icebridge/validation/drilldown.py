@@ -16,7 +16,7 @@ row that agree on most columns are paired, naming the columns that changed.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -86,39 +86,61 @@ def _labelled_batches(
     spec: PartitionSpec,
     wanted: Collection[str],
     hasher: RowHasher,
+    progress: Callable[[int, int], None] | None,
 ) -> Iterator[tuple[pa.RecordBatch, pa.Array, pa.Array]]:
-    """(batch, row hashes, row labels) of the rows of ``wanted`` partitions only."""
+    """(batch, row hashes, row labels) of the rows of ``wanted`` partitions only; ``progress`` per file read."""
     cache: dict[tuple[Any, ...], str] = {}
     for task, label in _selected(files, wanted):
-        for batch in files.read(task, schema):
-            if batch.num_rows == 0:
+        yield from _file_batches(files, task, label, schema, spec, wanted, hasher, cache)
+        if progress is not None:
+            progress(1, task.data_file.file_size_in_bytes)
+
+
+def _file_batches(
+    files: SnapshotFiles,
+    task: DataFileTask,
+    label: str | None,
+    schema: Schema,
+    spec: PartitionSpec,
+    wanted: Collection[str],
+    hasher: RowHasher,
+    cache: dict[tuple[Any, ...], str],
+) -> Iterator[tuple[pa.RecordBatch, pa.Array, pa.Array]]:
+    """(batch, row hashes, row labels) of one file's rows of ``wanted`` partitions (its own label, or per row)."""
+    for batch in files.read(task, schema):
+        if batch.num_rows == 0:
+            continue
+        if label is not None:
+            labels = pa.repeat(pa.scalar(label, pa.string()), batch.num_rows)
+        else:
+            # a file under an older spec: each row's partition from its values (Python per row, but
+            # drill-down reads only suspect partitions)
+            keys = [k.to_pylist() for k in row_partition_keys(batch, spec, schema)]
+            names = []
+            for key in zip(*keys, strict=True) if keys else [()] * batch.num_rows:
+                text = cache.get(key)
+                if text is None:
+                    text = cache[key] = partition_label(spec, schema, key)
+                names.append(text)
+            keep = pa.array([n in wanted for n in names], pa.bool_())
+            if not pc.any(keep).as_py():
                 continue
-            if label is not None:
-                labels = pa.repeat(pa.scalar(label, pa.string()), batch.num_rows)
-            else:
-                # a file under an older spec: each row's partition from its values (Python per row, but
-                # drill-down reads only suspect partitions)
-                keys = [k.to_pylist() for k in row_partition_keys(batch, spec, schema)]
-                names = []
-                for key in zip(*keys, strict=True) if keys else [()] * batch.num_rows:
-                    text = cache.get(key)
-                    if text is None:
-                        text = cache[key] = partition_label(spec, schema, key)
-                    names.append(text)
-                keep = pa.array([n in wanted for n in names], pa.bool_())
-                if not pc.any(keep).as_py():
-                    continue
-                batch = batch.filter(keep)
-                labels = pa.array([n for n in names if n in wanted], pa.string())
-            yield batch, hasher.hashes(batch), labels
+            batch = batch.filter(keep)
+            labels = pa.array([n for n in names if n in wanted], pa.string())
+        yield batch, hasher.hashes(batch), labels
 
 
 def _hash_table(
-    files: SnapshotFiles, schema: Schema, spec: PartitionSpec, wanted: Collection[str], field_ids: Sequence[int]
+    files: SnapshotFiles,
+    schema: Schema,
+    spec: PartitionSpec,
+    wanted: Collection[str],
+    field_ids: Sequence[int],
+    progress: Callable[[int, int], None] | None,
 ) -> pa.Table:
     parts: list[pa.Table] = []
     with RowHasher(field_ids) as hasher:
-        for _, hashes, labels in _labelled_batches(files, schema, spec, wanted, hasher):
+        for _, hashes, labels in _labelled_batches(files, schema, spec, wanted, hasher, progress):
             parts.append(pa.table({"p": labels, "h": hashes.cast(pa.uint64())}))
     if not parts:
         return pa.table({"p": pa.array([], pa.string()), "h": pa.array([], pa.uint64())})
@@ -189,6 +211,7 @@ def _fetch(
     spec: PartitionSpec,
     wanted: dict[tuple[str, int], int],
     field_ids: Sequence[int],
+    progress: Callable[[int, int], None] | None,
 ) -> list[dict[str, Any]]:
     """Read the rows whose (partition, hash) is in ``wanted`` (as many of each as asked)."""
     if not wanted:
@@ -199,7 +222,7 @@ def _fetch(
     names = [f.name for f in schema.fields]
     found: list[dict[str, Any]] = []
     with RowHasher(field_ids) as hasher:
-        for batch, hashes, labels in _labelled_batches(files, schema, spec, partitions, hasher):
+        for batch, hashes, labels in _labelled_batches(files, schema, spec, partitions, hasher, progress):
             hit = pc.is_in(hashes.cast(pa.uint64()), value_set=value_set)
             if not pc.any(hit).as_py():
                 continue
@@ -256,25 +279,28 @@ def drill_down(
     spec: PartitionSpec,
     partitions: Collection[str],
     sample_rows: int = 20,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DrillDown:
     """Rows on one side only in ``partitions`` (labels as levels 2 and 4 give them), with samples.
 
     ``sample_rows`` caps the rows fetched per side. Only the files of the named partitions are read
     (all files when :data:`WHOLE_TABLE` is named, and files under older specs, filtered per row).
+    ``progress`` gets ``(1, bytes)`` for every data file read whole (bytes as the manifests record them;
+    the second pass stops once it has its sample, so its last file may not count).
 
     Raises:
         ValidationError: a file cannot be read.
     """
     wanted = set(partitions)
     field_ids = [f.field_id for f in schema.fields]
-    src = _hash_table(source, schema, spec, wanted, field_ids)
-    dst = _hash_table(destination, schema, spec, wanted, field_ids)
+    src = _hash_table(source, schema, spec, wanted, field_ids, progress)
+    dst = _hash_table(destination, schema, spec, wanted, field_ids, progress)
     per_partition, source_side, destination_side = _difference(src, dst, sample_rows)
     del src, dst
     want_src = _budget(source_side, sample_rows)
     want_dst = _budget(destination_side, sample_rows)
-    source_rows = _fetch(source, schema, spec, want_src, field_ids)
-    destination_rows = _fetch(destination, schema, spec, want_dst, field_ids)
+    source_rows = _fetch(source, schema, spec, want_src, field_ids, progress)
+    destination_rows = _fetch(destination, schema, spec, want_dst, field_ids, progress)
     return DrillDown(
         partitions=[
             {"partition": p, "source_only": c[0], "destination_only": c[1]} for p, c in sorted(per_partition.items())

@@ -14,7 +14,7 @@ the sizes the manifests record, so a truncated file is caught on either side.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -99,8 +99,15 @@ def match_files(
     return FileMatch(pairs, missing, sorted(by_name.values(), key=lambda f: f.file_path))
 
 
-def checksum_file(io: FileIO, path: str, chunk_bytes: int = CHUNK_BYTES) -> tuple[int, str]:
+def checksum_file(
+    io: FileIO,
+    path: str,
+    chunk_bytes: int = CHUNK_BYTES,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, str]:
     """(bytes read, xxh3-128 hex digest) of one file, streamed in chunks.
+
+    ``progress`` gets ``(0, bytes)`` for every chunk read and ``(1, 0)`` once the file is read whole.
 
     Raises:
         ValidationError: the file cannot be opened or read.
@@ -119,8 +126,12 @@ def checksum_file(io: FileIO, path: str, chunk_bytes: int = CHUNK_BYTES) -> tupl
                     break
                 h.update(chunk)
                 size += len(chunk)
+                if progress is not None:
+                    progress(0, len(chunk))
     except Exception as exc:  # noqa: BLE001 - any storage error means the file cannot be vouched for
         raise ValidationError(f"{path}: cannot read for its checksum: {exc}") from exc
+    if progress is not None:
+        progress(1, 0)
     return size, h.hexdigest()
 
 
@@ -204,8 +215,12 @@ def compare_files(
     match: FileMatch,
     workers: int = 4,
     chunk_bytes: int = CHUNK_BYTES,
+    progress: Callable[[int, int], None] | None = None,
 ) -> IdentityReport:
     """Checksum every matched pair on both sides (``workers`` files at a time).
+
+    ``progress`` gets ``(files, bytes)`` increments as files are read (see :func:`checksum_file`), from
+    the worker threads.
 
     Raises:
         ValidationError: a file cannot be read at all (missing, permission denied).
@@ -213,8 +228,8 @@ def compare_files(
 
     def one(pair: tuple[DataFile, DataFile]) -> FileCheck:
         s, d = pair
-        s_size, s_sum = checksum_file(source_io, s.file_path, chunk_bytes)
-        d_size, d_sum = checksum_file(destination_io, d.file_path, chunk_bytes)
+        s_size, s_sum = checksum_file(source_io, s.file_path, chunk_bytes, progress)
+        d_size, d_sum = checksum_file(destination_io, d.file_path, chunk_bytes, progress)
         return FileCheck(
             source=s.file_path,
             destination=d.file_path,

@@ -9,7 +9,7 @@ Parquet decoder: a rewrite writes with PyArrow, and these digests never go throu
 
 The hashes are the same as the general path's, by construction: the columns get the DuckDB types
 DuckDB itself gives the general path's Arrow batches (:func:`duck_types`), and the row hash is the same
-SQL (:func:`icebridge.validation.digest.row_hash_sql`). Files the scan cannot read exactly as Iceberg
+SQL (:func:`icebridge.validation.rowhash.row_hash_sql`). Files the scan cannot read exactly as Iceberg
 means them go to the general path instead, file by file:
 
 * a file with equality deletes on a column outside the schema, or not in Parquet, or on storage other
@@ -68,6 +68,7 @@ from pyiceberg.types import (
 
 from icebridge.errors import ValidationError
 from icebridge.validation.reader import DataFileTask, _duck_safe, output_arrow_schema
+from icebridge.validation.rowhash import row_hash_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -267,8 +268,6 @@ def _key_sql(pf: PartitionField, source: IcebergType, column: str) -> str | None
 
 def scan_plan(schema: Schema, spec: PartitionSpec) -> ScanPlan | None:
     """The scan of ``schema``'s columns partitioned by ``spec``, or None when the table needs the general path."""
-    from icebridge.validation.digest import row_hash_sql
-
     fields = sorted(schema.fields, key=lambda f: f.field_id)
     for f in fields:
         if not _supported(f.field_type) or getattr(f, "initial_default", None) is not None:
@@ -531,6 +530,7 @@ def scan_digests(
     on_fallback: Callable[[list[DataFileTask]], None],
     io: FileIO | None = None,
     equality: Callable[[DataFileTask], list[tuple[tuple[int, ...], pa.Table]]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[FileResult]:
     """Per file: row count, and per partition key the count, sum and xor of the row hashes.
 
@@ -539,7 +539,8 @@ def scan_digests(
     deleted row positions (read with the general path's own reader, through ``io``) are left out by row
     number, and rows equal to a row of an equality delete file (``equality`` gives the key tables, by
     equality field ids; nulls equal nulls) are left out by an anti-join. A chunk DuckDB cannot read is
-    handed to ``on_fallback`` (the general path reads it and names the failing file).
+    handed to ``on_fallback`` (the general path reads it and names the failing file). ``progress`` gets
+    ``(files, bytes)`` for every chunk read (bytes as the manifests record them), not for chunks handed back.
 
     Raises:
         ValidationError: a position delete file cannot be read, or a file without deletes holds another
@@ -552,7 +553,7 @@ def scan_digests(
     plan.register(con)
     clean = [(t, p) for t, p in files if not t.position_deletes and not t.equality_deletes]
     for start in range(0, len(clean), CHUNK_FILES):
-        yield from _scan_chunk(con, plan, clean[start : start + CHUNK_FILES], None, [], on_fallback)
+        yield from _scan_chunk(con, plan, clean[start : start + CHUNK_FILES], None, [], on_fallback, progress)
     for task, path in files:
         if not task.position_deletes and not task.equality_deletes:
             continue
@@ -565,7 +566,7 @@ def scan_digests(
             else None
         )
         keys = equality(task) if task.equality_deletes and equality is not None else []
-        yield from _scan_chunk(con, plan, [(task, path)], deleted, keys, on_fallback)
+        yield from _scan_chunk(con, plan, [(task, path)], deleted, keys, on_fallback, progress)
 
 
 def _scan_chunk(
@@ -575,6 +576,7 @@ def _scan_chunk(
     deleted: pa.Array | None,
     equality: list[tuple[tuple[int, ...], pa.Table]],
     on_fallback: Callable[[list[DataFileTask]], None],
+    progress: Callable[[int, int], None] | None,
 ) -> Iterator[FileResult]:
     import duckdb
 
@@ -625,4 +627,6 @@ def _scan_chunk(
             if expected is not None and result.rows != expected:
                 path = result.task.data_file.file_path
                 raise ValidationError(f"{path}: file has {result.rows} rows, the manifest says {expected}")
+    if progress is not None:
+        progress(len(chunk), sum(t.data_file.file_size_in_bytes for t, _ in chunk))
     yield from results

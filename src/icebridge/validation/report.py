@@ -32,6 +32,11 @@ class LevelResult:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def level_name(self) -> str:
+        """The level's name as its comparator recorded it (rows stored before it was recorded: the built-in names)."""
+        return str(self.details.get("level_name") or LEVEL_NAMES.get(self.level, ""))
+
+    @property
     def proves(self) -> str:
         """What this comparator proved ('' when it failed)."""
         return str(self.details.get("proves") or "") if self.passed else ""
@@ -248,7 +253,8 @@ def render_html(run: Mapping[str, Any], tables: Sequence[TableValidation]) -> st
     generated = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     rows = []
     for t in tables:
-        levels = ", ".join(f"{n} {LEVEL_NAMES.get(n, '')}".strip() for n in t.levels) or "none"
+        names = {r.level: r.level_name for r in t.results}
+        levels = ", ".join(f"{n} {names[n]}".strip() for n in t.levels) or "none"
         rows.append(
             f"<tr><td><a href='#{_anchor(t)}'>{_e(t.source)}</a></td><td>{_e(t.destination)}</td>"
             f"<td>{_e(t.strategy)}</td><td>{_e(levels)}</td><td>{_badge(t.verdict)}</td></tr>"
@@ -287,7 +293,7 @@ def _table_section(t: TableValidation) -> str:
     for r in t.results:
         proved = f"<span class=proved>{_e(r.proves)}</span>" if r.proves else ""
         rows.append(
-            f"<tr><td class='nowrap'>{r.level} {_e(LEVEL_NAMES.get(r.level, ''))}</td>"
+            f"<tr><td class='nowrap'>{r.level} {_e(r.level_name)}</td>"
             f"<td class='nowrap'>{_e(r.comparator)}</td>"
             f"<td>{_badge('passed' if r.passed else 'failed')}</td><td>{_e(r.summary)}</td><td>{proved}</td></tr>"
         )

@@ -1,0 +1,128 @@
+"""Level 3, ``file-identity``: byte copies' files compared by size and checksum, every byte read on both sides.
+
+When every file is identical the content is proven without decoding a row. When some file differs, the
+verdict waits for level 4: a file whose bytes differ but whose rows the content digest proves equal
+(rewritten with another compression, say) passes; a file shorter than its manifest says never does.
+"""
+
+from __future__ import annotations
+
+from icebridge.validation.comparators.base import (
+    MAX_LISTED,
+    Comparator,
+    Evidence,
+    Options,
+    Outcome,
+    Provisional,
+    TablePair,
+)
+from icebridge.validation.identity import CHECKSUM, IdentityReport, compare_files, match_files
+from icebridge.validation.partitions import WHOLE_TABLE, file_label
+
+__all__ = ["FileIdentity"]
+
+# The level whose verdict decides files that differ: the content digest reads their rows.
+PROVEN_BY = 4
+
+
+class FileIdentity(Comparator):
+    """Size and xxh3-128 of every data and delete file and its copy, streamed through both tables' FileIO."""
+
+    level = 3
+    level_name = "file identity"
+    name = "file-identity"
+
+    def applies(self, byte_copy: bool) -> bool:
+        """Only byte copies: a rewrite's files are new ones."""
+        return byte_copy
+
+    def planned(self, pair: TablePair, options: Options) -> tuple[int, int]:
+        """Every data and delete file of both sides, at the size its manifest records."""
+        files = [
+            f
+            for side in (pair.source_files, pair.destination_files)
+            for f in (*(t.data_file for t in side.tasks), *side.delete_files())
+        ]
+        return len(files), sum(int(f.file_size_in_bytes) for f in files)
+
+    def run(self, pair: TablePair, options: Options, evidence: Evidence) -> Outcome | Provisional:
+        """Checksum every paired file; final when all are identical, else provisional until level 4 has run."""
+        src, dst = pair.source_files, pair.destination_files
+        data = match_files([t.data_file for t in src.tasks], [t.data_file for t in dst.tasks], options.file_mapping)
+        deletes = match_files(src.delete_files(), dst.delete_files(), options.file_mapping)
+        merged = type(data)(data.pairs + deletes.pairs, data.missing + deletes.missing, data.extra + deletes.extra)
+        report = compare_files(
+            pair.source.io,
+            pair.destination.io,
+            merged,
+            workers=max(2, options.workers * 2),
+            progress=options.progress,
+        )
+        if report.all_identical:
+            return self._outcome(report, pair, None)
+        return Provisional(PROVEN_BY, lambda later: self._outcome(report, pair, later.level_verdict(PROVEN_BY)))
+
+    def _outcome(self, report: IdentityReport, pair: TablePair, content_proven: bool | None) -> Outcome:
+        src, dst = pair.source_files, pair.destination_files
+        differing = report.differing()
+        broken = [
+            c
+            for c in differing
+            if c.source_size != c.source_recorded_size or c.destination_size != c.destination_recorded_size
+        ]
+        total = len(report.checks) + len(report.missing)
+        identical = len(report.checks) - len(differing)
+        all_same = report.all_identical
+        src_labels = {t.data_file.file_path: file_label(src.metadata, t.data_file) for t in src.tasks}
+        dst_labels = {t.data_file.file_path: file_label(dst.metadata, t.data_file) for t in dst.tasks}
+
+        def where(path: str, labels: dict[str, str | None]) -> str:
+            return labels.get(path) or WHOLE_TABLE
+
+        passed = all_same or (not broken and bool(content_proven))
+        rows = [{**c.to_dict(), "partition": where(c.source, src_labels)} for c in differing]
+        missing = [{"file": f.file_path, "partition": where(f.file_path, src_labels)} for f in report.missing]
+        extra = [{"file": f.file_path, "partition": where(f.file_path, dst_labels)} for f in report.extra]
+        if all_same:
+            summary = f"all {total} files byte-identical ({CHECKSUM}, {report.bytes_read} bytes read)"
+            proves = (
+                f"every one of the {total} data and delete files is byte-identical to its copy (size + {CHECKSUM}): "
+                "the content is proven without decoding"
+            )
+        else:
+            parts = [f"{identical} of {total} files byte-identical"]
+            if broken:
+                b = broken[0]
+                parts.append(
+                    f"{len(broken)} file(s) not as long as the manifest says, e.g. {b.destination}: {b.problem()}"
+                )
+            elif differing:
+                parts.append(f"{len(differing)} differ, e.g. {differing[0].destination}: {differing[0].problem()}")
+            if report.missing:
+                parts.append(f"{len(report.missing)} without a copy, e.g. {report.missing[0].file_path}")
+            if report.extra:
+                parts.append(f"{len(report.extra)} extra in the destination, e.g. {report.extra[0].file_path}")
+            if not broken and content_proven is not None:
+                parts.append("content proven equal at level 4" if content_proven else "content differs at level 4")
+            summary = "; ".join(parts)
+            proves = (
+                f"{identical} of {total} files are byte-identical (size + {CHECKSUM}); the others' rows were proven "
+                "equal by the content digest (level 4)"
+            )
+        bad = sorted(
+            {r["partition"] for r in rows} | {m["partition"] for m in missing} | {e["partition"] for e in extra}
+        )
+        result = self.result(
+            passed,
+            summary,
+            proves,
+            checksum=CHECKSUM,
+            files=total,
+            identical=identical,
+            bytes_read=report.bytes_read,
+            differing=rows[:MAX_LISTED],
+            missing=missing[:MAX_LISTED],
+            extra=extra[:MAX_LISTED],
+            partitions=bad[:MAX_LISTED] if not passed else [],
+        )
+        return Outcome(result, frozenset(bad) if not passed else frozenset())
