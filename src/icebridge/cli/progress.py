@@ -16,13 +16,15 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
 from icebridge.events import (
     Event,
@@ -34,11 +36,33 @@ from icebridge.events import (
     TableStarted,
 )
 from icebridge.events import Progress as ProgressEvent
+from icebridge.units import human_bytes
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
 
     from icebridge.events import EventBus
+
+
+class _TablesOnly(ProgressColumn):
+    """A column shown for tables only: an estate-wide step (inventory, plan) counts tables, not bytes."""
+
+    def __init__(self, inner: ProgressColumn) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def render(self, task: Task) -> RenderableType:
+        if task.fields.get("step"):
+            return Text("")
+        return self._inner.render(task)
+
+
+class _Speed(ProgressColumn):
+    """Throughput in the same binary units as every size IceBridge shows."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{human_bytes(speed)}/s", style="progress.data.speed")
 
 
 class TerminalProgress:
@@ -49,10 +73,10 @@ class TerminalProgress:
         self._bars = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            _TablesOnly(BarColumn()),
+            _TablesOnly(DownloadColumn(binary_units=True)),
+            _TablesOnly(_Speed()),
+            _TablesOnly(TimeRemainingColumn()),
             TextColumn("{task.fields[files]}"),
             TextColumn("{task.fields[info]}", markup=False),
             TimeElapsedColumn(),
@@ -106,6 +130,11 @@ class TerminalProgress:
         elif isinstance(event, RunFinished):
             for task_id in self._steps.values():
                 bars.stop_task(task_id)
+        if isinstance(event, TableStarted | RunFinished):  # an estate-wide step is over once tables start
+            for task_id in self._steps.values():
+                if not bars.tasks[task_id].finished:
+                    bars.update(task_id, total=1, completed=1)
+                    bars.stop_task(task_id)
 
     def _start(self, table: str, phase: str, files: int, size: int) -> None:
         self._files[table] = [0, files]
@@ -117,7 +146,7 @@ class TerminalProgress:
 
     def _step(self, phase: str, count: int) -> None:
         if phase not in self._steps:
-            self._steps[phase] = self._bars.add_task(phase, total=None, files="", info="")
+            self._steps[phase] = self._bars.add_task(phase, total=None, files="", info="", step=True)
         task_id = self._steps[phase]
         done = int(self._bars.tasks[task_id].fields.get("count", 0)) + count
         self._bars.update(task_id, count=done, info=f"{done} table(s)")

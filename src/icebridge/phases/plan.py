@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from icebridge.catalogs import property_problems
 from icebridge.errors import IceBridgeError, PlanError
+from icebridge.events import Progress
 from icebridge.locations import Place, first_overlap
 from icebridge.model import Finding, PlanItem, Severity, Strategy, TableFacts, TableRef, Throughput
 from icebridge.units import human_bytes
@@ -129,10 +130,13 @@ def build(
         )
     items = _mark_collisions(items)
     if check_destinations:
-        items = [_check_catalog_properties(ctx, item) for item in items]
-        items = [_check_destination(ctx, item) for item in items]
         places = source_places(ctx, facts)
-        items = [_check_location(ctx, item, places) for item in items]
+        checked = []
+        for item in items:
+            item = _check_location(ctx, _check_destination(ctx, _check_catalog_properties(ctx, item)), places)
+            ctx.bus.publish(Progress(phase="plan", table=str(item.source), files=1))
+            checked.append(item)
+        items = checked
     return items
 
 
