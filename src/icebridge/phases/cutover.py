@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.exceptions import ForbiddenError, NoSuchTableError
 
-from icebridge.errors import SourceChangedError, StateError
+from icebridge.errors import SourceChangedError, SourceReadOnlyError, StateError
 from icebridge.model import TableRef
 
 if TYPE_CHECKING:
@@ -40,6 +40,14 @@ def archive(ctx: Context, task: TaskRow, source: Table) -> TaskRow:
         catalog.drop_table(ref.identifier)  # drop_table never purges data or metadata files
     except NoSuchTableError:
         pass
+    except ForbiddenError as exc:
+        ctx.store.set_archive(task, None)  # the entry is still there: nothing was archived
+        raise SourceReadOnlyError(
+            f"{task.source}: catalog {ref.catalog!r} refuses to drop the entry, so it cannot be archived "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); cut-over drops the entry in the "
+            f"catalog that owns the table: point catalogs.{ref.catalog} at that catalog, not at one that "
+            "federates it read-only"
+        ) from exc
     ctx.store.event(
         "archived",
         f"{task.source} archived from its catalog",
