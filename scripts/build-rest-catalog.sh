@@ -45,7 +45,7 @@ while IFS= read -r -d '' file; do sources+=("$file"); done < <(find "$SRC" -name
 # the build is up to date when the sources, the jars it compiles against and the class path are the same
 stamp="$( (cat "${sources[@]}"; ls -l "$runtime" "$JARS/iceberg-shaded-jackson-2.jar"; echo "$classpath") | sha256sum | cut -d' ' -f1)"
 launcher="$OUT/bin/rest-catalog"
-if [ -x "$launcher" ] && [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$stamp" ]; then
+if [ -x "$launcher" ] && [ -d "$OUT/classes/icebridge" ] && [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$stamp" ]; then
     echo "$launcher"
     exit 0
 fi
