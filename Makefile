@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint typecheck bench clean spark-runtime
+.PHONY: help install demo test test-fast lint typecheck bench clean spark-runtime rest-catalog
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ install: $(BIN)/icebridge ## Create .venv and install IceBridge with its test to
 demo: install ## Build a sample foreign estate under ./demo and migrate it end to end
 	$(BIN)/icebridge demo --overwrite
 
-test: install spark-runtime ## Run every test (installs and starts PostgreSQL and the Spark runtime if missing)
+test: install spark-runtime rest-catalog ## Run every test (installs and starts PostgreSQL, builds the Spark runtime and the REST catalog if missing)
 	bash scripts/ensure-postgres.sh
 	$(BIN)/pytest -q
 
@@ -34,6 +34,9 @@ lint: install ## ruff and mypy
 
 spark-runtime: install ## Build the local Spark + Iceberg runtime jars (build/spark-jars)
 	bash scripts/build-spark-runtime.sh
+
+rest-catalog: spark-runtime ## Build the Iceberg REST catalog server the tests start (build/rest-catalog)
+	VENV=$(VENV) bash scripts/build-rest-catalog.sh
 
 bench: install ## Benchmarks; results go to benchmarks/RESULTS.md
 	bash scripts/ensure-postgres.sh && $(BIN)/python -m benchmarks.run $(BENCH_ARGS)

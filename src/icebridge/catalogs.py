@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from pyiceberg.catalog import Catalog, MetastoreCatalog, load_catalog
+from pyiceberg.catalog.rest import Capability, RestCatalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.schema import Schema
+from pyiceberg.types import LongType, NestedField
 
 from icebridge import ledger
 from icebridge.config import Config
@@ -19,6 +25,50 @@ if TYPE_CHECKING:
     from pyiceberg.io import FileIO
     from pyiceberg.table import Table
 
+UNITY_REST_PATH = "/api/2.1/unity-catalog/iceberg-rest"
+"""Where Unity Catalog serves the Iceberg REST API (its ``warehouse`` is the name of a UC catalog)."""
+
+# PyIceberg's class → the catalog type users write in their configuration
+_KINDS = {
+    "SqlCatalog": "sql",
+    "RestCatalog": "rest",
+    "GlueCatalog": "glue",
+    "HiveCatalog": "hive",
+    "DynamoDbCatalog": "dynamodb",
+    "BigQueryMetastoreCatalog": "bigquery",
+    "InMemoryCatalog": "in-memory",
+}
+# metastores whose namespaces are flat databases (Glue and Hive databases, BigQuery datasets, UC schemas)
+_FLAT_NAMESPACES = frozenset({"glue", "hive", "bigquery", "unity"})
+PROBE_COMMITS = 10
+"""Commits the commit-rate probe makes on its scratch table."""
+
+
+@dataclass(frozen=True)
+class CatalogCapabilities:
+    """What one catalog can do, detected from the catalog itself (for REST, from its server's configuration).
+
+    - ``kind``: the catalog's type (``sql``, ``rest``, ``glue``, ``hive``, ...), ``unity`` for Unity Catalog's
+      Iceberg REST endpoint.
+    - ``register``: it registers a metadata file written elsewhere, so a destination keeps the source's
+      field ids, spec ids and last column id exactly, and rollback can re-register an archived entry.
+    - ``purge_on_drop``: a drop can also delete the table's files when asked (metastore catalogs purge from
+      the client; a REST server is asked with ``purgeRequested``). IceBridge itself never asks for it.
+    - ``views``: views can be listed and loaded through it.
+    - ``max_namespace_depth``: how many levels a namespace may have; None when there is no limit.
+    - ``vends_credentials``: it hands out storage credentials with the tables it serves.
+    - ``commits_per_second``: measured by a probe on a scratch table, only when asked; None otherwise.
+    """
+
+    catalog: str
+    kind: str
+    register: bool
+    purge_on_drop: bool
+    views: bool
+    max_namespace_depth: int | None
+    vends_credentials: bool
+    commits_per_second: float | None = None
+
 
 class Catalogs:
     """Loads each configured catalog once, on first use, and maps PyIceberg errors onto ours."""
@@ -26,6 +76,7 @@ class Catalogs:
     def __init__(self, config: Config) -> None:
         self._config = config
         self._loaded: dict[str, Catalog] = {}
+        self._capabilities: dict[str, CatalogCapabilities] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Catalog:
@@ -95,32 +146,159 @@ class Catalogs:
     def planned_location(self, ref: TableRef) -> str | None:
         """Where a table is or would be created: its own location, else the catalog's default for it.
 
-        None when the catalog decides only at creation (a REST server, a namespace without a location
-        in a catalog without a warehouse); scaffold checks the real location then.
+        None when the catalog decides only at creation (a REST server asked about a namespace that does not
+        exist yet, a namespace without a location in a catalog without a warehouse); scaffold checks the real
+        location then.
         """
         catalog = self.get(ref.catalog)
         try:
             if catalog.table_exists(ref.identifier):
                 return str(catalog.load_table(ref.identifier).metadata.location)
             if catalog.namespace_exists(ref.namespace):
-                resolve = getattr(catalog, "_resolve_table_location", None)
-                if resolve is not None:
-                    return str(resolve(None, ref.namespace_str, ref.name))
-                location = catalog.load_namespace_properties(ref.namespace).get("location")
-                return f"{str(location).rstrip('/')}/{ref.name}" if location else None
+                return self.new_table_location(ref)
         except Exception:  # an unreadable catalog is reported by the checks that need it
             return None
-        warehouse = catalog.properties.get("warehouse")
-        return f"{str(warehouse).rstrip('/')}/{ref.namespace_str}/{ref.name}" if warehouse else None
+        warehouse = self.warehouse(ref.catalog)
+        if warehouse is None or isinstance(catalog, RestCatalog):
+            return None  # a REST server puts a new namespace where it likes
+        return f"{warehouse.rstrip('/')}/{ref.namespace_str}/{ref.name}"
+
+    def new_table_location(self, ref: TableRef, schema: Schema | None = None) -> str | None:
+        """Where the catalog would create table ``ref`` (its namespace exists), without creating anything.
+
+        A metastore catalog computes it from the namespace location or the warehouse; a REST server is asked
+        through a staged create, which commits nothing. None when the catalog cannot tell.
+        """
+        catalog = self.get(ref.catalog)
+        if isinstance(catalog, MetastoreCatalog):
+            return str(catalog._resolve_table_location(None, ref.namespace_str, ref.name)).rstrip("/")
+        if isinstance(catalog, RestCatalog):
+            staged = catalog.create_table_transaction(ref.identifier, schema if schema is not None else Schema())
+            return str(staged.table_metadata.location).rstrip("/")
+        return None
 
     def warehouse(self, name: str) -> str | None:
-        """The ``warehouse`` property of a configured catalog, if it has one."""
-        value = self._config.catalogs.get(name, {}).get("warehouse")
-        return str(value) if value else None
+        """The ``warehouse`` of a configured catalog, when it is a storage location.
+
+        A REST catalog's ``warehouse`` is whatever its server asks for: a location, or a name (a Unity
+        Catalog or Polaris catalog); a name is no place in storage and gives None.
+        """
+        props = self._config.catalogs.get(name, {})
+        value = props.get("warehouse")
+        if not value:
+            return None
+        rest = props.get("type", "").lower() == "rest" or (
+            "type" not in props and str(props.get("uri", "")).startswith(("http://", "https://"))
+        )
+        return str(value) if not rest or _is_location(str(value)) else None
+
+    def places_tables(self, name: str) -> bool:
+        """Whether this client decides where a new table goes (a metastore catalog, from its warehouse or
+        the namespace's location), rather than the catalog's server (REST)."""
+        return isinstance(self.get(name), MetastoreCatalog)
 
     def supports_register(self, name: str) -> bool:
         """Whether the catalog can register a metadata file we wrote (needed to keep field ids)."""
-        return isinstance(self.get(name), MetastoreCatalog)
+        return self.capabilities(name).register
+
+    def capabilities(self, name: str, measure_commits: bool = False) -> CatalogCapabilities:
+        """What catalog ``name`` can do. Detection costs no write; ``measure_commits`` adds a short probe that
+        creates a scratch namespace and table, commits to it :data:`PROBE_COMMITS` times, and removes both.
+        """
+        with self._lock:
+            known = self._capabilities.get(name)
+        if known is None:
+            known = _detect(name, self.get(name))
+            with self._lock:
+                self._capabilities[name] = known
+        if not measure_commits:
+            return known
+        try:
+            rate = _measure_commits(self.get(name), purge=known.purge_on_drop)
+        except Exception as exc:
+            raise CatalogUnreachableError(
+                f"{self._config.path}: catalogs.{name}: the commit-rate probe failed (it needs to create, "
+                f"commit to and drop a scratch table): {self._say(exc)}"
+            ) from exc
+        return replace(known, commits_per_second=rate)
+
+
+def warehouse_location(catalog: Catalog) -> str | None:
+    """A loaded catalog's ``warehouse`` when it is a place in storage (a REST catalog's may be a name)."""
+    value = catalog.properties.get("warehouse")
+    if not value:
+        return None
+    return str(value) if not isinstance(catalog, RestCatalog) or _is_location(str(value)) else None
+
+
+def _is_location(text: str) -> bool:
+    return "://" in text or text.startswith(("file:", "/"))
+
+
+def _detect(name: str, catalog: Catalog) -> CatalogCapabilities:
+    """The capabilities of a loaded catalog, without writing to it."""
+    kind = _KINDS.get(type(catalog).__name__, type(catalog).__name__.lower())
+    if isinstance(catalog, RestCatalog):
+        # PyIceberg keeps what the server's /v1/config answered (or the spec's defaults when it lists nothing)
+        endpoints = set(getattr(catalog, "_supported_endpoints", ()))
+        if urlsplit(catalog.uri).path.rstrip("/").endswith(UNITY_REST_PATH):
+            kind = "unity"
+        return CatalogCapabilities(
+            catalog=name,
+            kind=kind,
+            register=Capability.V1_REGISTER_TABLE in endpoints,
+            purge_on_drop=Capability.V1_DELETE_TABLE in endpoints,
+            views=Capability.V1_LIST_VIEWS in endpoints,
+            max_namespace_depth=1 if kind in _FLAT_NAMESPACES else None,
+            vends_credentials=Capability.V1_LOAD_CREDENTIALS in endpoints,
+        )
+    return CatalogCapabilities(
+        catalog=name,
+        kind=kind,
+        register=isinstance(catalog, MetastoreCatalog),
+        purge_on_drop=isinstance(catalog, MetastoreCatalog),
+        views=_serves_views(catalog),
+        max_namespace_depth=1 if kind in _FLAT_NAMESPACES else None,
+        vends_credentials=False,
+    )
+
+
+def _serves_views(catalog: Catalog) -> bool:
+    """PyIceberg's catalogs without views say so at once; any other answer (a missing namespace) means views."""
+    try:
+        catalog.list_views((f"icebridge_probe_{uuid.uuid4().hex[:12]}",))
+    except NotImplementedError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+def _measure_commits(catalog: Catalog, purge: bool, commits: int = PROBE_COMMITS) -> float:
+    """Commits per second on a scratch table of the catalog (metadata-only commits: no data is written).
+
+    The scratch namespace and table are dropped again, the table purged where the catalog can, so the files
+    of its commits go with it.
+    """
+    namespace = (f"icebridge_probe_{uuid.uuid4().hex[:12]}",)
+    identifier = (*namespace, "commit_rate")
+    catalog.create_namespace(namespace)
+    try:
+        table = catalog.create_table(identifier, Schema(NestedField(1, "id", LongType(), required=False)))
+        try:
+            started = time.perf_counter()
+            for i in range(commits):
+                with table.transaction() as txn:
+                    txn.set_properties({"icebridge.probe": str(i)})
+            elapsed = time.perf_counter() - started
+        finally:
+            if purge:
+                catalog.purge_table(identifier)
+            else:
+                catalog.drop_table(identifier)
+    finally:
+        catalog.drop_namespace(namespace)
+    return commits / elapsed if elapsed > 0 else float("inf")
 
 
 # Properties PyIceberg reads for each catalog type (beyond the FileIO ones, which go by prefix).

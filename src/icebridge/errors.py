@@ -60,6 +60,10 @@ class ValidationError(TerminalError):
     """A validation could not run (a table vanished, a file unreadable): never a pass."""
 
 
+class SourceReadOnlyError(TerminalError):
+    """The source catalog refuses to drop a table's entry (a read-only, foreign table), so it cannot be archived."""
+
+
 class SourceChangedError(TerminalError):
     """The source has a snapshot newer than the one copied; sync or copy again before cut-over."""
 

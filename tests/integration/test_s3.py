@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -25,20 +26,20 @@ from tests.integration.test_behaviour import Estate, assert_same_table
 S3_KEYS = {"s3.access-key-id": "testing", "s3.secret-access-key": "testing", "s3.region": "us-east-1"}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1, stopped after the module."""
+@contextmanager
+def moto_server(log_dir: Path) -> Iterator[str]:
+    """A moto server (every AWS service it mocks: S3, Glue, ...) on 127.0.0.1, stopped on exit; yields its URL."""
     # the project's own moto (5.2.3+: older servers answer CompleteMultipartUpload in a shape PyArrow rejects)
     server = str(Path(sys.executable).parent / "moto_server")
     assert Path(server).exists(), "moto_server is missing: pip install -e '.[dev]'"
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    port = free_port()
+    log = log_dir / "moto.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{port}"
@@ -56,6 +57,13 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1, stopped after the module."""
+    with moto_server(tmp_path_factory.mktemp("moto")) as endpoint:
+        yield endpoint
 
 
 def bucket(endpoint: str, name: str) -> str:

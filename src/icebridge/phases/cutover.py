@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.exceptions import ForbiddenError, NoSuchTableError
 
 from icebridge.catalogs import snapshot_totals
-from icebridge.errors import SourceChangedError, StateError
+from icebridge.errors import SourceChangedError, SourceReadOnlyError, StateError
 from icebridge.model import Phase, TableRef
 from icebridge.phases import PhaseResult
 
@@ -49,6 +49,14 @@ def archive(work: TableWork) -> PhaseResult:
         catalog.drop_table(ref.identifier)  # drop_table never purges data or metadata files
     except NoSuchTableError:
         pass
+    except ForbiddenError as exc:
+        work.task = work.store.set_archive(work.task, None)  # the entry is still there: nothing was archived
+        raise SourceReadOnlyError(
+            f"{work.task.source}: catalog {ref.catalog!r} refuses to drop the entry, so it cannot be archived "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); cut-over drops the entry in the "
+            f"catalog that owns the table: point catalogs.{ref.catalog} at that catalog, not at one that "
+            "federates it read-only"
+        ) from exc
     work.note("archived", f"{work.task.source} archived from its catalog", metadata_location=source.metadata_location)
     return PhaseResult(Phase.CUT_OVER, f"cut over; source archived ({source.metadata_location})")
 

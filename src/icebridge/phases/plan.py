@@ -178,7 +178,7 @@ def _check_location(ctx: AppContext, item: PlanItem, places: list[Place]) -> Pla
     assert item.destination is not None
     location = ctx.catalogs.planned_location(item.destination)
     if location is None:
-        if not ctx.catalogs.supports_register(item.destination.catalog):
+        if not ctx.catalogs.places_tables(item.destination.catalog):
             return item  # the catalog's server decides the location; scaffold checks it
         return item.with_findings(
             Finding(

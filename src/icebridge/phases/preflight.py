@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 from pyiceberg.io import load_file_io
 
+from icebridge.catalogs import warehouse_location
 from icebridge.errors import IceBridgeError
 from icebridge.events import Progress
 from icebridge.model import Finding, PlanItem, Severity, Strategy, TableRef
@@ -121,13 +122,28 @@ def storage_root(ctx: AppContext, dest: TableRef) -> str | None:
                 return str(location).rstrip("/")
     except Exception:
         pass
-    warehouse = catalog.properties.get("warehouse")
-    return str(warehouse).rstrip("/") if warehouse else None
+    warehouse = warehouse_location(catalog)
+    if warehouse:
+        return warehouse.rstrip("/")
+    # a REST server that decides locations itself (its 'warehouse' may be a catalog name): probe the folder
+    # it would put the table in
+    planned = ctx.catalogs.planned_location(dest)
+    return planned.rstrip("/").rsplit("/", 1)[0] if planned else None
 
 
 def check_storage(ctx: AppContext, dest: TableRef, cache: dict[str, list[Finding]]) -> list[Finding]:
     """Write, read back and delete a small object where the destination table will live."""
     root = storage_root(ctx, dest)
+    if root is None and ctx.catalogs.capabilities(dest.catalog).kind in ("rest", "unity"):
+        return [
+            Finding(
+                str(dest),
+                Severity.INFO,
+                "storage-chosen-by-server",
+                f"catalog {dest.catalog!r} is a REST catalog whose server chooses table locations; "
+                f"its storage is first written when {dest} is created",
+            )
+        ]
     if root is None:
         return [
             Finding(

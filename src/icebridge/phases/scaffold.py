@@ -2,9 +2,10 @@
 
 The destination keeps the source's field ids, current partition spec and sort order. PyIceberg's
 ``create_table`` assigns fresh field ids, so where the destination catalog can register a metadata
-file (SQL, Hive, Glue, ... catalogs) the table metadata is written by us and registered; elsewhere
-the table is created and its ids checked. An identical existing table is adopted; a different one
-is a :class:`DestinationConflictError`.
+file (SQL, Hive, Glue, ... catalogs, REST servers that offer it) the table metadata is written by us
+and registered; elsewhere (Unity Catalog) the table is created by one commit that carries the same
+schema, specs and sort order, and its shape is checked. An identical existing table is adopted; a
+different one is a :class:`DestinationConflictError`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,28 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, TableAlreadyExistsError
 from pyiceberg.io import load_file_io
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.serializers import ToOutputFile
+from pyiceberg.table import StagedTable
 from pyiceberg.table.metadata import TableMetadataV2
 from pyiceberg.table.sorting import SortOrder
+from pyiceberg.table.update import (
+    AddPartitionSpecUpdate,
+    AddSchemaUpdate,
+    AddSortOrderUpdate,
+    AssertCreate,
+    AssignUUIDUpdate,
+    SetCurrentSchemaUpdate,
+    SetDefaultSortOrderUpdate,
+    SetDefaultSpecUpdate,
+    SetLocationUpdate,
+    SetPropertiesUpdate,
+    TableUpdate,
+    UpgradeFormatVersionUpdate,
+)
 from sqlalchemy.exc import IntegrityError
 
 from icebridge import ledger
@@ -104,11 +120,17 @@ def _ensure_namespace(catalog: Catalog, namespace: tuple[str, ...]) -> None:
                 raise
 
 
-def _default_location(catalog: Catalog, ref: TableRef) -> str:
-    resolve = getattr(catalog, "_resolve_table_location", None)
-    if resolve is None:
-        raise DestinationWriteError(f"{ref}: catalog {ref.catalog!r} cannot tell a default table location")
-    location: str = resolve(None, ref.namespace_str, ref.name)
+def _new_location(catalogs: Catalogs, source: Table, dest_ref: TableRef) -> str:
+    try:
+        location = catalogs.new_table_location(dest_ref, source.schema())
+    except TableAlreadyExistsError:
+        raise
+    except Exception as exc:
+        raise DestinationWriteError(
+            f"{dest_ref}: catalog {dest_ref.catalog!r} cannot tell a table location: {exc}"
+        ) from exc
+    if location is None:
+        raise DestinationWriteError(f"{dest_ref}: catalog {dest_ref.catalog!r} cannot tell a default table location")
     return location
 
 
@@ -119,28 +141,67 @@ def create(catalogs: Catalogs, source: Table, dest_ref: TableRef) -> Table:
         _ensure_namespace(catalog, dest_ref.namespace)
     except Exception as exc:
         raise DestinationWriteError(f"{dest_ref}: cannot create namespace {dest_ref.namespace_str!r}: {exc}") from exc
-    if catalogs.supports_register(dest_ref.catalog):
-        location = _default_location(catalog, dest_ref)
-        metadata = destination_metadata(source, location)
-        metadata_path = f"{location}/metadata/00000-{uuid.uuid4()}.metadata.json"
-        _refuse_overlap(source, dest_ref, location)
-        io = ledger.bind(load_file_io({**catalog.properties}, location))
-        try:
-            ToOutputFile.table_metadata(metadata, io.new_output(metadata_path))
-        except Exception as exc:
-            raise DestinationWriteError(f"{dest_ref}: cannot write metadata under {location}: {exc}") from exc
-        try:
-            return catalog.register_table(dest_ref.identifier, metadata_path)
-        except TableAlreadyExistsError:
-            io.delete(metadata_path)
-            raise
-    table = catalog.create_table(
-        dest_ref.identifier,
-        schema=source.schema(),
-        partition_spec=source.spec(),
-        sort_order=source.sort_order(),
-        properties=portable_properties(source.metadata.properties),
+    location = _new_location(catalogs, source, dest_ref)
+    _refuse_overlap(source, dest_ref, location)
+    metadata = destination_metadata(source, location)
+    if not catalogs.supports_register(dest_ref.catalog):
+        return _create_by_commit(catalog, dest_ref, metadata)
+    metadata_path = f"{location}/metadata/00000-{uuid.uuid4()}.metadata.json"
+    io = ledger.bind(load_file_io({**catalog.properties}, location))
+    try:
+        ToOutputFile.table_metadata(metadata, io.new_output(metadata_path))
+    except Exception as exc:
+        raise DestinationWriteError(f"{dest_ref}: cannot write metadata under {location}: {exc}") from exc
+    try:
+        return catalog.register_table(dest_ref.identifier, metadata_path)
+    except TableAlreadyExistsError:
+        io.delete(metadata_path)
+        raise
+
+
+def _create_by_commit(catalog: Catalog, dest_ref: TableRef, metadata: TableMetadataV2) -> Table:
+    """Create the table by one create commit that carries ``metadata``'s schema, specs and sort order.
+
+    A catalog that cannot register metadata still applies a create commit's updates as given: the schema
+    keeps its field ids and the specs are numbered in the order they are added, so they keep theirs when the
+    source's are 0, 1, ... (checked afterwards: a catalog that renumbered them gets its new entry dropped).
+    """
+    order = metadata.sort_order_by_id(metadata.default_sort_order_id)
+    # model_validate, not the constructors: these models' constructors take only the JSON aliases
+    updates: list[TableUpdate] = [
+        AssignUUIDUpdate(uuid=metadata.table_uuid),
+        UpgradeFormatVersionUpdate.model_validate({"format_version": metadata.format_version}),
+        AddSchemaUpdate.model_validate({"schema_": metadata.schema()}),
+        SetCurrentSchemaUpdate.model_validate({"schema_id": -1}),
+        *(AddPartitionSpecUpdate(spec=spec) for spec in sorted(metadata.partition_specs, key=lambda s: s.spec_id)),
+        SetDefaultSpecUpdate.model_validate({"spec_id": metadata.default_spec_id}),
+        AddSortOrderUpdate.model_validate({"sort_order": order if order is not None else SortOrder(order_id=0)}),
+        SetDefaultSortOrderUpdate.model_validate({"sort_order_id": -1}),
+        SetLocationUpdate(location=metadata.location),
+        SetPropertiesUpdate(updates=metadata.properties),
+    ]
+    staged = StagedTable(
+        identifier=dest_ref.identifier,
+        metadata=metadata,
+        metadata_location=None,  # type: ignore[arg-type]  # no metadata file exists before the commit
+        io=load_file_io({**catalog.properties}, metadata.location),
+        catalog=catalog,
     )
+    try:
+        catalog.commit_table(staged, (AssertCreate(),), tuple(updates))
+    except CommitFailedException as exc:
+        if catalog.table_exists(dest_ref.identifier):
+            raise TableAlreadyExistsError(str(dest_ref)) from exc
+        raise
+    table = catalog.load_table(dest_ref.identifier)
+    renumbered = [spec.spec_id for spec in metadata.partition_specs if table.metadata.specs().get(spec.spec_id) != spec]
+    if renumbered:
+        catalog.drop_table(dest_ref.identifier)  # the entry this call created; nothing else is touched
+        raise DestinationWriteError(
+            f"{dest_ref}: catalog {dest_ref.catalog!r} numbered the source's partition specs "
+            f"{renumbered} differently, so copied files could not keep their specs; map the table to a "
+            "catalog that can register metadata (SQL, Glue, Hive, a REST server offering register)"
+        )
     return table
 
 
