@@ -122,9 +122,6 @@ class TerminalProgress:
             bars.console.print(f"[yellow]retry[/] {event.message()}", highlight=False)
         elif isinstance(event, TableFinished) and table in self._tables:
             task_id = self._tables[table]
-            total = bars.tasks[task_id].total
-            if event.status == "succeeded" and total:
-                bars.update(task_id, completed=total)
             bars.update(task_id, info=f"{event.status}: {event.outcome}"[:80])
             bars.stop_task(task_id)
         elif isinstance(event, RunFinished):
