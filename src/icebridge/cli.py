@@ -22,6 +22,7 @@ from rich.table import Table
 from icebridge import __version__
 from icebridge.config import load_config
 from icebridge.context import Context
+from icebridge.engines import engine_names
 from icebridge.errors import CatalogUnreachableError, ConfigError, IceBridgeError, PlanError, StateError
 from icebridge.model import Finding, PlanItem, Severity, TableFacts
 
@@ -57,7 +58,8 @@ EngineOpt = Annotated[
     str | None,
     typer.Option(
         "--engine",
-        help="Engine for this run, over the mapping rules: local (file-copy or rewrite per table), spark, databricks.",
+        help=f"Engine for this run, over the mapping rules: {', '.join(engine_names())} "
+        "(default: each table's mapping rule, else local, which picks file-copy or rewrite per table).",
     ),
 ]
 TablesOpt = Annotated[
@@ -101,7 +103,7 @@ def command_context(config_path: Path | None, check_catalogs: bool = True) -> It
         raise typer.Exit(EXIT_USAGE) from exc
     try:
         yield ctx
-    except PlanError as exc:
+    except (PlanError, ConfigError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     finally:
@@ -386,7 +388,7 @@ def _plan_json(item: PlanItem) -> dict[str, Any]:
     return {
         "source": str(item.source),
         "destination": str(item.destination),
-        "strategy": item.strategy.value,
+        "strategy": str(item.strategy),
         "reason": item.reason,
         "blocked": item.blocked,
         "bytes_to_move": item.bytes_to_move,
@@ -404,7 +406,7 @@ def _plan_table(items: list[PlanItem]) -> Table:
         table.add_row(
             str(i.source),
             str(i.destination),
-            i.strategy.value,
+            str(i.strategy),
             _human_bytes(i.bytes_to_move),
             _duration(i.estimate_seconds) if i.estimate_seconds is not None else "-",
             i.reason,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from sqlalchemy.exc import OperationalError
 
-from icebridge.engines import BatchCommit
+from icebridge.engines import BatchCommit, strategy_spec
 from icebridge.errors import (
     IceBridgeError,
     LeaseLostError,
@@ -169,6 +169,7 @@ def prepare(
     ctx: Context, pattern: str | None, refresh: bool = False, engine: str | None = None
 ) -> tuple[list[PlanItem], list[Finding]]:
     """Inventory (saved or fresh) and plan, restricted to ``pattern``; raises PlanError on a rule matching nothing."""
+    plan_phase.check_engine(ctx.config, engine)  # a bad --engine stops here, before the inventory is written
     facts, findings = inventory_phase.run(ctx, refresh=refresh)
     # unreadable tables still exist: a rule that matches only them is not a typo
     known = [t.source for t in ctx.store.list_tasks()] + [f.table for f in findings]
@@ -196,9 +197,12 @@ def save_plan(ctx: Context, items: list[PlanItem]) -> list[tuple[PlanItem, TaskR
 class _TaskRun:
     """Drives one task through scaffold → copy → validate while holding its lease."""
 
-    def __init__(self, ctx: Context, task: TaskRow, keeper: LeaseKeeper, places: list[Place]) -> None:
+    def __init__(
+        self, ctx: Context, task: TaskRow, keeper: LeaseKeeper, places: list[Place], engine: str | None = None
+    ) -> None:
         self.ctx = ctx
         self.task = task
+        self.engine = engine  # the engine chosen for the run (--engine), when it carries the task's strategy
         self.keeper = keeper
         self.places = places  # every source folder of the estate: never written, never deleted
         self.cancel = TaskCancel(ctx.cancel, keeper, task.id)
@@ -267,8 +271,8 @@ class _TaskRun:
     def _copy(self, source: Table, destination: Table, snapshot_id: int | None, ledger: FileLedger) -> None:
         if snapshot_id is None:
             return
-        strategy = Strategy(self.task.strategy)
-        if strategy is not Strategy.DATABRICKS:  # a remote engine settles its own runs (see engines/databricks)
+        strategy = self.task.strategy
+        if not strategy_spec(strategy).remote_markers:  # a remote engine settles its own runs (see engines/)
             progress = copy_phase.destination_progress(destination, self.task.source)
             recorded = {c.batch for c in self.store.checkpoints(self.task.id, snapshot_id)}
             for batch in sorted(progress.batches - recorded):  # committed but not recorded before a crash
@@ -289,18 +293,30 @@ class _TaskRun:
             )
             self.ctx.progress("batch", {"table": self.task.source, "batch": commit.batch, "rows": commit.rows})
 
+        def on_progress(files: int, size: int) -> None:  # called from the engine's worker threads too
+            self.ctx.progress("copy-progress", {"table": self.task.source, "files": files, "bytes": size})
+
+        def on_event(kind: str, message: str, data: dict[str, Any]) -> None:  # an engine's report, kept in the log
+            self.store.event(kind, message, run_id=self.ctx.run_id, task_id=self.task.id, data=data)
+
         result = with_retries(
             self.ctx,
             self.task.source,
             lambda: copy_phase.run(
-                self.ctx, self.task, source, destination, snapshot_id, strategy, on_commit, self.cancel, ledger
+                self.ctx,
+                self.task,
+                source,
+                destination,
+                snapshot_id,
+                strategy,
+                on_commit,
+                self.cancel,
+                ledger,
+                engine=self.engine,
+                on_progress=on_progress,
+                on_event=on_event,
             ),
         )
-        if strategy is Strategy.SPARK_SQL:  # per-statement metrics of the Spark engine, kept in the event log
-            for metric in getattr(self.ctx.engine("spark"), "metrics_for", lambda _t: ())(self.task.source):
-                self.store.event(
-                    "statement", metric.statement, run_id=self.ctx.run_id, task_id=self.task.id, data=metric.to_dict()
-                )
         self.store.event(
             "copied",
             f"{result.batches_total} batches ({result.batches_skipped} already done), {result.rows} rows written",
@@ -553,7 +569,7 @@ def migrate(ctx: Context, pattern: str | None = None, engine: str | None = None)
                     )
                 )
             else:
-                work.append(_TaskRun(ctx, task, keeper, places).run)
+                work.append(_TaskRun(ctx, task, keeper, places, engine).run)
         with keeper:
             run_tasks(ctx, "migrate", work, report)
     except KeyboardInterrupt:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from icebridge.engines import BatchCommit, Batching, Cancel, CopyJob, CopyResult, engine_for
+from icebridge.engines import BatchCommit, Batching, Cancel, CopyJob, CopyResult, engine_for, strategy_spec
 from icebridge.errors import DestinationConflictError
-from icebridge.model import Strategy, TableRef
+from icebridge.model import TableRef
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -79,19 +79,23 @@ def run(
     source: Table,
     destination: Table,
     snapshot_id: int,
-    strategy: Strategy,
+    strategy: str,
     on_commit: Callable[[BatchCommit], None] | None = None,
     cancel: Cancel | None = None,
     ledger: FileLedger | None = None,
+    engine: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
 ) -> CopyResult:
     """Copy every batch of ``snapshot_id`` the destination does not hold yet, then sweep the task's leftovers.
 
-    Engines that write through this process's PyIceberg (local, spark) leave their checkpoints in
-    snapshot summaries, read back here. A remote engine (databricks) keeps its own markers on the
-    destination and is told what the store recorded instead.
+    The strategy's engine does the copy (``engine``, the one chosen for the run, when it carries the
+    strategy). Engines that write through this process's PyIceberg (local, spark) leave their
+    checkpoints in snapshot summaries, read back here. A strategy whose spec says ``remote_markers``
+    (databricks) keeps its own markers on the destination and is told what the store recorded instead.
     """
     destination.refresh()
-    remote = strategy is Strategy.DATABRICKS
+    remote = strategy_spec(strategy).remote_markers
     if remote:
         recorded = frozenset(c.batch for c in ctx.store.checkpoints(task.id, snapshot_id))
         progress = DestinationProgress(source_snapshot_id=None, batches=recorded, batching=None)
@@ -116,6 +120,8 @@ def run(
         chunk_bytes=ctx.config.migrate.chunk_bytes,
         committed_batches=progress.batches,
         on_commit=on_commit or (lambda _c: None),
+        on_progress=on_progress or (lambda _files, _bytes: None),
+        on_event=on_event or (lambda _kind, _message, _data: None),
         cancel=cancel if cancel is not None else ctx.cancel,
         ledger=ledger,
         summary_markers={
@@ -124,7 +130,7 @@ def run(
             BATCHING_KEY: batching.marker(),
         },
     )
-    result = ctx.engine(engine_for(strategy)).copy(job)
+    result = ctx.engine(engine_for(strategy, preferred=engine)).copy(job)
     if remote or ledger is None:
         return result
     destination.refresh()
