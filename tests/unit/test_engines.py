@@ -22,6 +22,7 @@ from icebridge.engines import (
     strategy_names,
     strategy_spec,
 )
+from icebridge.engines.faulty import FaultyEngine, FaultySettings
 from icebridge.errors import ConfigError, PlanError, TerminalError
 from icebridge.model import Finding, PlanItem, Severity, Strategy, TableFacts, TableRef
 from icebridge.phases import plan as plan_phase
@@ -96,6 +97,12 @@ def test_every_engine_declares_what_its_registry_line_says() -> None:
         strategy_spec("teleport")
 
 
+def test_the_faulty_engine_carries_the_local_strategies_when_the_run_asks_for_it() -> None:
+    assert engine_for("file-copy") == "local" and engine_for("rewrite", preferred="faulty") == "faulty"
+    assert engine_for("spark-sql", preferred="faulty") == "spark"  # it does not carry that one
+    assert engine_for("file-copy", preferred="spark") == "local"
+
+
 def test_names_are_known_without_importing_any_engine() -> None:
     probe = textwrap.dedent(
         """
@@ -107,7 +114,7 @@ def test_names_are_known_without_importing_any_engine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     engines, strategies, loaded = json.loads(out.stdout)
-    assert engines == ["databricks", "local", "spark"]
+    assert engines == ["databricks", "faulty", "local", "spark"]
     assert strategies == ["databricks", "file-copy", "rewrite", "spark-sql"]
     assert loaded == []
 
@@ -192,7 +199,14 @@ def test_a_new_engine_is_its_module_and_one_registry_line(tmp_path: Path, monkey
             "mappings[0].strategy",
             "unknown strategy 'teleport'; known strategies: databricks, file-copy, rewrite, spark-sql",
         ),
-        ({"engines": {"teleport": {}}}, "engines.teleport", "unknown engine; known engines: databricks, local, spark"),
+        ({"engines": {"teleport": {}}}, "engines.teleport", "unknown engine; known engines: databricks, faulty, local"),
+        ({"engines": {"faulty": {"crash_after": 2}}}, "engines.faulty.crash_after", "unknown key; allowed keys here"),
+        (
+            {"engines": {"faulty": {"transient_commit_probability": 2}}},
+            "engines.faulty.transient_commit_probability",
+            "less than or equal to 1",
+        ),
+        ({"engines": {"faulty": {"strategy": "teleport"}}}, "engines.faulty.strategy", "'auto', 'file-copy' or"),
         ({"engines": {"local": {"threads": 4}}}, "engines.local", "this engine takes no settings (found threads)"),
         (
             {"mappings": [{"source": "foreign.*.*", "target": "managed.x", "strategy": "databricks"}]},
@@ -212,16 +226,57 @@ def test_engine_and_strategy_mistakes_name_the_key_and_the_known_names(
 
 
 def test_engine_option_names_a_registered_engine(tmp_path: Path) -> None:
-    config = load_config(write_config(tmp_path, engines={"spark": {"master": "local[1]"}}))
-    plan_phase.check_engine(config, "spark")
+    config = load_config(write_config(tmp_path, engines={"faulty": {"seed": 3}}))
+    plan_phase.check_engine(config, "faulty")
     plan_phase.check_engine(config, None)
-    with pytest.raises(PlanError, match=r"--engine 'teleport': unknown engine; choose one of databricks, local, spark"):
+    with pytest.raises(PlanError, match=r"--engine 'teleport': unknown engine; choose one of databricks, faulty"):
         plan_phase.check_engine(config, "teleport")
     with pytest.raises(ConfigError, match=r"engines\.databricks\.cluster: required key is missing"):
         plan_phase.check_engine(config, "databricks")  # the engine chosen for the run must accept its settings
 
 
-# ------------------------------------------------------------------------------------- planning
+# ------------------------------------------------------------------------------------- faulty engine
+
+
+def test_faults_repeat_with_the_seed_and_apply_only_to_the_chosen_tables(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path))
+    events: list[tuple[str, str, dict[str, Any]]] = []
+
+    class Job:
+        task = "foreign.shop.orders"
+
+        @staticmethod
+        def on_event(kind: str, message: str, data: dict[str, Any]) -> None:
+            events.append((kind, message, data))
+
+    def decisions(seed: int) -> list[str | None]:
+        settings = FaultySettings(transient_commit_probability=0.3, terminal_commit_probability=0.2, seed=seed)
+        engine = FaultyEngine(config, settings)
+        return [engine.commit_fault(Job(), str(batch)) for batch in range(12) for _attempt in range(3)]  # type: ignore[arg-type]
+
+    first = decisions(7)
+    assert first == decisions(7), "the same seed injects the same faults"
+    assert first != decisions(8)
+    assert {"terminal-commit", "transient-commit", None} <= set(first)
+    assert sum(kind == "fault" for kind, _m, _d in events) == 3 * sum(d is not None for d in first)
+
+    limited = FaultyEngine(config, FaultySettings(transient_commit_probability=1.0, fault_limit=2))
+    assert [limited.commit_fault(Job(), "0") for _ in range(4)] == ["transient-commit", "transient-commit", None, None]
+
+    chosen = FaultyEngine(config, FaultySettings(tables=["foreign.shop.*", "other.x.y"]))
+    assert chosen.applies("foreign.shop.orders") and not chosen.applies("foreign.hr.people")
+
+
+def test_the_faulty_engine_plans_like_the_local_one_or_as_told(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path))
+    plain, deleted = facts(), facts("foreign.shop.deleted", delete_files=1, position_delete_files=1)
+    auto = FaultyEngine(config)
+    assert auto.choose_strategy(plain)[0] == "file-copy" and auto.choose_strategy(deleted)[0] == "rewrite"
+    told = FaultyEngine(config, FaultySettings(strategy="file-copy"))
+    strategy, reason = told.choose_strategy(deleted)
+    assert (strategy, reason) == ("file-copy", "file-copy: engines.faulty.strategy (with the faulty engine's faults)")
+    [blocker] = told.strategy_findings("foreign.shop.deleted", deleted, strategy)
+    assert blocker.code == "file-copy-unsupported"  # what file-copy cannot carry, it cannot carry here either
 
 
 def test_an_engine_that_cannot_run_here_blocks_its_tables_with_the_extra_to_install(

@@ -289,6 +289,7 @@ ENGINES: dict[str, EngineEntry] = {
     "local": EngineEntry("icebridge.engines.local", "LocalEngine", None, ("file-copy", "rewrite")),
     "spark": EngineEntry("icebridge.engines.spark", "SparkEngine", "spark", ("spark-sql",)),
     "databricks": EngineEntry("icebridge.engines.databricks", "DatabricksEngine", "databricks", ("databricks",)),
+    "faulty": EngineEntry("icebridge.engines.faulty", "FaultyEngine", None, ("file-copy", "rewrite")),
 }
 
 
