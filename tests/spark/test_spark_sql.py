@@ -217,3 +217,20 @@ def test_registry_builds_the_spark_engine(tmp_path: Path) -> None:
     assert isinstance(engine, SparkEngine)
     assert Strategy.SPARK_SQL in engine.strategies
     assert engine.settings.master == "local[1]"
+
+
+def test_a_catalog_spark_has_no_mapping_for_is_a_preflight_blocker(tmp_path: Path) -> None:
+    from icebridge.catalogs import Catalogs
+    from icebridge.model import PlanItem
+
+    catalogs = {
+        "src": {"type": "sql", "uri": f"sqlite:///{tmp_path}/c.db", "warehouse": f"file://{tmp_path}/wh"},
+        "mem": {"type": "in-memory"},
+    }
+    config = write_config(tmp_path, {"spark": {"master": "local[1]"}}, catalogs=catalogs)
+    engine = SparkEngine(config)
+    item = PlanItem(TableRef("mem", ("ns",), "t"), TableRef("src", ("dst",), "t"), Strategy.SPARK_SQL, "")
+    findings = engine.preflight([item], Catalogs(config).get)
+    assert [(f.table, f.code) for f in findings] == [("mem.ns.t", "spark-catalog-unmapped")]
+    assert "catalogs.mem: type 'in-memory'" in findings[0].message
+    assert list((tmp_path / "wh").iterdir()) == []  # the destination storage was probed and left clean

@@ -92,7 +92,7 @@ class _Engines:
         return self._built[name]
 
     def _build(self, name: str) -> Engine | str:
-        if f"engine:{name}" not in self._ctx.overrides and not engine_installed(name):
+        if not engine_installed(name):
             extra = ENGINES[name].extra
             hint = f"pip install 'icebridge[{extra}]'" if extra else "reinstall icebridge"
             return f"the {name} engine's packages are not installed ({hint})"
