@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from icebridge.errors import ConfigError
-from icebridge.model import Strategy, TableRef
+from icebridge.model import TableRef
 
 CONFIG_ENV = "ICEBRIDGE_CONFIG"
 DEFAULT_CONFIG = "icebridge.yaml"
@@ -39,7 +39,7 @@ class MappingRule(_Strict):
     source: str
     target: str
     rename: str | None = Field(default=None, description="Destination table name; may use {table}.")
-    strategy: Strategy | None = None
+    strategy: str | None = Field(default=None, description="Force a strategy (a name an engine declares).")
 
     @field_validator("source")
     @classmethod
@@ -52,6 +52,16 @@ class MappingRule(_Strict):
                 raise ValueError(f"{value!r} has an unbalanced '[' in the glob {part!r}")
         if any(c in parts[0] for c in _GLOB_CHARS):
             raise ValueError(f"{value!r}: the catalog part must be a catalog name, not a glob")
+        return value
+
+    @field_validator("strategy")
+    @classmethod
+    def _check_strategy(cls, value: str | None) -> str | None:
+        # the engine registry is data (no engine is imported to read it)
+        from icebridge.engines import strategy_names
+
+        if value is not None and value not in strategy_names():
+            raise ValueError(f"unknown strategy {value!r}; known strategies: {', '.join(strategy_names())}")
         return value
 
     @field_validator("target")
@@ -144,7 +154,7 @@ class FileConfig(_Strict):
     mappings: list[MappingRule] = Field(min_length=1)
     migrate: MigrateSettings = MigrateSettings()
     engines: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Settings per engine (spark, databricks), checked by the engine itself."
+        default_factory=dict, description="Settings per engine (a name of the engine registry), checked by the engine."
     )
 
 
@@ -333,7 +343,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             "pip install 'icebridge[gx]', or set data_docs: false"
         )
     engines = {name: _expand_env(section, f"engines.{name}", cfg_path) for name, section in parsed.engines.items()}
-    return Config(
+    config = Config(
         path=cfg_path,
         state_url=state,
         catalogs=catalogs,
@@ -343,6 +353,26 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         reports=reports.folder,
         data_docs=reports.data_docs,
     )
+    _check_engines(config)
+    return config
+
+
+def _check_engines(config: Config) -> None:
+    """Every ``engines.<name>`` names a registered engine, and each engine in use accepts its section.
+
+    An engine is in use when it has a section or a mapping rule forces one of its strategies; its own
+    settings model decides (a mistake names ``engines.<name>.<key>``).
+    """
+    from icebridge.engines import check_engine_settings, engine_for, engine_names
+
+    for name in config.engines:
+        if name not in engine_names():
+            raise ConfigError(
+                f"{config.path}: engines.{name}: unknown engine; known engines: {', '.join(engine_names())}"
+            )
+    used = set(config.engines) | {engine_for(rule.strategy) for rule in config.mappings if rule.strategy}
+    for name in sorted(used):
+        check_engine_settings(name, config)
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:

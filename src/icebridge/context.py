@@ -127,6 +127,7 @@ class RunScope:
     command: str
     keeper: LeaseKeeper
     cancel: threading.Event = field(default_factory=threading.Event)
+    engine: str | None = None  # the engine chosen for this run (--engine), over the strategies' own
 
     @property
     def config(self) -> Config:

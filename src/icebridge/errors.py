@@ -106,6 +106,44 @@ class StorageTransientError(TransientError):
     """Storage answered with a retryable error (throttling, timeout, connection reset)."""
 
 
+class CopyInterrupted(IceBridgeError):
+    """The run was asked to stop between two commits; what was committed stays committed, the next run resumes."""
+
+    transient = True
+
+
+class EngineNotInstalledError(TerminalError):
+    """An engine's optional dependencies are not installed; the message names the pip extra."""
+
+
+class CatalogMappingError(TerminalError):
+    """A configured catalog has no Spark equivalent IceBridge can derive."""
+
+
+class DatabricksUnreachableError(TransientError):
+    """The Databricks workspace did not answer (connection refused, timeout, DNS); the message names the host."""
+
+
+class DatabricksApiError(TerminalError):
+    """The Databricks workspace refused a request (authentication, permission, bad request)."""
+
+
+class DatabricksApiTransientError(TransientError):
+    """The Databricks workspace answered 429/503/500 or similar and the SDK's own retries ran out."""
+
+
+class DatabricksRunFailed(TerminalError):
+    """A Databricks job run failed for a reason another try cannot fix (a SQL error, a refused cluster spec)."""
+
+
+class DatabricksRunTransientError(TransientError):
+    """A Databricks job run failed for a reason another try may fix (cluster launch failure, INTERNAL_ERROR)."""
+
+
+class DatabricksRunCancelled(TransientError):
+    """The migration was interrupted; the Databricks run was cancelled and the next migrate resumes it."""
+
+
 class UsageError(TerminalError):
     """A command was asked for something it cannot mean (an empty --tables pattern, an unknown option value)."""
 
@@ -138,6 +176,10 @@ ERROR_TABLE: dict[type[IceBridgeError], tuple[int, int]] = {
     ValidationFailedError: (1, 422),
     ValidationError: (1, 500),
     CommitConflictError: (1, 409),
+    EngineNotInstalledError: (2, 501),
+    SourceReadOnlyError: (1, 409),
+    DatabricksUnreachableError: (1, 504),
+    DatabricksApiError: (1, 502),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 
 class Severity(StrEnum):
@@ -13,12 +13,27 @@ class Severity(StrEnum):
     INFO = "info"
 
 
-class Strategy(StrEnum):
-    REWRITE = "rewrite"
-    FILE_COPY = "file-copy"
-    SPARK_SQL = "spark-sql"
-    DATABRICKS = "databricks"
-    REGISTER = "register"
+class Strategy(str):
+    """The name of a copy strategy: a plain string, declared by the engine that carries it out.
+
+    The engine registry (``icebridge.engines``) knows every name; the constants below only spell the
+    built-in ones, so that code outside the engines need not repeat the strings.
+    """
+
+    __slots__ = ()
+
+    REWRITE: ClassVar[Strategy]
+    FILE_COPY: ClassVar[Strategy]
+    SPARK_SQL: ClassVar[Strategy]
+    DATABRICKS: ClassVar[Strategy]
+    REGISTER: ClassVar[Strategy]  # named by the design, carried out by no engine yet
+
+
+Strategy.REWRITE = Strategy("rewrite")
+Strategy.FILE_COPY = Strategy("file-copy")
+Strategy.SPARK_SQL = Strategy("spark-sql")
+Strategy.DATABRICKS = Strategy("databricks")
+Strategy.REGISTER = Strategy("register")
 
 
 class Phase(StrEnum):
@@ -179,7 +194,7 @@ class PlanItem:
 
     source: TableRef
     destination: TableRef | None
-    strategy: Strategy
+    strategy: str  # a strategy name (see Strategy)
     reason: str
     findings: tuple[Finding, ...] = ()
     bytes_to_move: int = 0
@@ -197,6 +212,6 @@ class PlanItem:
 class Throughput:
     """Bytes per second one table moves with a strategy on this machine, and what the figure rests on."""
 
-    strategy: Strategy
+    strategy: str
     bytes_per_second: float
     basis: str

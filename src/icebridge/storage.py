@@ -115,13 +115,22 @@ def copy_local(source: str, dest: str) -> int:
 
 
 def file_size(io: FileIO, path: str) -> int | None:
-    """Size of a stored file, or None when it does not exist."""
+    """Size of a stored file, or None when it does not exist.
+
+    A FileIO that reports a missing object with some other error than ``FileNotFoundError`` is asked
+    whether the file exists, in its own terms (``InputFile.exists``), before the error is raised.
+    """
+    stored = io.new_input(path)
     try:
-        return len(io.new_input(path))
+        return len(stored)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        if "not found" in str(exc).lower() or "no such" in str(exc).lower():  # object stores say it in words
+        try:
+            missing = not stored.exists()
+        except OSError:
+            missing = False
+        if missing:
             return None
         raise storage_error(exc, f"inspecting {path}") from exc
 

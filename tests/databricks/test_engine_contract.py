@@ -15,14 +15,17 @@ from pyiceberg.transforms import BucketTransform, DayTransform, HourTransform, I
 from pyiceberg.types import LongType, NestedField, StringType, TimestamptzType
 
 from icebridge.engines import BatchCommit, Batching, CopyJob, load_engine
-from icebridge.engines.databricks import (
-    DatabricksEngine,
+from icebridge.engines.databricks import DatabricksEngine
+from icebridge.errors import (
+    ConfigError,
     DatabricksRunCancelled,
     DatabricksRunFailed,
     DatabricksRunTransientError,
     DatabricksUnreachableError,
+    DestinationConflictError,
+    TerminalError,
+    TransientError,
 )
-from icebridge.errors import ConfigError, DestinationConflictError, TerminalError, TransientError
 from icebridge.model import Strategy, TableRef
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, TOKEN, ContractServer, make_config
@@ -77,8 +80,12 @@ def make_job(
     cancel: threading.Event | None = None,
     destination: FakeTable | None = None,
     committed: frozenset[int] = frozenset(),
+    progress: list[tuple[int, int]] | None = None,
+    events: list[tuple[str, str, dict[str, Any]]] | None = None,
 ) -> CopyJob:
     sink = commits if commits is not None else []
+    steps = progress if progress is not None else []
+    reports = events if events is not None else []
     return CopyJob(
         task=f"foreign.sales.{name}",
         source_ref=TableRef("foreign", ("sales",), name),
@@ -92,6 +99,8 @@ def make_job(
         committed_batches=committed,
         on_commit=sink.append,
         cancel=cancel,
+        on_progress=lambda files, size: steps.append((files, size)),
+        on_event=lambda kind, message, data: reports.append((kind, message, data)),
     )
 
 
@@ -107,10 +116,15 @@ def test_full_copy_submits_a_photon_run_polls_it_and_reports_one_commit(
     engine: DatabricksEngine, contract_server: ContractServer
 ) -> None:
     commits: list[BatchCommit] = []
-    result = engine.copy(make_job(commits=commits))
+    progress: list[tuple[int, int]] = []
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    result = engine.copy(make_job(commits=commits, progress=progress, events=events))
 
     assert result.batches_total == 1 and result.batches_skipped == 0
     assert commits == [BatchCommit(batch=0, dest_snapshot_id=99, files=3, rows=1500, bytes=4096)]
+    assert progress == [(3, 4096)]  # the whole table arrives in one commit: one report of its files and bytes
+    [(kind, message, data)] = events
+    assert kind == "databricks-run" and "succeeded" in message and data["mode"] == "clone"
     [body] = contract_server.submitted()
     [task] = body["tasks"]
     assert task["new_cluster"]["runtime_engine"] == "PHOTON"

@@ -166,7 +166,7 @@ def test_grant_swap_from_show_grants(contract_server: ContractServer, tmp_path: 
             ["auditors", "READ_METADATA", "TABLE", "uc_foreign.sales.orders"],
         ],
     )
-    from icebridge.engines.databricks import Api, load_settings
+    from icebridge.engines.databricks_client import Api, load_settings
 
     config = make_config(tmp_path, host=contract_server.url, token=TOKEN)
     settings = load_settings(config)
@@ -195,3 +195,31 @@ def test_show_grants_rows_need_principal_and_action() -> None:
     ]
     with pytest.raises(Exception, match="without principal/actionType"):
         parse_show_grants([{"principal": "a"}])
+
+
+def test_preflight_asks_unity_catalog_through_the_databricks_engine(
+    contract_server: ContractServer, tmp_path: Path
+) -> None:
+    from icebridge.context import AppContext
+    from icebridge.model import PlanItem
+    from icebridge.phases.preflight import engine_preflight
+
+    contract_server.grant_everything(UC_SRC, UC_DST)
+    for assignment in contract_server.effective[("table", UC_SRC)]:
+        assignment["privileges"] = [p for p in assignment["privileges"] if p["privilege"] != "SELECT"]
+    ctx = AppContext(make_config(tmp_path, host=contract_server.url, token=TOKEN))
+    item = PlanItem(SRC, DST, "databricks", "forced by the mapping rule")
+    [finding] = engine_preflight(ctx, "databricks", [item])
+    assert (finding.table, finding.code, finding.severity) == (str(SRC), "uc-missing-select", Severity.BLOCKER)
+    assert not contract_server.calls("POST", "/api/2.2/jobs/runs/submit")  # checked, nothing copied
+
+
+def test_a_databricks_engine_that_cannot_be_built_is_a_preflight_blocker(tmp_path: Path) -> None:
+    from icebridge.context import AppContext
+    from icebridge.model import PlanItem
+    from icebridge.phases.preflight import engine_preflight
+
+    ctx = AppContext(make_config(tmp_path, cluster={}))
+    [finding] = engine_preflight(ctx, "databricks", [PlanItem(SRC, DST, "databricks", "")])
+    assert finding.code == "engine-unavailable" and finding.severity is Severity.BLOCKER
+    assert "engines.databricks.cluster" in finding.message

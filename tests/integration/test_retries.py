@@ -1,4 +1,8 @@
-"""Transient failures are retried with backoff and leave exactly one copy; terminal ones fail only their table."""
+"""Transient failures are retried with backoff and leave exactly one copy; terminal ones fail only their table.
+
+The failures are injected by the ``faulty`` engine, which copies for real through the local engine and
+fails commits or file copies where its settings say, handed to the run in-process.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import CommitFailedException
+import yaml
 
-from icebridge import storage
 from icebridge.app.runs import RunRequest, RunResult, RunService
 from icebridge.config import load_config
 from icebridge.context import AppContext
-from tests.integration.test_behaviour import Estate, make_estate, rows
+from icebridge.engines.faulty import FaultyEngine
+from icebridge.store import EventRow
+from tests.integration.test_behaviour import SOURCES, Estate, make_estate, rows
+
+TABLE = "foreign.shop.many_files"
 
 
 @pytest.fixture
@@ -22,10 +28,21 @@ def est(tmp_path: Path) -> Estate:
     return make_estate(tmp_path, backend, big_files=6, files_per_commit=2)
 
 
-def migrate(est: Estate) -> RunResult:
-    ctx = AppContext(load_config(est.config))
+def with_faults(est: Estate, **faults: Any) -> None:
+    """Write ``engines.faulty`` into the estate's icebridge.yaml."""
+    config = yaml.safe_load(est.config.read_text())
+    config["engines"] = {"faulty": faults}
+    est.config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def migrate(est: Estate, pattern: str | None = TABLE) -> tuple[RunResult, FaultyEngine, list[EventRow]]:
+    """Migrate with the faulty engine standing in for the local one; the report, the engine, the run's events."""
+    base = AppContext(load_config(est.config))
+    engine = FaultyEngine(base.config)
+    ctx = base.replace(engine=engine)
     try:
-        return RunService(ctx).run(RunRequest(command="migrate", tables="foreign.shop.many_files"))
+        report = RunService(ctx).run(RunRequest(command="migrate", tables=pattern))
+        return report, engine, ctx.store.events(run_id=report.run_id)
     finally:
         ctx.close()
 
@@ -38,45 +55,50 @@ def assert_copied_once(est: Estate) -> None:
     assert rows(destination, source.schema()) == rows(source)
 
 
-def test_commit_conflicts_are_retried(est: Estate, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_commit = SqlCatalog.commit_table
-    failures = {"left": 2}
+def kinds(events: list[EventRow], kind: str) -> list[EventRow]:
+    return [e for e in events if e.kind == kind]
 
-    def flaky_commit(self: SqlCatalog, *args: Any, **kwargs: Any) -> Any:
-        if self.name == "managed" and failures["left"] and args[0].metadata.snapshots:
-            failures["left"] -= 1
-            raise CommitFailedException("table moved on (injected)")
-        return real_commit(self, *args, **kwargs)
 
-    monkeypatch.setattr(SqlCatalog, "commit_table", flaky_commit)
-    report = migrate(est)
+def test_commit_conflicts_are_retried(est: Estate) -> None:
+    with_faults(est, transient_commit_probability=1.0, fault_limit=2)
+    report, engine, events = migrate(est)
     assert report.status == "succeeded", report.tables
-    assert failures["left"] == 0
+    assert engine.faults == 2
+    faults = kinds(events, "fault")
+    assert [(e.data or {}).get("fault") for e in faults] == ["transient-commit", "transient-commit"]
+    assert len(kinds(events, "retry")) == 2  # each lost commit race was retried after a backoff
     assert_copied_once(est)
 
 
-def test_transient_storage_errors_are_retried(est: Estate, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_copy = storage.copy_local
-    failures = {"left": 2}
-
-    def flaky_copy(source: str, *args: Any, **kwargs: Any) -> Any:
-        if "foreign-warehouse" in source and failures["left"]:
-            failures["left"] -= 1
-            raise ConnectionResetError("connection reset by peer (injected)")
-        return real_copy(source, *args, **kwargs)
-
-    monkeypatch.setattr(storage, "copy_local", flaky_copy)
-    report = migrate(est)
+def test_transient_storage_errors_are_retried(est: Estate) -> None:
+    with_faults(est, transient_file_probability=1.0, fault_limit=2)
+    report, engine, events = migrate(est)
     assert report.status == "succeeded", report.tables
-    assert failures["left"] == 0
+    assert engine.faults == 2
+    assert {(e.data or {}).get("fault") for e in kinds(events, "fault")} == {"transient-file"}
+    assert kinds(events, "retry"), "the reset connections were retried"
     assert_copied_once(est)
+
+
+def test_a_terminal_failure_fails_only_its_table_with_the_reason(est: Estate) -> None:
+    with_faults(est, terminal_commit_probability=1.0, tables=[TABLE])
+    report, engine, _events = migrate(est, pattern=None)
+    assert report.status == "failed"
+    outcomes = {o.source: o for o in report.tables}
+    assert outcomes[TABLE].status == "failed"
+    assert "refused the commit of batch 0" in outcomes[TABLE].message
+    assert {s: o.status for s, o in outcomes.items() if s != TABLE} == {f"foreign.{s}": "succeeded" for s in SOURCES}
+    assert engine.faults == 1  # not retried: one attempt, one fault
+    task = {t.source: t for t in AppContext(load_config(est.config)).store.list_tasks()}[TABLE]
+    assert task.error_kind == "terminal" and task.attempts == 1
+    assert est.managed().load_table("shop.many_files").metadata.snapshots == []  # nothing was committed
 
 
 def test_a_missing_source_file_fails_its_table_with_the_path(est: Estate) -> None:
     source = est.foreign().load_table("shop.many_files")
     victim = sorted(t.file.file_path for t in source.scan().plan_files())[3]
     Path(victim.removeprefix("file://")).unlink()
-    report = migrate(est)
+    report, _engine, _events = migrate(est)
     assert report.status == "failed"
     (outcome,) = report.tables
     assert outcome.status == "failed" and victim in outcome.message

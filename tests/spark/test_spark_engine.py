@@ -13,9 +13,9 @@ from icebridge.app.runs import RunRequest, RunResult, RunService
 from icebridge.config import load_config
 from icebridge.context import AppContext
 from icebridge.engines import Batching, CopyJob
-from icebridge.engines.local import CopyInterrupted
 from icebridge.engines.spark import SparkEngine
 from icebridge.engines.spark_sql import quote_identifier, quote_parts, script_statements
+from icebridge.errors import CopyInterrupted
 from icebridge.model import Strategy, TableRef
 from tests.integration import estate as pyiceberg_estate
 from tests.spark.conftest import Estate, make_estate
@@ -113,6 +113,16 @@ def test_statements_are_measured_per_task(spark_migrated: SparkMigrated) -> None
     mor = next(t for t in spark_migrated.ctx.store.list_tasks() if t.source.endswith(".shop.mor"))
     assert engine.metrics_for(mor.source)[0].rows_written == 75  # the merge-on-read deletes applied by Spark
     assert engine.session_seconds is not None
+
+
+def test_statement_metrics_reach_the_event_log_through_the_job(spark_migrated: SparkMigrated) -> None:
+    store = spark_migrated.ctx.store
+    engine = spark_migrated.engine
+    for task in store.list_tasks():
+        events = [e for e in store.events(task_id=task.id) if e.kind == "statement"]
+        assert [(e.message, e.data) for e in events] == [
+            (m.statement, m.to_dict()) for m in engine.metrics_for(task.source)
+        ]
 
 
 def test_a_second_migrate_finds_everything_done(spark_migrated: SparkMigrated) -> None:

@@ -24,10 +24,9 @@ from pyiceberg.types import (
     UUIDType,
 )
 
-from icebridge.config import Config, load_config
-from icebridge.engines import EngineNotInstalledError, load_engine
+from icebridge.config import Config, MigrateSettings, load_config
+from icebridge.engines import load_engine
 from icebridge.engines.spark import (
-    CatalogMappingError,
     SparkEngine,
     SparkSettings,
     render_script,
@@ -35,7 +34,7 @@ from icebridge.engines.spark import (
     spark_catalog_conf,
 )
 from icebridge.engines.spark_sql import quote_identifier, quote_parts, quote_string, spark_type, table_name
-from icebridge.errors import ConfigError, PlanError
+from icebridge.errors import CatalogMappingError, ConfigError, EngineNotInstalledError, PlanError
 from icebridge.model import Strategy, TableRef
 
 
@@ -122,6 +121,10 @@ def test_render_script_without_a_snapshot_only_scaffolds(memory_table: Table) ->
 
 
 def write_config(tmp_path: Path, engines: dict[str, Any], catalogs: dict[str, Any] | None = None) -> Config:
+    return load_config(write_config_file(tmp_path, engines, catalogs))
+
+
+def write_config_file(tmp_path: Path, engines: dict[str, Any], catalogs: dict[str, Any] | None = None) -> Path:
     config = {
         "state": f"sqlite:///{tmp_path}/state.db",
         "catalogs": catalogs or {"src": {"type": "sql", "uri": f"sqlite:///{tmp_path}/c.db"}},
@@ -130,7 +133,7 @@ def write_config(tmp_path: Path, engines: dict[str, Any], catalogs: dict[str, An
     }
     path = tmp_path / "icebridge.yaml"
     path.write_text(yaml.safe_dump(config))
-    return load_config(path)
+    return path
 
 
 @pytest.mark.parametrize(
@@ -144,11 +147,15 @@ def write_config(tmp_path: Path, engines: dict[str, Any], catalogs: dict[str, An
     ],
 )
 def test_bad_spark_settings_name_the_key(tmp_path: Path, section: dict[str, Any], key: str, message: str) -> None:
-    config = write_config(tmp_path, {"spark": section})
-    with pytest.raises(ConfigError) as caught:
-        SparkSettings.from_config(config)
+    path = write_config_file(tmp_path, {"spark": section})
+    with pytest.raises(ConfigError) as caught:  # the configuration is refused as it is read
+        load_config(path)
     assert f"icebridge.yaml: {key}: " in str(caught.value)
     assert message in str(caught.value)
+    config = Config(path, "sqlite://", {}, (), MigrateSettings(), engines={"spark": section})
+    with pytest.raises(ConfigError) as again:  # and by the engine's own settings, as it is built
+        SparkSettings.from_config(config)
+    assert str(again.value) == str(caught.value)
 
 
 def test_settings_defaults_and_relative_jars_dir(tmp_path: Path) -> None:
@@ -210,3 +217,20 @@ def test_registry_builds_the_spark_engine(tmp_path: Path) -> None:
     assert isinstance(engine, SparkEngine)
     assert Strategy.SPARK_SQL in engine.strategies
     assert engine.settings.master == "local[1]"
+
+
+def test_a_catalog_spark_has_no_mapping_for_is_a_preflight_blocker(tmp_path: Path) -> None:
+    from icebridge.catalogs import Catalogs
+    from icebridge.model import PlanItem
+
+    catalogs = {
+        "src": {"type": "sql", "uri": f"sqlite:///{tmp_path}/c.db", "warehouse": f"file://{tmp_path}/wh"},
+        "mem": {"type": "in-memory"},
+    }
+    config = write_config(tmp_path, {"spark": {"master": "local[1]"}}, catalogs=catalogs)
+    engine = SparkEngine(config)
+    item = PlanItem(TableRef("mem", ("ns",), "t"), TableRef("src", ("dst",), "t"), Strategy.SPARK_SQL, "")
+    findings = engine.preflight([item], Catalogs(config))
+    assert [(f.table, f.code) for f in findings] == [("mem.ns.t", "spark-catalog-unmapped")]
+    assert "catalogs.mem: type 'in-memory'" in findings[0].message
+    assert list((tmp_path / "wh").iterdir()) == []  # the destination storage was probed and left clean

@@ -49,7 +49,7 @@ def test_good_config_resolves_env_and_rules(tmp_path: Path, monkeypatch: pytest.
     assert cfg.migrate.concurrency == 3
     tmp = TableRef("foreign", ("sales",), "tmp_orders")
     rule = cfg.rule_for(tmp)
-    assert rule is not None and rule.strategy is Strategy.REWRITE
+    assert rule is not None and rule.strategy == Strategy.REWRITE
     assert str(rule.destination(tmp)) == "managed.scratch.legacy_tmp_orders"
     orders = TableRef("foreign", ("sales",), "orders")
     assert str(cfg.rule_for(orders).destination(orders)) == "managed.sales.orders"  # type: ignore[union-attr]

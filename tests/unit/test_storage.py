@@ -10,7 +10,7 @@ import pytest
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
 from icebridge import storage
-from icebridge.errors import TerminalError
+from icebridge.errors import StorageTransientError, TerminalError
 
 
 def _source(tmp_path: Path, size: int = 3 * 1024 * 1024 + 17) -> Path:
@@ -62,3 +62,36 @@ def test_a_source_shorter_than_its_manifest_entry_is_refused_and_the_copy_remove
     with pytest.raises(TerminalError, match="read 1000 bytes but the manifest says 2000"):
         storage.copy_file(io, str(src), io, str(dst), 2000)
     assert not dst.exists()
+
+
+class _Stored:
+    """An input file whose size lookup fails with a plain OSError, as some object stores report a missing key."""
+
+    def __init__(self, exists: bool) -> None:
+        self._exists = exists
+
+    def __len__(self) -> int:
+        raise OSError("the object store answered 404")
+
+    def exists(self) -> bool:
+        return self._exists
+
+
+class _StoreIO:
+    def __init__(self, exists: bool) -> None:
+        self.exists = exists
+
+    def new_input(self, location: str) -> _Stored:
+        return _Stored(self.exists)
+
+
+def test_file_size_asks_the_file_io_whether_a_file_exists(tmp_path: Path) -> None:
+    src = _source(tmp_path, size=1234)
+    io = PyArrowFileIO()
+    assert storage.file_size(io, str(src)) == 1234
+    assert storage.file_size(io, str(tmp_path / "nowhere.parquet")) is None
+    # a missing object reported in other words than FileNotFoundError is still missing
+    assert storage.file_size(_StoreIO(exists=False), "s3://b/missing.parquet") is None  # type: ignore[arg-type]
+    # a failure on a file that is there is not taken for a missing file
+    with pytest.raises(StorageTransientError, match="inspecting s3://b/there.parquet"):
+        storage.file_size(_StoreIO(exists=True), "s3://b/there.parquet")  # type: ignore[arg-type]

@@ -90,6 +90,7 @@ class PlanService:
         from icebridge.phases import plan as plan_phase
 
         check_pattern(pattern)
+        plan_phase.check_engine(self.app.config, engine)  # a bad --engine stops here, before any inventory
         inventory = InventoryService(self.app).inventory(InventoryRequest(refresh=refresh))
         facts, findings = inventory.tables, inventory.findings
         # unreadable tables still exist: a rule that matches only them is not a typo

@@ -14,11 +14,12 @@ if TYPE_CHECKING:
 
 
 class PreflightRequest(BaseModel):
-    """Which tables to check."""
+    """Which tables to check, for which engine."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tables: str | None = Field(default=None, description="Only tables matching this glob.")
+    engine: str | None = Field(default=None, description="Check for this engine, over the mapping rules.")
 
 
 class PreflightResult(BaseModel):
@@ -42,13 +43,13 @@ class PreflightService:
         """Check every planned table: source readable, namespace creatable, storage writable, features carried."""
         from icebridge.app.plans import PlanService
 
-        prepared = PlanService(self.app).prepare(request.tables, refresh=True)
+        prepared = PlanService(self.app).prepare(request.tables, engine=request.engine, refresh=True)
         store = self.app.store
         run = store.start_run("preflight", str(self.app.config.path), {"tables": request.tables})
         findings: list[Finding] = []
         status = "failed"
         try:
-            findings = prepared.findings + preflight_phase.run(self.app, prepared.items)
+            findings = prepared.findings + preflight_phase.run(self.app, prepared.items, engine=request.engine)
             store.add_findings(run.id, findings)
             blockers = sum(f.severity is Severity.BLOCKER for f in findings)
             status = "failed" if blockers else "succeeded"

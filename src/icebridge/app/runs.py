@@ -62,10 +62,10 @@ class RunResult(BaseModel):
 
 
 def start(app: AppContext, command: str, args: dict[str, Any]) -> RunScope:
-    """Record a run's start and give it its scope (id, cancellation, heartbeat)."""
+    """Record a run's start and give it its scope (id, cancellation, heartbeat, the engine it asked for)."""
     row = app.store.start_run(command, str(app.config.path), args, owner=process_identity())
     keeper = LeaseKeeper(app.store, Owner.for_run(row.id), app.config.migrate.lease_seconds)
-    scope = RunScope(app, row.id, command, keeper)
+    scope = RunScope(app, row.id, command, keeper, engine=args.get("engine"))
     scope.publish(RunStarted(command=command, args=args))
     return scope
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 import typer
 
 from icebridge import __version__
+from icebridge.engines import engine_names
 from icebridge.errors import IceBridgeError, exit_code
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ EngineOpt = Annotated[
     str | None,
     typer.Option(
         "--engine",
-        help="Engine for this run, over the mapping rules: local (file-copy or rewrite per table), spark, databricks.",
+        help=f"Engine for this run, over the mapping rules: {', '.join(engine_names())} "
+        "(default: each table's mapping rule, else local, which picks file-copy or rewrite per table).",
     ),
 ]
 TablesOpt = Annotated[
@@ -121,13 +123,15 @@ def inventory(
 
 
 @app.command()
-def preflight(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = False) -> None:
+def preflight(
+    config: ConfigOpt = None, tables: TablesOpt = None, engine: EngineOpt = None, as_json: JsonOpt = False
+) -> None:
     """Check every planned table before copying: readable source, creatable namespace, writable storage."""
     from icebridge.app.preflight import PreflightRequest, PreflightService
 
     out = _output(as_json)
     with opened(config, out) as ctx:
-        result = PreflightService(ctx).preflight(PreflightRequest(tables=tables))
+        result = PreflightService(ctx).preflight(PreflightRequest(tables=tables, engine=engine))
     out.preflight(result)
     if result.blockers:
         raise typer.Exit(EXIT_FAILED)

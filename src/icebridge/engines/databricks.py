@@ -25,338 +25,35 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from icebridge import __version__
-from icebridge.engines import BatchCommit, CopyJob, CopyResult, EngineNotInstalledError
+from icebridge.engines import BaseEngine, BatchCommit, CopyJob, CopyResult, StrategySpec
 from icebridge.engines import databricks_sql as dsql
+from icebridge.engines.databricks_client import ENGINE, Api, load_settings
 from icebridge.errors import (
-    ConfigError,
+    DatabricksRunCancelled,
+    DatabricksRunFailed,
+    DatabricksRunTransientError,
     DestinationConflictError,
     DestinationWriteError,
     IceBridgeError,
     TerminalError,
     TransientError,
 )
-from icebridge.model import Strategy, TableRef
+from icebridge.model import Finding, PlanItem, TableFacts
 
 if TYPE_CHECKING:
-    from databricks.sdk import WorkspaceClient
-
+    from icebridge.catalogs import Catalogs
     from icebridge.config import Config
+    from icebridge.engines import EngineConfig
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-ENGINE = "databricks"
 TASK_KEY = "icebridge_copy"
 # Error classes that mean the statement can never work whatever the SQL: no CTAS fallback for these.
 _SQLSTATE_UNSUPPORTED = "0A"
-
-
-# ------------------------------------------------------------------------------------------- errors
-
-
-class DatabricksUnreachableError(TransientError):
-    """The workspace did not answer (connection refused, timeout, DNS); the message names the host."""
-
-
-class DatabricksApiError(TerminalError):
-    """The workspace refused a request (authentication, permission, bad request)."""
-
-
-class DatabricksApiTransientError(TransientError):
-    """The workspace answered 429/503/500 or similar and the SDK's own retries ran out."""
-
-
-class DatabricksRunFailed(TerminalError):
-    """The job run failed for a reason another try cannot fix (a SQL error, a cluster spec the workspace refuses)."""
-
-
-class DatabricksRunTransientError(TransientError):
-    """The job run failed for a reason another try may fix (cluster launch failure, INTERNAL_ERROR)."""
-
-
-class DatabricksRunCancelled(TransientError):
-    """The migration was interrupted; the run was cancelled and the next migrate resumes it."""
-
-
-# ----------------------------------------------------------------------------------------- settings
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ClusterSettings(_Strict):
-    """The job cluster each run starts (``new_cluster`` of the submitted task)."""
-
-    spark_version: str = Field(default="16.4.x-scala2.12", description="DBR 16.4 LTS+ is needed for managed Iceberg.")
-    node_type_id: str | None = None
-    instance_pool_id: str | None = None
-    num_workers: int = Field(default=2, ge=0, le=10000)
-    runtime_engine: Literal["PHOTON", "STANDARD"] = "PHOTON"
-    data_security_mode: Literal["SINGLE_USER", "USER_ISOLATION", "DATA_SECURITY_MODE_DEDICATED"] = "SINGLE_USER"
-    single_user_name: str | None = None
-    policy_id: str | None = None
-    spark_conf: dict[str, str] = Field(default_factory=dict)
-    custom_tags: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _needs_nodes(self) -> ClusterSettings:
-        if not self.node_type_id and not self.instance_pool_id:
-            raise ValueError("set node_type_id (e.g. i3.xlarge, Standard_DS3_v2, n2-highmem-4) or instance_pool_id")
-        return self
-
-
-class DatabricksSettings(_Strict):
-    """``engines.databricks`` in icebridge.yaml."""
-
-    host: str | None = Field(default=None, description="Workspace URL; else from the profile or DATABRICKS_HOST.")
-    profile: str | None = Field(default=None, description="A ~/.databrickscfg profile.")
-    auth_type: str | None = Field(default=None, description="pat, oauth-m2m, databricks-cli, azure-cli, ...")
-    token: str | None = Field(default=None, description="Personal access token; use ${ENV}.")
-    client_id: str | None = Field(default=None, description="Service principal application id (OAuth M2M).")
-    client_secret: str | None = Field(default=None, description="OAuth M2M secret; use ${ENV}.")
-    warehouse_id: str | None = Field(default=None, description="SQL warehouse for pre-flight statements.")
-    cluster: ClusterSettings
-    workspace_dir: str = Field(default="/Shared/icebridge", description="Where the job script is uploaded.")
-    catalog_map: dict[str, str] = Field(default_factory=dict, description="IceBridge catalog name -> UC catalog.")
-    copy_mode: Literal["auto", "clone", "ctas"] = "auto"
-    fallback_error_classes: list[str] = Field(
-        default_factory=list, description="Extra Spark error classes of a refused DEEP CLONE that fall back to CTAS."
-    )
-    time_travel: bool = Field(default=True, description="Read the pinned snapshot with VERSION AS OF.")
-    max_concurrent_runs: int = Field(default=4, ge=1, le=1000)
-    max_run_attempts: int = Field(default=3, ge=1, le=20)
-    retry_backoff_seconds: float = Field(default=30.0, ge=0)
-    poll_interval_seconds: float = Field(default=15.0, gt=0)
-    run_timeout_seconds: int = Field(default=6 * 3600, ge=1)
-    http_timeout_seconds: float = Field(default=60.0, gt=0)
-    retry_timeout_seconds: int = Field(default=300, ge=1)
-    statement_wait_seconds: int = Field(default=30, ge=5, le=50)
-
-    @model_validator(mode="after")
-    def _workspace_dir_absolute(self) -> DatabricksSettings:
-        if not self.workspace_dir.startswith("/"):
-            raise ValueError(f"workspace_dir {self.workspace_dir!r} must be an absolute workspace path")
-        return self
-
-    def secrets(self) -> list[str]:
-        return [s for s in (self.token, self.client_secret) if s]
-
-    def uc_table(self, ref: TableRef) -> dsql.UcTable:
-        """Our catalog.namespace.table as a Unity Catalog three-part name (via ``catalog_map``)."""
-        if len(ref.namespace) != 1:
-            raise TerminalError(
-                f"{ref}: Unity Catalog has exactly one schema level, this table has namespace "
-                f"{ref.namespace_str!r}; map it to a one-level namespace"
-            )
-        return dsql.UcTable(self.catalog_map.get(ref.catalog, ref.catalog), ref.namespace[0], ref.name)
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-
-
-def load_settings(config: Config) -> DatabricksSettings:
-    """``engines.databricks`` checked strictly; a mistake is a ConfigError naming ``engines.databricks.<key>``."""
-    raw = config.engine_settings(ENGINE)
-    try:
-        return DatabricksSettings.model_validate(raw)
-    except ValidationError as exc:
-        err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
-        key = f"engines.{ENGINE}{_location(tuple(err['loc']))}"
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{config.path}: {key}: {msg}") from exc
-
-
-# ----------------------------------------------------------------------------------------- client
-
-
-class _SecretLogFilter(logging.Filter):
-    """Hides configured secrets in the SDK's own log records (its debug log prints response bodies)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            hidden = message
-            for secret in self.secrets:
-                hidden = hidden.replace(secret, "***")
-            if hidden != message:
-                record.msg, record.args = hidden, None
-        return True
-
-
-_SDK_LOG_FILTER = _SecretLogFilter()
-
-
-def _protect_sdk_logs(secrets: list[str]) -> None:
-    _SDK_LOG_FILTER.secrets.update(secrets)
-    for name in ("databricks.sdk", "databricks.sdk.useragent"):
-        sdk_logger = logging.getLogger(name)
-        if _SDK_LOG_FILTER not in sdk_logger.filters:
-            sdk_logger.addFilter(_SDK_LOG_FILTER)
-
-
-class Redactor:
-    """Hides every configured secret in text that may reach a log or an error."""
-
-    def __init__(self, config: Config, settings: DatabricksSettings) -> None:
-        self._config = config
-        self._secrets = [s for s in settings.secrets() if len(s) >= 4]
-        _protect_sdk_logs(self._secrets)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return self._config.redact(text)
-
-
-def _sdk() -> Any:
-    try:
-        import databricks.sdk as sdk
-    except ImportError as exc:
-        raise EngineNotInstalledError(
-            f"the databricks engine needs the Databricks SDK ({exc.name}): pip install 'icebridge[databricks]'"
-        ) from exc
-    return sdk
-
-
-def _is_network_failure(exc: BaseException) -> bool:
-    """A timeout or refused connection anywhere in the cause chain."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, TimeoutError | ConnectionError):
-            return True
-        try:
-            import requests
-
-            if isinstance(current, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
-                return True
-        except ImportError:  # pragma: no cover - requests comes with the SDK
-            pass
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def build_client(config: Config, settings: DatabricksSettings) -> WorkspaceClient:
-    """A ``WorkspaceClient`` from a ``Config`` with our HTTP and retry timeouts (unified auth does the rest).
-
-    The SDK's defaults let one call retry for 5 minutes against an unreachable host; the timeouts
-    here bound that, and the failure names the host and the setting to change.
-    """
-    sdk = _sdk()
-    from databricks.sdk.core import Config as SdkConfig
-
-    redact = Redactor(config, settings)
-    kwargs: dict[str, Any] = {
-        key: value
-        for key in ("host", "profile", "auth_type", "token", "client_id", "client_secret")
-        if (value := getattr(settings, key))
-    }
-    host = settings.host or "(host from profile/environment)"
-    try:
-        sdk_config = SdkConfig(
-            **kwargs,
-            retry_timeout_seconds=settings.retry_timeout_seconds,
-            http_timeout_seconds=settings.http_timeout_seconds,
-            product="icebridge",
-            product_version=__version__,
-        )
-    except Exception as exc:
-        if _is_network_failure(exc):
-            raise DatabricksUnreachableError(
-                f"cannot reach Databricks at {host} to authenticate: {redact(str(exc))}; check "
-                "engines.databricks.host and the network, or raise http_timeout_seconds / retry_timeout_seconds"
-            ) from None
-        raise ConfigError(
-            f"{config.path}: engines.{ENGINE}: cannot authenticate to {host}: {redact(str(exc))}; set host with "
-            "token (PAT) or client_id/client_secret (OAuth M2M), or a profile from ~/.databrickscfg"
-        ) from None
-    client: WorkspaceClient = sdk.WorkspaceClient(config=sdk_config)
-    return client
-
-
-class Api:
-    """Calls the SDK and turns its failures into IceBridge errors with the host, the call and the fix."""
-
-    def __init__(self, config: Config, settings: DatabricksSettings) -> None:
-        self.config = config
-        self.settings = settings
-        self.redact = Redactor(config, settings)
-        self._client: WorkspaceClient | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def host(self) -> str:
-        if self._client is not None and self._client.config.host:
-            return str(self._client.config.host)
-        return self.settings.host or "(host from profile/environment)"
-
-    @property
-    def w(self) -> WorkspaceClient:
-        with self._lock:
-            if self._client is None:
-                self._client = build_client(self.config, self.settings)
-            return self._client
-
-    def call(self, what: str, fn: Callable[[WorkspaceClient], T]) -> T:
-        """``fn(client)``, with SDK errors mapped: auth/permission/bad request terminal, throttling transient."""
-        client = self.w
-        from databricks.sdk import errors as sdk_errors
-
-        try:
-            return fn(client)
-        except IceBridgeError:
-            raise
-        except sdk_errors.DatabricksError as exc:
-            message = self.redact(f"Databricks at {self.host} refused {what}: {exc}")
-            transient = (
-                sdk_errors.TooManyRequests,
-                sdk_errors.TemporarilyUnavailable,
-                sdk_errors.InternalError,
-                sdk_errors.DeadlineExceeded,
-                sdk_errors.Aborted,
-            )
-            if isinstance(exc, transient):
-                raise DatabricksApiTransientError(f"{message}; retrying later may succeed") from None
-            if isinstance(exc, sdk_errors.Unauthenticated):
-                raise DatabricksApiError(
-                    f"{message}; check the credentials in engines.databricks (token, client_id/client_secret, profile)"
-                ) from None
-            if isinstance(exc, sdk_errors.PermissionDenied):
-                raise DatabricksApiError(f"{message}; grant the principal the permission named above") from None
-            raise DatabricksApiError(message) from None
-        except Exception as exc:
-            if _is_network_failure(exc):
-                raise DatabricksUnreachableError(
-                    self.redact(
-                        f"cannot reach Databricks at {self.host} ({what}): {exc}; check engines.databricks.host and "
-                        "the network, or raise engines.databricks.http_timeout_seconds / retry_timeout_seconds"
-                    )
-                ) from None
-            raise
-
-    def check_connection(self) -> str:
-        """Who we are in the workspace (one cheap call); raises a clear error when the host is unreachable."""
-        me = self.call("GET /api/2.0/preview/scim/v2/Me", lambda w: w.current_user.me())
-        return str(me.user_name or me.display_name or me.id)
 
 
 # ------------------------------------------------------------------------------------------- engine
@@ -385,11 +82,13 @@ def _result_from_logs(logs: str | None) -> dict[str, Any] | None:
     return None
 
 
-class DatabricksEngine:
+class DatabricksEngine(BaseEngine):
     """Copies a foreign Iceberg table into a managed one with DEEP CLONE (CTAS fallback) on Databricks."""
 
     name = ENGINE
-    strategies = frozenset({Strategy.DATABRICKS})
+    # Databricks keeps the markers as table properties: the destination's snapshots carry none
+    specs = (StrategySpec(ENGINE, ENGINE, byte_copy=False, validation_levels=(1, 2, 4), remote_markers=True),)
+    strategies = frozenset({ENGINE})
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -399,6 +98,37 @@ class DatabricksEngine:
         self._slots = threading.BoundedSemaphore(self.settings.max_concurrent_runs)
         self._script_lock = threading.Lock()
         self._script_path: str | None = None
+
+    # -- planning and pre-flight -----------------------------------------------------------------
+
+    @classmethod
+    def installed(cls) -> bool:
+        """The Databricks SDK can be imported (the ``icebridge[databricks]`` extra)."""
+        import importlib.util
+
+        try:
+            return importlib.util.find_spec("databricks.sdk") is not None
+        except ModuleNotFoundError:  # no 'databricks' package at all
+            return False
+
+    @classmethod
+    def check_config(cls, config: EngineConfig) -> None:
+        """``engines.databricks`` as :class:`DatabricksSettings` reads it."""
+        load_settings(config)
+
+    def choose_strategy(self, facts: TableFacts) -> tuple[str, str]:
+        """databricks for every table."""
+        return ENGINE, "databricks: DEEP CLONE of the pinned snapshot (CTAS if refused) as a Databricks job run"
+
+    def preflight(self, items: Sequence[PlanItem], catalogs: Catalogs) -> list[Finding]:
+        """Unity Catalog decides, through the workspace: privileges, external access, masks and row filters."""
+        from icebridge.governance.unity import check_table
+
+        findings: list[Finding] = []
+        for item in items:
+            if item.destination is not None:
+                findings.extend(check_table(self.api, self.settings, item.source, item.destination))
+        return findings
 
     # -- the job ---------------------------------------------------------------------------------
 
@@ -670,8 +400,7 @@ class DatabricksEngine:
 
     def copy(self, job: CopyJob) -> CopyResult:
         """Clone the pinned snapshot in one Databricks run (CTAS if the clone is refused); batch 0 is the table."""
-        if job.strategy not in self.strategies:
-            raise TerminalError(f"{job.task}: the databricks engine cannot run strategy {job.strategy}")
+        self.check_strategy(job)
         dst = self.settings.uc_table(job.destination_ref)
         problem = dst.creatable_problem()
         if problem:
@@ -724,6 +453,8 @@ class DatabricksEngine:
                 "and CREATE TABLE IF NOT EXISTS left it alone; drop it and migrate again"
             )
         commit = self._commit(job)
+        job.on_progress(commit.files, commit.bytes)
+        job.on_event("databricks-run", outcome.message, {"run_id": outcome.run_id, "mode": mode})
         job.on_commit(commit)
         return CopyResult(batches_total=1, batches_skipped=0, commits=(commit,))
 
@@ -763,11 +494,3 @@ class DatabricksEngine:
                 f"{job.task}: engines.databricks.time_travel is off and the source moved on from the pinned "
                 f"snapshot {job.snapshot_id}; turn time_travel on or re-plan this table"
             )
-
-    # -- pre-flight ------------------------------------------------------------------------------
-
-    def preflight(self, source_ref: TableRef, destination_ref: TableRef) -> list[Any]:
-        """Unity Catalog pre-flight for one table (see ``icebridge.governance.unity.preflight``)."""
-        from icebridge.governance.unity import check_table
-
-        return check_table(self.api, self.settings, source_ref, destination_ref)

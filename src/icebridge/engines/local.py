@@ -17,30 +17,35 @@ import hashlib
 import itertools
 import posixpath
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, ClassVar
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io import load_file_io
 from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask
 
-from icebridge.config import Config
-from icebridge.engines import BatchCommit, CopyJob, CopyResult
+from icebridge.catalogs import warehouse_location
+from icebridge.engines import BaseEngine, BatchCommit, CopyJob, CopyResult, StrategySpec
 from icebridge.engines._pyiceberg import multi_spec_append, relocated, stream_scan, write_data_files
-from icebridge.errors import CommitConflictError, IceBridgeError, TerminalError, UnrecordedFileError
-from icebridge.model import Strategy
+from icebridge.errors import CommitConflictError, CopyInterrupted, IceBridgeError, TerminalError, UnrecordedFileError
+from icebridge.model import Finding, PlanItem, Severity, TableFacts, TableRef
 from icebridge.storage import copy_file, delete_file, file_size, same_bytes
 
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+
+    from icebridge.catalogs import Catalogs
+
+FILE_COPY = "file-copy"
+REWRITE = "rewrite"
 COPY_WORKERS = 4
-
-
-class CopyInterrupted(IceBridgeError):
-    """The run was asked to stop between two commits; what was committed stays committed."""
-
-    transient = True
+PROBE_BYTES = b"icebridge storage probe\n"
 
 
 def source_batches(job: CopyJob) -> list[list[FileScanTask]]:
@@ -49,19 +54,67 @@ def source_batches(job: CopyJob) -> list[list[FileScanTask]]:
     return job.batching.group(tasks, lambda t: t.file.file_size_in_bytes)
 
 
-class LocalEngine:
+class LocalEngine(BaseEngine):
     """Copies in this process; memory is bounded by ``chunk_bytes`` whatever the table size."""
 
     name = "local"
-    strategies = frozenset({Strategy.REWRITE, Strategy.FILE_COPY})
+    specs: ClassVar[tuple[StrategySpec, ...]] = (
+        StrategySpec(FILE_COPY, "local", byte_copy=True, validation_levels=(1, 2, 3)),
+        StrategySpec(REWRITE, "local", byte_copy=False, validation_levels=(1, 2, 4)),
+    )
+    strategies = frozenset({FILE_COPY, REWRITE})
 
-    def __init__(self, config: Config | None = None) -> None:
-        self._config = config
+    # ------------------------------------------------------------------ planning
+
+    def choose_strategy(self, facts: TableFacts) -> tuple[str, str]:
+        """file-copy for plain Parquet without delete files, rewrite for anything else."""
+        if not facts.current_snapshot_id:
+            return FILE_COPY, "file-copy: no snapshot, only the table is created"
+        reasons = []
+        if facts.delete_files:
+            reasons.append(f"{facts.delete_files} delete file(s) are applied while reading")
+        non_parquet = [f for f in facts.file_formats if f != "PARQUET"]
+        if non_parquet:
+            reasons.append(f"{'/'.join(non_parquet)} data files are re-encoded as Parquet")
+        if reasons:
+            return REWRITE, "rewrite: " + "; ".join(reasons)
+        return FILE_COPY, "file-copy: plain Parquet without delete files, copied byte for byte, nothing decoded"
+
+    def strategy_findings(self, table: str, facts: TableFacts, strategy: str) -> list[Finding]:
+        """file-copy carries no delete files and no ORC/Avro; rewrite's reader applies no equality deletes."""
+        out: list[Finding] = []
+        if strategy == FILE_COPY and (facts.delete_files or set(facts.file_formats) - {"PARQUET"}):
+            out.append(
+                Finding(
+                    table,
+                    Severity.BLOCKER,
+                    "file-copy-unsupported",
+                    f"file-copy cannot carry this table ({facts.delete_files} delete file(s), formats "
+                    f"{', '.join(facts.file_formats)})",
+                    "use strategy rewrite for this table (remove 'strategy: file-copy' from its mapping rule)",
+                )
+            )
+        if strategy == REWRITE and facts.equality_delete_files:
+            out.append(
+                Finding(
+                    table,
+                    Severity.BLOCKER,
+                    "equality-deletes",
+                    f"{facts.equality_delete_files} equality delete file(s): the local reader cannot apply them",
+                    "compact the source table (rewrite_data_files) first, or use an engine that reads equality deletes",
+                )
+            )
+        return out
+
+    def preflight(self, items: Sequence[PlanItem], catalogs: Catalogs) -> list[Finding]:
+        """A small object written, read back and deleted where each destination table will live."""
+        return storage_probe(items, catalogs)
+
+    # ------------------------------------------------------------------ copy
 
     def copy(self, job: CopyJob) -> CopyResult:
         """Copy every batch of the pinned snapshot that the destination does not hold yet."""
-        if job.strategy not in self.strategies:
-            raise TerminalError(f"{job.task}: the local engine cannot run strategy {job.strategy}")
+        self.check_strategy(job)
         batches = source_batches(job)
         commits: list[BatchCommit] = []
         skipped = 0
@@ -72,7 +125,7 @@ class LocalEngine:
             if job.cancel is not None and job.cancel.is_set():
                 raise CopyInterrupted(f"{job.task}: interrupted after {len(commits)} commits")
             started = time.perf_counter()
-            if job.strategy is Strategy.FILE_COPY:
+            if job.strategy == FILE_COPY:
                 commit = self._file_copy_batch(job, index, tasks)
             else:
                 commit = self._rewrite_batch(job, index, tasks)
@@ -119,6 +172,7 @@ class LocalEngine:
                         ):
                             written.append(data_file)
                             append.append_data_file(data_file)
+                            job.on_progress(1, data_file.file_size_in_bytes)
         except BaseException as exc:
             # the files of an uncommitted attempt have random names: remove them now so none is orphaned
             for data_file in written:
@@ -169,6 +223,7 @@ class LocalEngine:
         size = source_file.file_size_in_bytes
         # a file copied by an interrupted run is reused when complete and byte-identical
         if existing == size and same_bytes(job.source.io, source_file.file_path, job.destination.io, target):
+            job.on_progress(1, size)
             return
         if foreign:
             raise UnrecordedFileError(
@@ -176,6 +231,7 @@ class LocalEngine:
                 "it is left untouched — move it away, or give the destination another location"
             )
         copy_file(job.source.io, source_file.file_path, job.destination.io, target, size)
+        job.on_progress(1, size)
 
 
 def target_path(job: CopyJob, source_path: str) -> str:
@@ -238,3 +294,85 @@ def _forget(io: object, path: str) -> None:
         delete_file(io, path)  # type: ignore[arg-type]
     except IceBridgeError:
         pass  # the orphan sweep at the end of the copy removes it
+
+
+# ------------------------------------------------------------------------------------------ pre-flight
+
+
+def storage_root(catalogs: Catalogs, dest: TableRef) -> str | None:
+    """Where new destination tables will be written: the namespace location, the catalog's warehouse,
+    or — for a REST server that decides locations itself — the folder it would put the table in."""
+    catalog = catalogs.get(dest.catalog)
+    try:
+        if catalog.namespace_exists(dest.namespace):
+            location = catalog.load_namespace_properties(dest.namespace).get("location")
+            if location:
+                return str(location).rstrip("/")
+    except Exception:  # an unreadable namespace is the namespace check's finding; fall back to the warehouse
+        pass
+    warehouse = warehouse_location(catalog)  # a REST catalog's 'warehouse' may be a catalog name
+    if warehouse:
+        return warehouse.rstrip("/")
+    planned = catalogs.planned_location(dest)
+    return planned.rstrip("/").rsplit("/", 1)[0] if planned else None
+
+
+def storage_probe(items: Sequence[PlanItem], catalogs: Catalogs) -> list[Finding]:
+    """Write, read back and delete a small object where each destination table will live (once per place)."""
+    findings: list[Finding] = []
+    cache: dict[str, list[Finding]] = {}
+    for item in items:
+        if item.destination is None:
+            continue
+        dest = item.destination
+        table = str(item.source)
+        root = storage_root(catalogs, dest)
+        if root is None and not catalogs.places_tables(dest.catalog):
+            findings.append(
+                Finding(
+                    table,
+                    Severity.INFO,
+                    "storage-chosen-by-server",
+                    f"catalog {dest.catalog!r} is a REST catalog whose server chooses table locations; "
+                    f"its storage is first written when {dest} is created",
+                )
+            )
+            continue
+        if root is None:
+            findings.append(
+                Finding(
+                    table,
+                    Severity.WARNING,
+                    "storage-unknown",
+                    f"catalog {dest.catalog!r} has no warehouse location to probe",
+                    "set 'warehouse' in the catalog's properties",
+                )
+            )
+            continue
+        if root not in cache:
+            cache[root] = _probe(catalogs.get(dest.catalog), root)
+        findings.extend(Finding(table, f.severity, f.code, f.message, f.fix) for f in cache[root])
+    return findings
+
+
+def _probe(catalog: Catalog, root: str) -> list[Finding]:
+    path = f"{root}/.icebridge-probe-{uuid.uuid4().hex}"
+    try:
+        io = load_file_io({**catalog.properties}, root)
+        with io.new_output(path).create(overwrite=True) as out:
+            out.write(PROBE_BYTES)
+        with io.new_input(path).open() as stream:
+            if stream.read() != PROBE_BYTES:
+                raise OSError("read back different bytes")
+        io.delete(path)
+    except Exception as exc:
+        return [
+            Finding(
+                "",
+                Severity.BLOCKER,
+                "storage-not-writable",
+                f"destination storage {root} is not writable: {exc}",
+                "grant write access to the warehouse location or change the catalog's 'warehouse'",
+            )
+        ]
+    return []

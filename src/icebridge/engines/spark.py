@@ -17,11 +17,12 @@ pyspark is imported only when a session is needed (extra ``icebridge[spark]``).
 from __future__ import annotations
 
 import importlib.util
+import json
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from icebridge.engines import BatchCommit, CopyJob, CopyResult, EngineNotInstalledError
-from icebridge.engines.local import CopyInterrupted
+from icebridge.engines import BaseEngine, BatchCommit, CopyJob, CopyResult, StrategySpec
+from icebridge.engines.local import storage_probe
 from icebridge.engines.spark_sql import (
     insert_select_sql,
     render_script,
@@ -41,23 +42,29 @@ from icebridge.engines.spark_sql import (
     table_name,
 )
 from icebridge.errors import (
+    CatalogMappingError,
     CommitConflictError,
     ConfigError,
+    CopyInterrupted,
     DestinationWriteError,
+    EngineNotInstalledError,
     TerminalError,
 )
-from icebridge.model import Strategy
+from icebridge.model import Finding, PlanItem, Severity, TableFacts
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
     from pyspark.sql import SparkSession
 
+    from icebridge.catalogs import Catalogs
     from icebridge.config import Config
+    from icebridge.engines import EngineConfig
     from icebridge.model import TableRef
 
 __all__ = [
     "DEFAULT_JARS_DIR",
     "EXTENSIONS",
+    "SPARK_SQL",
     "SparkEngine",
     "SparkSettings",
     "StatementMetric",
@@ -66,6 +73,7 @@ __all__ = [
     "spark_catalog_conf",
 ]
 
+SPARK_SQL = "spark-sql"
 EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 SPARK_CATALOG = "org.apache.iceberg.spark.SparkCatalog"
 DEFAULT_JARS_DIR = Path("build/spark-jars")
@@ -128,7 +136,7 @@ class SparkSettings(BaseModel):
         return value
 
     @classmethod
-    def from_config(cls, config: Config) -> SparkSettings:
+    def from_config(cls, config: EngineConfig) -> SparkSettings:
         """Check ``engines.spark``; a mistake is a :class:`ConfigError` naming ``engines.spark.<key>``."""
         raw = config.engine_settings("spark")
         try:
@@ -173,10 +181,6 @@ class StatementMetric:
             "bytes_written": self.bytes_written,
             "snapshot_id": self.snapshot_id,
         }
-
-
-class CatalogMappingError(TerminalError):
-    """A configured catalog has no Spark equivalent IceBridge can derive."""
 
 
 def spark_catalog_conf(name: str, props: dict[str, str]) -> dict[str, str]:
@@ -367,8 +371,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _java_class_names(exc: BaseException) -> list[str]:
-    """The Java exception classes behind a py4j / pyspark error, outermost first (empty on Connect)."""
-    throwable = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    """The Java exception classes behind a pyspark error, as the error itself carries them.
+
+    A classic session hands over the Java exception (``java_exception`` of a Py4J error, or of the
+    ``_origin`` of pyspark's converted one): its class and its causes', outermost first. A Spark
+    Connect client keeps only text, but the gRPC error it was raised from (its ``__context__``)
+    carries the server's ``ErrorInfo``: the exception's class and every class it inherits from.
+    """
+    throwable = getattr(exc, "java_exception", None)
+    if throwable is None:
+        throwable = getattr(getattr(exc, "_origin", None), "java_exception", None)
     names: list[str] = []
     depth = 0
     while throwable is not None and depth < 20:
@@ -378,15 +390,46 @@ def _java_class_names(exc: BaseException) -> list[str]:
         except Exception:  # a detached py4j object: nothing more to learn
             break
         depth += 1
-    return names
+    return names or _connect_class_names(exc)
 
 
-class SparkEngine:
+def _connect_class_names(exc: BaseException) -> list[str]:
+    """The class names in the ``ErrorInfo`` of the gRPC error behind a Spark Connect exception (empty if none)."""
+    try:
+        import grpc
+        from google.rpc import error_details_pb2
+        from grpc_status import rpc_status
+    except ImportError:  # not a Connect client installation: no gRPC error can be behind ``exc``
+        return []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, grpc.RpcError) and isinstance(current, grpc.Call):
+            try:
+                status = rpc_status.from_call(current)
+            except ValueError:  # the status details disagree with the call's code: nothing reliable
+                return []
+            for detail in status.details if status is not None else ():
+                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                    info = error_details_pb2.ErrorInfo()
+                    detail.Unpack(info)
+                    try:
+                        inherited = json.loads(info.metadata.get("classes", "[]"))
+                    except ValueError:
+                        inherited = []
+                    return [info.reason, *(str(c) for c in inherited if c != info.reason)]
+            return []
+        current = current.__cause__ or current.__context__
+    return []
+
+
+class SparkEngine(BaseEngine):
     """Copies with Spark SQL; one SparkSession per engine, built on first use and shared by its threads."""
 
     name = "spark"
-    # without pyspark the strategy is not offered by the planner; the module still renders SQL
-    strategies = frozenset({Strategy.SPARK_SQL}) if pyspark_installed() else frozenset()
+    specs = (StrategySpec(SPARK_SQL, "spark", byte_copy=False, validation_levels=(1, 2, 4)),)
+    strategies = frozenset({SPARK_SQL})
 
     def __init__(self, config: Config, session: SparkSession | None = None) -> None:
         self._config = config
@@ -404,6 +447,39 @@ class SparkEngine:
                 self._catalog_errors[catalog] = exc
         self._metrics: list[StatementMetric] = []
         self.session_seconds: float | None = None
+
+    # ------------------------------------------------------------------ planning
+
+    @classmethod
+    def installed(cls) -> bool:
+        """pyspark can be imported (the ``icebridge[spark]`` extra); without it the module still renders SQL."""
+        return pyspark_installed()
+
+    @classmethod
+    def check_config(cls, config: EngineConfig) -> None:
+        """``engines.spark`` as :class:`SparkSettings` reads it."""
+        SparkSettings.from_config(config)
+
+    def choose_strategy(self, facts: TableFacts) -> tuple[str, str]:
+        """spark-sql for every table."""
+        return SPARK_SQL, "spark-sql: one INSERT … SELECT of the pinned snapshot, run by Spark"
+
+    def preflight(self, items: Sequence[PlanItem], catalogs: Catalogs) -> list[Finding]:
+        """Every catalog of a table has a Spark catalog; Spark writes into the destination's storage (probed)."""
+        findings: list[Finding] = []
+        for item in items:
+            for ref in (item.source, item.destination):
+                if ref is not None and ref.catalog in self._catalog_errors:
+                    findings.append(
+                        Finding(
+                            str(item.source),
+                            Severity.BLOCKER,
+                            "spark-catalog-unmapped",
+                            str(self._catalog_errors[ref.catalog]),
+                            f"configure spark.sql.catalog.{ref.catalog}.* under engines.spark.conf",
+                        )
+                    )
+        return findings + storage_probe(items, catalogs)
 
     # ------------------------------------------------------------------ session
 
@@ -465,8 +541,7 @@ class SparkEngine:
 
     def copy(self, job: CopyJob) -> CopyResult:
         """Copy the pinned snapshot with one ``INSERT … SELECT … VERSION AS OF`` committed as batch 0."""
-        if job.strategy not in (Strategy.SPARK_SQL,):
-            raise TerminalError(f"{job.task}: the spark engine cannot run strategy {job.strategy}")
+        self.check_strategy(job)
         if 0 in job.committed_batches:
             return CopyResult(batches_total=1, batches_skipped=1, commits=())
         if job.cancel is not None and job.cancel.is_set():
@@ -493,11 +568,12 @@ class SparkEngine:
             raise self._error(job, exc) from exc
         seconds = round(time.monotonic() - started, 3)
         commit = self._find_commit(job.destination, job.task, markers, seconds)
-        self._record(
-            StatementMetric(
-                job.task, statement, seconds, commit.rows, commit.files, commit.bytes, commit.dest_snapshot_id
-            )
+        metric = StatementMetric(
+            job.task, statement, seconds, commit.rows, commit.files, commit.bytes, commit.dest_snapshot_id
         )
+        self._record(metric)
+        job.on_progress(commit.files, commit.bytes)
+        job.on_event("statement", statement, metric.to_dict())
         job.on_commit(commit)
         return CopyResult(batches_total=1, batches_skipped=0, commits=(commit,))
 
@@ -538,11 +614,8 @@ class SparkEngine:
                 session.removeTag(tag)
 
     def _error(self, job: CopyJob, exc: Exception) -> Exception:
-        classes = _java_class_names(exc)
         message = self._config.redact(_first_line(exc))
-        # a classic session exposes the Java exception chain; Spark Connect only its text, which names the class
-        text = str(exc)
-        if _JAVA_COMMIT_CONFLICTS & set(classes) or any(name in text for name in _JAVA_COMMIT_CONFLICTS):
+        if _JAVA_COMMIT_CONFLICTS & set(_java_class_names(exc)):
             return CommitConflictError(f"{job.task}: the Spark commit to {job.destination_ref} conflicted: {message}")
         return DestinationWriteError(f"{job.task}: Spark copy into {job.destination_ref} failed: {message}")
 

@@ -18,18 +18,17 @@ Every check returns findings; none raises. A check that cannot run is a finding 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from icebridge.engines import databricks_sql as dsql
-from icebridge.errors import IceBridgeError, TerminalError, TransientError
+from icebridge.engines.databricks_client import Api, DatabricksSettings, load_settings, run_statement
+from icebridge.errors import IceBridgeError, TerminalError
 from icebridge.model import Finding, Severity
 
 if TYPE_CHECKING:
     from icebridge.config import Config
-    from icebridge.engines.databricks import Api, DatabricksSettings
     from icebridge.model import TableRef
 
 ACCOUNT_USERS = "account users"
@@ -42,8 +41,6 @@ _NOT_IN_ALL = {"EXTERNAL_USE_SCHEMA", "EXTERNAL_USE_LOCATION"}
 
 def preflight(config: Config, source_ref: TableRef, destination_ref: TableRef) -> list[Finding]:
     """Unity Catalog findings for one table (blocker / warning / info, each with its fix); never raises."""
-    from icebridge.engines.databricks import Api, load_settings
-
     try:
         settings = load_settings(config)
         api = Api(config, settings)
@@ -234,78 +231,6 @@ def _check_masks_and_filters(c: _Checker, src: dsql.UcTable) -> None:
             f"ALTER TABLE {src.sql} DROP ROW FILTER for the migration (or exempt the migration principal), "
             "and re-apply it on the destination",
         )
-
-
-# --------------------------------------------------------------------------------- statement execution
-
-
-def run_statement(
-    api: Api, settings: DatabricksSettings, statement: str, parameters: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
-    """Run one statement on the SQL warehouse; rows as dicts by column name (lower-cased)."""
-    from databricks.sdk.service.sql import (
-        Disposition,
-        ExecuteStatementRequestOnWaitTimeout,
-        Format,
-        StatementParameterListItem,
-        StatementState,
-    )
-
-    if not settings.warehouse_id:
-        raise TerminalError("no SQL warehouse configured: set engines.databricks.warehouse_id")
-    warehouse_id = settings.warehouse_id
-    params = [StatementParameterListItem(name=k, value=v, type="STRING") for k, v in (parameters or {}).items()]
-    response = api.call(
-        "POST /api/2.0/sql/statements",
-        lambda w: w.statement_execution.execute_statement(
-            statement=statement,
-            warehouse_id=warehouse_id,
-            wait_timeout=f"{settings.statement_wait_seconds}s",
-            on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CONTINUE,
-            disposition=Disposition.INLINE,
-            format=Format.JSON_ARRAY,
-            parameters=params or None,
-        ),
-    )
-    # A stopped warehouse takes minutes to start; keep asking within the run timeout.
-    deadline = time.monotonic() + settings.run_timeout_seconds
-    pending = {StatementState.PENDING, StatementState.RUNNING}
-    while response.status is not None and response.status.state in pending:
-        if time.monotonic() > deadline:
-            raise TransientError(f"SQL warehouse {warehouse_id} did not answer within {settings.run_timeout_seconds}s")
-        time.sleep(settings.poll_interval_seconds)
-        response = api.call(
-            "GET /api/2.0/sql/statements", functools.partial(_get_statement, str(response.statement_id))
-        )
-    status = response.status
-    if status is None or status.state != StatementState.SUCCEEDED:
-        state = status.state.value if status is not None and status.state is not None else "UNKNOWN"
-        error = status.error.message if status is not None and status.error is not None else ""
-        raise TerminalError(api.redact(f"SQL warehouse {warehouse_id}: statement {state}: {error}".rstrip(": ")))
-    columns = [
-        (col.name or "").lower()
-        for col in (response.manifest.schema.columns or [] if response.manifest and response.manifest.schema else [])
-    ]
-    rows: list[dict[str, Any]] = []
-    chunk = response.result
-    while chunk is not None:
-        for values in chunk.data_array or []:
-            rows.append(dict(zip(columns, values, strict=False)))
-        if chunk.next_chunk_index is None:
-            break
-        chunk = api.call(
-            "GET /api/2.0/sql/statements/result/chunks",
-            functools.partial(_get_chunk, str(response.statement_id), chunk.next_chunk_index),
-        )
-    return rows
-
-
-def _get_statement(statement_id: str, w: Any) -> Any:
-    return w.statement_execution.get_statement(statement_id)
-
-
-def _get_chunk(statement_id: str, index: int, w: Any) -> Any:
-    return w.statement_execution.get_statement_result_chunk_n(statement_id, index)
 
 
 # ------------------------------------------------------------------------------------ grants swap

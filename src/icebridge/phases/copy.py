@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from icebridge.catalogs import snapshot_totals
-from icebridge.engines import BatchCommit, Batching, CopyJob, strategy_spec
+from icebridge.engines import BatchCommit, Batching, CopyJob, engine_for, strategy_spec
 from icebridge.errors import DestinationConflictError
 from icebridge.events import BatchCommitted, Progress
 from icebridge.model import Phase, Strategy, TableRef
@@ -81,6 +81,9 @@ def run(work: TableWork) -> PhaseResult:
     snapshot summaries, read back here first: batches committed but not recorded before a crash are
     settled into the store, and none is committed twice. A remote engine (databricks) keeps its own
     markers on the destination and is told what the store recorded instead.
+
+    The engine is the strategy's, or the one chosen for the run (``--engine``) when it carries the
+    strategy too (the fault-injecting engine carries the local strategies).
     """
     source, destination, task = work.require_source(), work.require_destination(), work.task
     snapshot_id = work.snapshot_id
@@ -149,16 +152,14 @@ def run(work: TableWork) -> PhaseResult:
         on_progress=lambda files, size: work.publish(Progress(phase=Phase.COPY, files=files, bytes=size)),
         cancel=work.cancel,
         ledger=work.ledger,
+        on_event=lambda kind, message, data: work.note(kind, message, **data),
         summary_markers={
             TASK_KEY: task.source,
             SNAPSHOT_KEY: str(snapshot_id),
             BATCHING_KEY: batching.marker(),
         },
     )
-    engine = work.app.engine(spec.engine)
-    result = engine.copy(job)
-    for metric in getattr(engine, "metrics_for", lambda _t: ())(task.source):  # Spark's per-statement metrics
-        work.note("statement", metric.statement, **metric.to_dict())
+    result = work.app.engine(engine_for(task.strategy, preferred=work.scope.engine)).copy(job)
     if not spec.remote_markers:
         destination.refresh()
         removed = work.ledger.sweep(destination, referenced_files(destination))

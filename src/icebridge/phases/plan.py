@@ -6,6 +6,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from icebridge.catalogs import property_problems
+from icebridge.engines import ENGINES, Engine, check_engine_settings, engine_for, engine_installed, engine_names
 from icebridge.errors import IceBridgeError, PlanError
 from icebridge.events import Progress
 from icebridge.locations import Place, first_overlap
@@ -14,61 +15,49 @@ from icebridge.units import human_bytes
 from icebridge.validation.structure import structure_differences
 
 if TYPE_CHECKING:
+    from icebridge.config import Config
     from icebridge.context import AppContext
 
 
-def choose_strategy(facts: TableFacts, forced: Strategy | None, available: set[Strategy]) -> tuple[Strategy, str]:
-    """The strategy for one table and the human reason for it."""
+def check_engine(config: Config, engine: str | None) -> None:
+    """``--engine NAME`` names an engine of the registry whose settings hold (before anything is written).
+
+    An unknown name is a :class:`PlanError` listing the known ones; a mistake in the engine's section of
+    the configuration is the engine's :class:`ConfigError`.
+    """
+    if engine is None:
+        return
+    if engine not in ENGINES:
+        raise PlanError(f"--engine {engine!r}: unknown engine; choose one of {', '.join(engine_names())}")
+    check_engine_settings(engine, config)
+
+
+def choose_strategy(engines: _Engines, chooser: str, facts: TableFacts, forced: str | None) -> tuple[str, str]:
+    """The strategy for one table and the human reason for it: the mapping rule's, else the ``chooser`` engine's."""
     if forced is not None:
         return forced, f"{forced}: forced by the mapping rule"
-    if not facts.current_snapshot_id:
-        return Strategy.FILE_COPY, "file-copy: no snapshot, only the table is created"
-    reasons = []
-    if facts.delete_files:
-        reasons.append(f"{facts.delete_files} delete file(s) are applied while reading")
-    non_parquet = [f for f in facts.file_formats if f != "PARQUET"]
-    if non_parquet:
-        reasons.append(f"{'/'.join(non_parquet)} data files are re-encoded as Parquet")
-    if reasons or Strategy.FILE_COPY not in available:
-        return Strategy.REWRITE, "rewrite: " + ("; ".join(reasons) or "file-copy is not available")
-    return Strategy.FILE_COPY, "file-copy: plain Parquet without delete files, copied byte for byte, nothing decoded"
+    engine = engines.get(chooser)
+    if isinstance(engine, str):  # its strategy is then blocked, with this reason, by strategy_findings
+        return ENGINES[chooser].strategies[0], f"the {chooser} engine could not choose: {engine}"
+    return engine.choose_strategy(facts)
 
 
-def strategy_findings(table: str, facts: TableFacts, strategy: Strategy, available: set[Strategy]) -> list[Finding]:
-    """Features of the table that the chosen strategy cannot carry."""
+def strategy_findings(table: str, facts: TableFacts, strategy: str, engine: Engine | str) -> list[Finding]:
+    """What keeps ``strategy`` from carrying the table: its engine cannot run here (``engine`` is then the
+    reason), the engine's own findings, and the format versions IceBridge does not handle."""
     out: list[Finding] = []
-    if strategy not in available:
+    if isinstance(engine, str):
         out.append(
             Finding(
                 table,
                 Severity.BLOCKER,
                 "strategy-unavailable",
-                f"strategy {strategy} is not available in this installation (available: "
-                f"{', '.join(sorted(available))})",
-                "remove 'strategy' from the mapping rule or install the engine that provides it",
+                f"strategy {strategy} cannot run here: {engine}",
+                "install the engine's extra, fix its settings, or remove 'strategy' from the mapping rule",
             )
         )
-    if strategy is Strategy.FILE_COPY and (facts.delete_files or set(facts.file_formats) - {"PARQUET"}):
-        out.append(
-            Finding(
-                table,
-                Severity.BLOCKER,
-                "file-copy-unsupported",
-                f"file-copy cannot carry this table ({facts.delete_files} delete file(s), formats "
-                f"{', '.join(facts.file_formats)})",
-                "use strategy rewrite for this table (remove 'strategy: file-copy' from its mapping rule)",
-            )
-        )
-    if strategy is Strategy.REWRITE and facts.equality_delete_files:
-        out.append(
-            Finding(
-                table,
-                Severity.BLOCKER,
-                "equality-deletes",
-                f"{facts.equality_delete_files} equality delete file(s): the local reader cannot apply them",
-                "compact the source table (rewrite_data_files) first, or use an engine that reads equality deletes",
-            )
-        )
+    else:
+        out.extend(engine.strategy_findings(table, facts, strategy))
     if facts.format_version > 2:
         out.append(
             Finding(
@@ -92,7 +81,27 @@ def strategy_findings(table: str, facts: TableFacts, strategy: Strategy, availab
     return out
 
 
-ENGINE_STRATEGY = {"spark": Strategy.SPARK_SQL, "databricks": Strategy.DATABRICKS}
+class _Engines:
+    """The engines one plan asks, each built once; an engine that cannot run here is its reason instead."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self._ctx = ctx
+        self._built: dict[str, Engine | str] = {}
+
+    def get(self, name: str) -> Engine | str:
+        if name not in self._built:
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def _build(self, name: str) -> Engine | str:
+        if not engine_installed(name):
+            extra = ENGINES[name].extra
+            hint = f"pip install 'icebridge[{extra}]'" if extra else "reinstall icebridge"
+            return f"the {name} engine's packages are not installed ({hint})"
+        try:
+            return self._ctx.engine(name)
+        except IceBridgeError as exc:
+            return f"the {name} engine cannot be built: {exc}"
 
 
 def build(
@@ -100,14 +109,13 @@ def build(
 ) -> list[PlanItem]:
     """A plan item for every inventoried table that a mapping rule matches.
 
-    ``engine`` chooses the engine for this run, over the mapping rules: ``spark`` or ``databricks``
-    carry every table; ``local`` lets the planner pick file-copy or rewrite for each.
+    ``engine`` chooses the engine for this run, over the mapping rules: a rule's strategy that the
+    engine does not carry out is set aside and the engine chooses (``local`` picks file-copy or
+    rewrite per table, ``spark`` and ``databricks`` carry every table). Without it a rule's strategy
+    stands, and the local engine chooses for the rest.
     """
-    from icebridge.engines import STRATEGY_ENGINE, available_strategies
-
-    if engine is not None and engine not in {*ENGINE_STRATEGY, "local"}:
-        raise PlanError(f"--engine {engine!r}: unknown engine; choose local, spark or databricks")
-    available = available_strategies(ctx.config)
+    check_engine(ctx.config, engine)
+    engines = _Engines(ctx)
     items: list[PlanItem] = []
     for fact in sorted(facts, key=lambda f: f.table):
         ref = TableRef.parse(fact.table)
@@ -115,14 +123,14 @@ def build(
         if rule is None:
             continue
         destination = rule.destination(ref)
-        if engine in ENGINE_STRATEGY:
-            strategy, reason = ENGINE_STRATEGY[engine], f"{ENGINE_STRATEGY[engine]}: --engine {engine} for this run"
-        else:
-            forced = rule.strategy
-            if engine == "local" and forced is not None and STRATEGY_ENGINE.get(forced) != "local":
-                forced = None  # the run asked for the local engine: its planner decides
-            strategy, reason = choose_strategy(fact, forced, available)
-        findings = strategy_findings(fact.table, fact, strategy, available)
+        forced = rule.strategy
+        if engine is not None and forced is not None and forced not in ENGINES[engine].strategies:
+            forced = None  # the run asked for another engine: it decides
+        strategy, reason = choose_strategy(engines, engine or "local", fact, forced)
+        if engine is not None:
+            reason = f"{reason}; --engine {engine} for this run"
+        carrier = engines.get(engine_for(strategy, preferred=engine))
+        findings = strategy_findings(fact.table, fact, strategy, carrier)
         items.append(
             PlanItem(
                 ref, destination, strategy, reason, tuple(findings), bytes_to_move=fact.data_bytes + fact.delete_bytes
@@ -288,9 +296,9 @@ PROBE_BYTES = 64 * 1024 * 1024
 MIN_HISTORY_BYTES = 1024 * 1024
 
 
-def measured_throughput(ctx: AppContext) -> dict[Strategy, Throughput]:
+def measured_throughput(ctx: AppContext) -> dict[str, Throughput]:
     """Bytes per second of the batches committed earlier on this installation, per strategy."""
-    moved: dict[Strategy, tuple[int, float, int]] = {}
+    moved: dict[str, tuple[int, float, int]] = {}
     for strategy_name, size, seconds in ctx.store.throughput_samples():
         strategy = Strategy(strategy_name)
         total, elapsed, count = moved.get(strategy, (0, 0.0, 0))
@@ -302,7 +310,7 @@ def measured_throughput(ctx: AppContext) -> dict[Strategy, Throughput]:
     }
 
 
-def probe_throughput(ctx: AppContext, items: list[PlanItem]) -> dict[Strategy, Throughput]:
+def probe_throughput(ctx: AppContext, items: list[PlanItem]) -> dict[str, Throughput]:
     """Time reading, decoding and re-encoding up to 64 MiB of real source files (nothing is written)."""
     import io
     import time
@@ -343,7 +351,7 @@ def probe_throughput(ctx: AppContext, items: list[PlanItem]) -> dict[Strategy, T
     return {}
 
 
-def with_estimates(ctx: AppContext, items: list[PlanItem]) -> tuple[list[PlanItem], dict[Strategy, Throughput]]:
+def with_estimates(ctx: AppContext, items: list[PlanItem]) -> tuple[list[PlanItem], dict[str, Throughput]]:
     """Each item with its estimated duration, from history when there is some, else from a probe."""
     from dataclasses import replace
 

@@ -7,23 +7,21 @@ does not exist yet, and a small object is written, read back and deleted in dest
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
-from pyiceberg.io import load_file_io
 
-from icebridge.catalogs import warehouse_location
+from icebridge.engines import engine_for
 from icebridge.errors import IceBridgeError
 from icebridge.events import Progress
-from icebridge.model import Finding, PlanItem, Severity, Strategy, TableRef
+from icebridge.model import Finding, PlanItem, Severity, TableRef
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from icebridge.context import AppContext
-
-PROBE_BYTES = b"icebridge storage probe\n"
 
 
 def check_source(ctx: AppContext, ref: TableRef) -> tuple[Table | None, list[Finding]]:
@@ -112,102 +110,49 @@ def check_namespace(ctx: AppContext, dest: TableRef) -> list[Finding]:
         ]
 
 
-def storage_root(ctx: AppContext, dest: TableRef) -> str | None:
-    """Where new destination tables will be written: the namespace location or the catalog warehouse."""
-    catalog = ctx.catalogs.get(dest.catalog)
-    try:
-        if catalog.namespace_exists(dest.namespace):
-            location = catalog.load_namespace_properties(dest.namespace).get("location")
-            if location:
-                return str(location).rstrip("/")
-    except Exception:
-        pass
-    warehouse = warehouse_location(catalog)
-    if warehouse:
-        return warehouse.rstrip("/")
-    # a REST server that decides locations itself (its 'warehouse' may be a catalog name): probe the folder
-    # it would put the table in
-    planned = ctx.catalogs.planned_location(dest)
-    return planned.rstrip("/").rsplit("/", 1)[0] if planned else None
+def run(ctx: AppContext, items: list[PlanItem], engine: str | None = None) -> list[Finding]:
+    """Every finding for every planned table: plan blockers first, then the probes, then the engines' own checks.
 
-
-def check_storage(ctx: AppContext, dest: TableRef, cache: dict[str, list[Finding]]) -> list[Finding]:
-    """Write, read back and delete a small object where the destination table will live."""
-    root = storage_root(ctx, dest)
-    if root is None and ctx.catalogs.capabilities(dest.catalog).kind in ("rest", "unity"):
-        return [
-            Finding(
-                str(dest),
-                Severity.INFO,
-                "storage-chosen-by-server",
-                f"catalog {dest.catalog!r} is a REST catalog whose server chooses table locations; "
-                f"its storage is first written when {dest} is created",
-            )
-        ]
-    if root is None:
-        return [
-            Finding(
-                str(dest),
-                Severity.WARNING,
-                "storage-unknown",
-                f"catalog {dest.catalog!r} has no warehouse location to probe",
-                "set 'warehouse' in the catalog's properties",
-            )
-        ]
-    if root in cache:
-        return [Finding(str(dest), f.severity, f.code, f.message, f.fix) for f in cache[root]]
-    catalog = ctx.catalogs.get(dest.catalog)
-    path = f"{root}/.icebridge-probe-{uuid.uuid4().hex}"
-    findings: list[Finding] = []
-    try:
-        io = load_file_io({**catalog.properties}, root)
-        with io.new_output(path).create(overwrite=True) as out:
-            out.write(PROBE_BYTES)
-        with io.new_input(path).open() as stream:
-            if stream.read() != PROBE_BYTES:
-                raise OSError("read back different bytes")
-        io.delete(path)
-    except Exception as exc:
-        findings.append(
-            Finding(
-                str(dest),
-                Severity.BLOCKER,
-                "storage-not-writable",
-                f"destination storage {root} is not writable: {exc}",
-                "grant write access to the warehouse location or change the catalog's 'warehouse'",
-            )
-        )
-    cache[root] = findings
-    return findings
-
-
-def run(ctx: AppContext, items: list[PlanItem]) -> list[Finding]:
-    """Every finding for every planned table: plan blockers first, then the probes."""
-    findings: list[Finding] = []
-    storage_cache: dict[str, list[Finding]] = {}
+    Each table's engine (``engine`` for this run when it carries the table's strategy) runs its own
+    pre-flight: the local and Spark engines probe the destination storage, the Databricks engine asks
+    Unity Catalog.
+    """
+    per_table: dict[str, list[Finding]] = defaultdict(list)
     namespace_cache: dict[tuple[str, tuple[str, ...]], list[Finding]] = {}
+    by_engine: dict[str, list[PlanItem]] = defaultdict(list)
     for item in items:
-        ctx.bus.publish(Progress(phase="preflight", table=str(item.source), files=1))
-        findings.extend(item.findings)
+        table = str(item.source)
+        ctx.bus.publish(Progress(phase="preflight", table=table, files=1))
+        per_table[table].extend(item.findings)
         _table, source_findings = check_source(ctx, item.source)
-        findings.extend(source_findings)
+        per_table[table].extend(source_findings)
         if item.destination is None:
             continue
         key = (item.destination.catalog, item.destination.namespace)
         if key not in namespace_cache:
             namespace_cache[key] = check_namespace(ctx, item.destination)
-        findings.extend(Finding(str(item.source), f.severity, f.code, f.message, f.fix) for f in namespace_cache[key])
-        if item.strategy is Strategy.DATABRICKS:
-            # Unity Catalog decides: privileges, external access, masks and row filters, via a SQL warehouse
-            from icebridge.governance.unity import preflight as unity_preflight
+        per_table[table].extend(Finding(table, f.severity, f.code, f.message, f.fix) for f in namespace_cache[key])
+        by_engine[engine_for(item.strategy, preferred=engine)].append(item)
+    for name, engine_items in by_engine.items():
+        for finding in engine_preflight(ctx, name, engine_items):
+            per_table[finding.table].append(finding)
+    return [f for item in items for f in per_table.pop(str(item.source), [])]
 
-            findings.extend(
-                Finding(str(item.source), f.severity, f.code, f.message, f.fix)
-                for f in unity_preflight(ctx.config, item.source, item.destination)
+
+def engine_preflight(ctx: AppContext, name: str, items: list[PlanItem]) -> list[Finding]:
+    """The findings of engine ``name`` for the items it will copy; an engine that cannot run is a blocker."""
+    try:
+        engine = ctx.engine(name)
+        return engine.preflight(items, ctx.catalogs)
+    except Exception as exc:  # pre-flight reports, it never raises
+        message = str(exc) if isinstance(exc, IceBridgeError) else f"{type(exc).__name__}: {exc}"
+        return [
+            Finding(
+                str(item.source),
+                Severity.BLOCKER,
+                "engine-unavailable",
+                f"the {name} engine cannot check this table: {ctx.config.redact(message)}",
+                f"install the engine's extra or fix engines.{name} in the configuration",
             )
-            continue
-        findings.extend(
-            Finding(str(item.source), f.severity, f.code, f.message, f.fix)
-            for f in check_storage(ctx, item.destination, storage_cache)
-        )
-    return findings
+            for item in items
+        ]
