@@ -23,9 +23,9 @@ from icebridge.errors import ConfigError, EngineNotInstalledError, TerminalError
 from icebridge.model import Finding, PlanItem, TableFacts
 
 if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
 
-    from icebridge.catalogs import Catalogs
     from icebridge.ledger import FileLedger
     from icebridge.model import TableRef
 
@@ -63,6 +63,22 @@ class Cancel(Protocol):
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set or ``timeout`` seconds passed; whether it is set."""
+        ...
+
+
+class CatalogAccess(Protocol):
+    """What an engine's pre-flight asks of the configured catalogs (``icebridge.catalogs.Catalogs`` is one)."""
+
+    def get(self, name: str) -> Catalog:
+        """The loaded catalog called ``name``."""
+        ...
+
+    def planned_location(self, ref: TableRef) -> str | None:
+        """Where table ``ref`` is or would be created, when the catalog can tell."""
+        ...
+
+    def places_tables(self, name: str) -> bool:
+        """Whether this client (not the catalog's server) decides where a new table goes."""
         ...
 
 
@@ -217,7 +233,7 @@ class Engine(Protocol):
         """Features of the table that ``strategy`` (one of this engine's) cannot carry."""
         ...
 
-    def preflight(self, items: Sequence[PlanItem], catalogs: Catalogs) -> list[Finding]:
+    def preflight(self, items: Sequence[PlanItem], catalogs: CatalogAccess) -> list[Finding]:
         """This engine's own pre-flight findings for the items it will copy; never raises."""
         ...
 
@@ -265,7 +281,7 @@ class BaseEngine(ABC):
         """Nothing the engine's strategies cannot carry."""
         return []
 
-    def preflight(self, items: Sequence[PlanItem], catalogs: Catalogs) -> list[Finding]:
+    def preflight(self, items: Sequence[PlanItem], catalogs: CatalogAccess) -> list[Finding]:
         """No checks of the engine's own."""
         return []
 

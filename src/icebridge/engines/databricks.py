@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from icebridge.engines import BaseEngine, BatchCommit, CopyJob, CopyResult, StrategySpec
+from icebridge.engines import BaseEngine, BatchCommit, CatalogAccess, CopyJob, CopyResult, StrategySpec
 from icebridge.engines import databricks_sql as dsql
 from icebridge.engines.databricks_client import ENGINE, Api, load_settings
 from icebridge.errors import (
@@ -45,7 +45,6 @@ from icebridge.errors import (
 from icebridge.model import Finding, PlanItem, TableFacts
 
 if TYPE_CHECKING:
-    from icebridge.catalogs import Catalogs
     from icebridge.config import Config
     from icebridge.engines import EngineConfig
 
@@ -120,7 +119,7 @@ class DatabricksEngine(BaseEngine):
         """databricks for every table."""
         return ENGINE, "databricks: DEEP CLONE of the pinned snapshot (CTAS if refused) as a Databricks job run"
 
-    def preflight(self, items: Sequence[PlanItem], catalogs: Catalogs) -> list[Finding]:
+    def preflight(self, items: Sequence[PlanItem], catalogs: CatalogAccess) -> list[Finding]:
         """Unity Catalog decides, through the workspace: privileges, external access, masks and row filters."""
         from icebridge.governance.unity import check_table
 

@@ -31,7 +31,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask
 
 from icebridge.catalogs import warehouse_location
-from icebridge.engines import BaseEngine, BatchCommit, CopyJob, CopyResult, StrategySpec
+from icebridge.engines import BaseEngine, BatchCommit, CatalogAccess, CopyJob, CopyResult, StrategySpec
 from icebridge.engines._pyiceberg import multi_spec_append, relocated, stream_scan, write_data_files
 from icebridge.errors import CommitConflictError, CopyInterrupted, IceBridgeError, TerminalError, UnrecordedFileError
 from icebridge.model import Finding, PlanItem, Severity, TableFacts, TableRef
@@ -40,7 +40,6 @@ from icebridge.storage import copy_file, delete_file, file_size, same_bytes
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
-    from icebridge.catalogs import Catalogs
 
 FILE_COPY = "file-copy"
 REWRITE = "rewrite"
@@ -106,7 +105,7 @@ class LocalEngine(BaseEngine):
             )
         return out
 
-    def preflight(self, items: Sequence[PlanItem], catalogs: Catalogs) -> list[Finding]:
+    def preflight(self, items: Sequence[PlanItem], catalogs: CatalogAccess) -> list[Finding]:
         """A small object written, read back and deleted where each destination table will live."""
         return storage_probe(items, catalogs)
 
@@ -299,7 +298,7 @@ def _forget(io: object, path: str) -> None:
 # ------------------------------------------------------------------------------------------ pre-flight
 
 
-def storage_root(catalogs: Catalogs, dest: TableRef) -> str | None:
+def storage_root(catalogs: CatalogAccess, dest: TableRef) -> str | None:
     """Where new destination tables will be written: the namespace location, the catalog's warehouse,
     or — for a REST server that decides locations itself — the folder it would put the table in."""
     catalog = catalogs.get(dest.catalog)
@@ -317,7 +316,7 @@ def storage_root(catalogs: Catalogs, dest: TableRef) -> str | None:
     return planned.rstrip("/").rsplit("/", 1)[0] if planned else None
 
 
-def storage_probe(items: Sequence[PlanItem], catalogs: Catalogs) -> list[Finding]:
+def storage_probe(items: Sequence[PlanItem], catalogs: CatalogAccess) -> list[Finding]:
     """Write, read back and delete a small object where each destination table will live (once per place)."""
     findings: list[Finding] = []
     cache: dict[str, list[Finding]] = {}

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from icebridge.engines import BaseEngine, BatchCommit, CopyJob, CopyResult, StrategySpec
+from icebridge.engines import BaseEngine, BatchCommit, CatalogAccess, CopyJob, CopyResult, StrategySpec
 from icebridge.engines.local import storage_probe
 from icebridge.engines.spark_sql import (
     insert_select_sql,
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
     from pyspark.sql import SparkSession
 
-    from icebridge.catalogs import Catalogs
     from icebridge.config import Config
     from icebridge.engines import EngineConfig
     from icebridge.model import TableRef
@@ -464,7 +463,7 @@ class SparkEngine(BaseEngine):
         """spark-sql for every table."""
         return SPARK_SQL, "spark-sql: one INSERT … SELECT of the pinned snapshot, run by Spark"
 
-    def preflight(self, items: Sequence[PlanItem], catalogs: Catalogs) -> list[Finding]:
+    def preflight(self, items: Sequence[PlanItem], catalogs: CatalogAccess) -> list[Finding]:
         """Every catalog of a table has a Spark catalog; Spark writes into the destination's storage (probed)."""
         findings: list[Finding] = []
         for item in items:
