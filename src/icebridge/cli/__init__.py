@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
@@ -86,6 +86,7 @@ def opened(
         ctx = AppContext(load_config(config if config is not None else Globals.config))
     except IceBridgeError as exc:
         _fail(out, exc)
+    push = _pushing(ctx)
     try:
         ctx.check_catalogs(catalogs)
         yield ctx
@@ -95,7 +96,21 @@ def opened(
         out.error("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from exc
     finally:
+        if push is not None:
+            push()
         ctx.close()
+
+
+def _pushing(ctx: AppContext) -> Callable[[], None] | None:
+    """With $ICEBRIDGE_PUSHGATEWAY set, the command's metrics are pushed when it ends (a failure is a warning)."""
+    if not os.environ.get("ICEBRIDGE_PUSHGATEWAY"):
+        return None
+    import click
+
+    from icebridge.metrics import push_at_exit
+
+    command = click.get_current_context(silent=True)
+    return push_at_exit(ctx, command.info_name if command and command.info_name else "icebridge")
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -280,6 +295,36 @@ def _invocation() -> str:
     if os.sep in argv0 and Path(argv0).exists():
         return shlex.quote(os.path.relpath(argv0))
     return "icebridge"
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Port to listen on (default: $DATABRICKS_APP_PORT, else 8000)."),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option("--no-auth", help="Serve without a bearer token; refused unless --host is a loopback address."),
+    ] = False,
+) -> None:
+    """Serve the REST API (/api/v1, /docs, /metrics); background workers carry out the runs it accepts.
+
+    Every call needs 'Authorization: Bearer <token>' with the token from $ICEBRIDGE_API_TOKEN or
+    service.token. Needs pip install 'icebridge[service]'.
+    """
+    out = _output(False)
+    try:
+        from icebridge.api.server import serve as run_server
+    except ImportError as exc:
+        out.error(f"the service needs packages that are not installed ({exc.name}): pip install 'icebridge[service]'")
+        raise typer.Exit(EXIT_USAGE) from exc
+    try:
+        run_server(config if config is not None else Globals.config, host, port, no_auth)
+    except IceBridgeError as exc:
+        _fail(out, exc)
 
 
 def version_callback(value: bool) -> None:
