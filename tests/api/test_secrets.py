@@ -42,7 +42,10 @@ def test_no_secret_in_any_answer_header_or_log_line(tmp_path: Path, pg_server: s
     config["state"] = with_password(backend["state"])
     for name in ("foreign", "managed"):
         config["catalogs"][name]["uri"] = with_password(config["catalogs"][name]["uri"])
-    config["catalogs"]["broken"] = {"type": "sql", "uri": "postgresql+psycopg2://postgres:${CATALOG_PASSWORD}@127.0.0.1:1/x"}
+    config["catalogs"]["broken"] = {
+        "type": "sql",
+        "uri": "postgresql+psycopg2://postgres:${CATALOG_PASSWORD}@127.0.0.1:1/x",
+    }
     est.config.write_text(yaml.safe_dump(config))
     assert PASSWORD not in est.config.read_text()
 
@@ -92,7 +95,9 @@ def test_no_secret_in_any_answer_header_or_log_line(tmp_path: Path, pg_server: s
     call("POST", "/api/v1/runs", content=b"x" * (3 * 1024 * 1024), headers={"content-type": "application/json"})
     answers.append(httpx.get(server.url + "/api/v1/runs", headers={"Authorization": f"Bearer {PASSWORD}"}))
     assert {a.status_code for a in answers} >= {200, 202, 401, 404, 409, 413, 422}
-    assert all(a.status_code < 500 for a in answers), [(a.request.url, a.status_code) for a in answers if a.status_code >= 500]
+    assert all(a.status_code < 500 for a in answers), [
+        (a.request.url, a.status_code) for a in answers if a.status_code >= 500
+    ]
 
     server.stop()
     for answer in answers:
@@ -108,7 +113,9 @@ def test_no_secret_in_any_answer_header_or_log_line(tmp_path: Path, pg_server: s
     try:
         with engine.connect() as connection:
             dump = "".join(
-                str(row) for table in inspect(engine).get_table_names() for row in connection.execute(text(f'SELECT * FROM "{table}"'))
+                str(row)
+                for table in inspect(engine).get_table_names()
+                for row in connection.execute(text(f'SELECT * FROM "{table}"'))
             )
     finally:
         engine.dispose()

@@ -114,7 +114,10 @@ def test_bad_input_is_refused_and_nothing_starts(est: Estate, serve: Any) -> Non
         answer = client.post("/api/v1/runs", json=body)
         assert (answer.status_code, answer.json()["error"]) == (status, error), (body, answer.text)
         assert answer.json()["message"]
-    assert client.post("/api/v1/runs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    assert (
+        client.post("/api/v1/runs", content=b"{not json", headers={"content-type": "application/json"}).status_code
+        == 422
+    )
     assert run_count(est) == before
     allowed = client.get("/openapi.json").json()["components"]["schemas"]["RunRequest"]["properties"]["command"]
     assert set(allowed["enum"]) == {"migrate", "validate", "cutover", "rollback"}  # what RunRequest allows
@@ -151,7 +154,9 @@ def test_catalogs_inventory_preflight_and_plans(est: Estate, serve: Any) -> None
 
 
 def test_cors_is_closed_unless_an_origin_is_allowed(tmp_path: Path, serve: Any) -> None:
-    est = make_estate(tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db", "foreign": "", "managed": ""})
+    est = make_estate(
+        tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db", "foreign": "", "managed": ""}
+    )
     preflight = {"Origin": "https://ui.example.com", "Access-Control-Request-Method": "GET"}
     closed = serve(est.config, log="closed.log")
     answer = httpx.options(closed.url + "/api/v1/runs", headers=preflight)
@@ -180,7 +185,9 @@ def _serve_cli(config: Path, *args: str, token: str | None = None) -> subprocess
 
 
 def test_auth_can_be_off_only_on_loopback_and_a_token_is_needed(tmp_path: Path) -> None:
-    est = make_estate(tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db", "foreign": "", "managed": ""})
+    est = make_estate(
+        tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db", "foreign": "", "managed": ""}
+    )
     refused = _serve_cli(est.config, "--host", "0.0.0.0", "--no-auth")
     assert refused.returncode == 2 and "--no-auth is refused on 0.0.0.0" in refused.stderr
     no_token = _serve_cli(est.config)
@@ -195,7 +202,9 @@ def test_auth_can_be_off_only_on_loopback_and_a_token_is_needed(tmp_path: Path) 
 
 
 def test_no_auth_on_loopback_serves_without_a_token(tmp_path: Path, serve: Any) -> None:
-    est = make_estate(tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db", "foreign": "", "managed": ""})
+    est = make_estate(
+        tmp_path, {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db", "foreign": "", "managed": ""}
+    )
     server = serve(est.config, "--no-auth")
     assert httpx.get(server.url + "/api/v1/catalogs").status_code == 200
 

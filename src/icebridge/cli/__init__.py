@@ -75,7 +75,10 @@ def _fail(out: ConsoleOutput, exc: IceBridgeError) -> NoReturn:
 
 @contextmanager
 def opened(
-    config: Path | None, out: ConsoleOutput, catalogs: Literal["all", "sources", "none"] = "all"
+    config: Path | None,
+    out: ConsoleOutput,
+    catalogs: Literal["all", "sources", "none"] = "all",
+    command: str = "icebridge",
 ) -> Iterator[AppContext]:
     """The process's context for one command: configuration checked, then the catalogs it needs reached,
     before the store is opened; every domain error ends the command with its exit code."""
@@ -86,7 +89,7 @@ def opened(
         ctx = AppContext(load_config(config if config is not None else Globals.config))
     except IceBridgeError as exc:
         _fail(out, exc)
-    push = _pushing(ctx)
+    push = _pushing(ctx, command)
     try:
         ctx.check_catalogs(catalogs)
         yield ctx
@@ -101,16 +104,13 @@ def opened(
         ctx.close()
 
 
-def _pushing(ctx: AppContext) -> Callable[[], None] | None:
+def _pushing(ctx: AppContext, command: str) -> Callable[[], None] | None:
     """With $ICEBRIDGE_PUSHGATEWAY set, the command's metrics are pushed when it ends (a failure is a warning)."""
     if not os.environ.get("ICEBRIDGE_PUSHGATEWAY"):
         return None
-    import click
-
     from icebridge.metrics import push_at_exit
 
-    command = click.get_current_context(silent=True)
-    return push_at_exit(ctx, command.info_name if command and command.info_name else "icebridge")
+    return push_at_exit(ctx, command)
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -128,7 +128,7 @@ def inventory(
     from icebridge.app.inventory import InventoryRequest, InventoryService
 
     out = _output(as_json)
-    with opened(config, out, catalogs="sources") as ctx:
+    with opened(config, out, catalogs="sources", command="inventory") as ctx:
         result = InventoryService(ctx).inventory(InventoryRequest(refresh=refresh))
     out.inventory(result)
     if result.blocked:
@@ -141,7 +141,7 @@ def preflight(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonO
     from icebridge.app.preflight import PreflightRequest, PreflightService
 
     out = _output(as_json)
-    with opened(config, out) as ctx:
+    with opened(config, out, command="preflight") as ctx:
         result = PreflightService(ctx).preflight(PreflightRequest(tables=tables))
     out.preflight(result)
     if result.blockers:
@@ -165,7 +165,7 @@ def plan(
     from icebridge.app.plans import PlanRequest, PlanService
 
     out = _output(as_json)
-    with opened(config, out) as ctx:
+    with opened(config, out, command="plan") as ctx:
         request = PlanRequest(tables=tables, engine=engine)
         if sql:
             out.scripts(PlanService(ctx).scripts(request))
@@ -181,7 +181,10 @@ def _run(config: Path | None, as_json: bool, title: str, **request: object) -> N
     from icebridge.cli.progress import shown
 
     out = _output(as_json)
-    with opened(config, out) as ctx, shown(ctx.bus, out.out, enabled=not (as_json or Globals.json)):
+    with (
+        opened(config, out, command=str(request["command"])) as ctx,
+        shown(ctx.bus, out.out, enabled=not (as_json or Globals.json)),
+    ):
         result = RunService(ctx).run(RunRequest.model_validate(request))
     _finish(out, result, title)
 
@@ -244,7 +247,7 @@ def status(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt 
     from icebridge.app.status import StatusRequest, StatusService
 
     out = _output(as_json)
-    with opened(config, out, catalogs="none") as ctx:
+    with opened(config, out, catalogs="none", command="status") as ctx:
         result = StatusService(ctx).status(StatusRequest(tables=tables))
     out.status(result)
 
@@ -266,7 +269,7 @@ def demo(
     except IceBridgeError as exc:
         _fail(out, exc)
     out.say(f"sample estate and configuration written: [bold]{config_path}[/]")
-    with opened(config_path, out) as ctx, shown(ctx.bus, out.out, enabled=True):
+    with opened(config_path, out, command="demo") as ctx, shown(ctx.bus, out.out, enabled=True):
         done = []
         for step in flow.steps(ctx):
             out.demo_step(step)
