@@ -38,6 +38,7 @@ RUN_STATUSES = frozenset({"queued", "running", "succeeded", "failed", "interrupt
 FINISHED_STATUSES = frozenset({"succeeded", "failed", "interrupted"})
 ERROR_KINDS = frozenset({"terminal", "transient"})
 ADVANCE_FIELDS = frozenset({"source_snapshot_id", "rows", "bytes"})
+READ_ONLY = "icebridge_read_only"  # execution option of the store's read-only transactions
 
 
 @dataclass(frozen=True)
@@ -298,6 +299,9 @@ class Store:
         """Wrap an engine whose database is already migrated to head."""
         self._engine = engine
         self._session = sessionmaker(engine, expire_on_commit=False)
+        # readers that change nothing: on SQLite they never wait for the write lock (the service's
+        # polls and streams read while a copy writes)
+        self._read = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
         self.url = display_url or engine.url.render_as_string(hide_password=True)
 
     def __enter__(self) -> Store:
@@ -410,7 +414,7 @@ class Store:
 
     def accepted_runs(self) -> list[RunRow]:
         """Runs a server accepted that have not finished (queued or running), oldest first."""
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             rows = s.execute(
                 select(Run).where(Run.status.in_(("queued", "running")), Run.request.is_not(None)).order_by(Run.id)
             ).scalars()
@@ -443,7 +447,7 @@ class Store:
         """Those of ``run_ids`` whose cancellation was asked for."""
         if not run_ids:
             return set()
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             stmt = select(Run.id).where(Run.id.in_(list(run_ids)), Run.cancel_requested_at.is_not(None))
             return set(s.execute(stmt).scalars())
 
@@ -483,7 +487,7 @@ class Store:
 
     def get_run(self, run_id: int) -> RunRow | None:
         """One run, or None."""
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             run = s.get(Run, run_id)
             return _run_row(run) if run is not None else None
 
@@ -492,7 +496,7 @@ class Store:
         stmt = select(Run)
         if before is not None:
             stmt = stmt.where(Run.id < before)
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             rows = s.execute(stmt.order_by(Run.id.desc()).limit(limit)).scalars().all()
             return [_run_row(r) for r in rows]
 
@@ -562,7 +566,7 @@ class Store:
 
     def get_task_by_id(self, task_id: int) -> TaskRow:
         """The task with this id; StateError if there is none."""
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             task = s.get(Task, task_id)
             if task is None:
                 raise StateError(f"no task {task_id} in the state store at {self.url}")
@@ -570,13 +574,13 @@ class Store:
 
     def run_tasks(self, run_id: int) -> list[TaskRow]:
         """The tasks a run last claimed (each task names the run that worked on it last), by source."""
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             tasks = s.execute(select(Task).where(Task.run_id == run_id).order_by(Task.source)).scalars().all()
             return [_task_row(t) for t in tasks]
 
     def task_counts(self) -> dict[tuple[str, str], int]:
         """How many tasks are in each (phase, status)."""
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             rows = s.execute(select(Task.phase, Task.status, func.count()).group_by(Task.phase, Task.status)).all()
         return {(str(phase), str(status)): int(n) for phase, status, n in rows}
 
@@ -883,7 +887,7 @@ class Store:
 
     def run_progress(self, run_id: int) -> dict[int, tuple[int, int, int]]:
         """(files, rows, bytes) committed by a run so far, per task."""
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             rows = s.execute(
                 select(
                     Checkpoint.task_id,
@@ -997,7 +1001,7 @@ class Store:
     def run_validations(self, run_id: int) -> list[ValidationRow]:
         """Every comparator outcome a run recorded, in the order recorded."""
         stmt = select(Validation).where(Validation.run_id == run_id).order_by(Validation.id)
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             return [_validation_row(v) for v in s.execute(stmt).scalars().all()]
 
     # ------------------------------------------------------------- inventory
@@ -1054,7 +1058,7 @@ class Store:
             stmt = stmt.where(Event.run_id == run_id)
         if task_id is not None:
             stmt = stmt.where(Event.task_id == task_id)
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             if after is not None:
                 rows = s.execute(stmt.where(Event.id > after).order_by(Event.id).limit(limit)).scalars().all()
                 return [_event_row(e) for e in rows]
