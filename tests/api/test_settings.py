@@ -81,3 +81,26 @@ def test_the_store_comes_from_lakebase_when_the_configuration_names_none(tmp_pat
     assert default_port({"DATABRICKS_APP_PORT": "8123"}) == 8123 and default_port({}) == 8000
     with pytest.raises(UsageError):
         default_port({"DATABRICKS_APP_PORT": "http"})
+
+
+def test_the_other_commands_never_import_the_service(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.api.conftest import SRC
+
+    config = write(tmp_path)
+    probe = (
+        "import sys\n"
+        "from icebridge.cli import app\n"
+        "try:\n"
+        f"    app(['status', '-c', {str(config)!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'prometheus_client') if m in sys.modules)\n"
+        "print('LOADED', loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(SRC)}
+    )
+    assert "LOADED []" in done.stdout, done.stdout + done.stderr

@@ -21,6 +21,9 @@ from icebridge.errors import ConfigError, UsageError
 APP_PORT_ENV = "DATABRICKS_APP_PORT"
 DEFAULT_PORT = 8000
 GRACEFUL_SECONDS = 5  # open event streams are closed after this long when the server stops
+# An idle connection is kept longer than clients and proxies keep theirs (httpx and many proxies: 5 s to
+# 60 s), so the server never closes one just as a client sends on it (the client would see a reset).
+KEEP_ALIVE_SECONDS = 75
 
 
 def lakebase_url(environ: Mapping[str, str]) -> str | None:
@@ -142,6 +145,7 @@ def serve(path: str | os.PathLike[str] | None, host: str, port: int | None, no_a
             port=port,
             log_config=None,
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             proxy_headers=False,
         )
     finally:
