@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HISTORY = 20_000  # events of one run kept for late watchers (progress increments are never kept)
+DETAIL_SECONDS = 0.25  # a run's detail is read from the store at most this often, however many poll it
 Listener = Callable[[RunEvent | None], None]  # None: the run ended
 
 
@@ -127,6 +129,7 @@ class RunLauncher:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._details: dict[int, tuple[float, RunDetail]] = {}
 
     # ------------------------------------------------------------------------------- the service
 
@@ -157,6 +160,21 @@ class RunLauncher:
         if scope is not None:
             scope.cancel.set()
         return runs.detail(run_id)
+
+    def detail(self, run_id: int) -> RunDetail:
+        """The run with its tables, as ``RunService.detail`` reads it, at most ``DETAIL_SECONDS`` old: many
+        clients polling one run cost the store one read per period, not one per poll."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._details.get(run_id)
+        if cached is not None and now - cached[0] < DETAIL_SECONDS:
+            return cached[1]
+        detail = RunService(self.app).detail(run_id)
+        with self._lock:
+            if len(self._details) > 1000:
+                self._details = {k: v for k, v in self._details.items() if now - v[0] < DETAIL_SECONDS}
+            self._details[run_id] = (now, detail)
+        return detail
 
     def is_local(self, run_id: int) -> bool:
         """Whether this process is carrying out ``run_id`` now."""
