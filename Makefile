@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint typecheck bench clean spark-runtime rest-catalog
+.PHONY: help install demo serve test test-fast lint typecheck bench clean spark-runtime rest-catalog
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -12,7 +12,7 @@ help: ## Show this help
 $(BIN)/icebridge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,databricks,gx,spark]'
+	$(BIN)/pip install --quiet -e '.[dev,databricks,gx,spark,service]'
 	@touch $@
 
 install: $(BIN)/icebridge ## Create .venv and install IceBridge with its test tools
@@ -20,8 +20,12 @@ install: $(BIN)/icebridge ## Create .venv and install IceBridge with its test to
 demo: install ## Build a sample foreign estate under ./demo and migrate it end to end
 	$(BIN)/icebridge demo --overwrite
 
-test: install spark-runtime rest-catalog ## Run every test (installs and starts PostgreSQL, builds the Spark runtime and the REST catalog if missing)
+serve: install ## Serve the REST API for the demo's configuration on 127.0.0.1:8000 (make demo first)
+	$(BIN)/icebridge serve -c demo/icebridge.yaml --no-auth
+
+test: install spark-runtime rest-catalog ## Run every test (installs and starts PostgreSQL and Prometheus, builds the Spark runtime and the REST catalog if missing)
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-prometheus.sh
 	$(BIN)/pytest -q
 
 test-fast: install ## Unit tests only

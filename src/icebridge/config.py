@@ -21,6 +21,8 @@ from icebridge.errors import ConfigError
 from icebridge.model import TableRef
 
 CONFIG_ENV = "ICEBRIDGE_CONFIG"
+API_TOKEN_ENV = "ICEBRIDGE_API_TOKEN"
+MIN_TOKEN_LENGTH = 16
 DEFAULT_CONFIG = "icebridge.yaml"
 DEFAULT_STATE_DIR = ".icebridge"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -145,6 +147,50 @@ class ReportSettings(_Strict):
     )
 
 
+class ServiceSettings(_Strict):
+    """``icebridge serve``: its API token, who may call it from a browser, and its background workers."""
+
+    token: str | None = Field(
+        default=None, description=f"The API's bearer token (${API_TOKEN_ENV} wins); use a ${{VAR}} reference."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins a browser may call the API from (none by default)."
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024, description="Larger request bodies are refused (413)."
+    )
+    workers: int = Field(default=2, ge=1, le=16, description="Runs carried out at once by one server.")
+    poll_seconds: float = Field(
+        default=1.0, ge=0.05, le=60.0, description="How often a server looks for accepted runs and cancellations."
+    )
+    lag_interval_seconds: float = Field(
+        default=60.0, ge=1.0, le=86400.0, description="How often the sync-lag metrics are computed."
+    )
+    lag_max_tables: int = Field(
+        default=100, ge=1, le=100_000, description="Source tables read per sync-lag computation (round robin)."
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_REF.search(value) and len(value) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"the token is too short ({len(value)} characters); use at least {MIN_TOKEN_LENGTH}, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin; write scheme://host[:port], e.g. https://ui.example.com"
+                )
+        return value
+
+
 class FileConfig(_Strict):
     state: str | None = None
     reports: str | ReportSettings | None = Field(
@@ -156,6 +202,7 @@ class FileConfig(_Strict):
     engines: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Settings per engine (a name of the engine registry), checked by the engine."
     )
+    service: ServiceSettings = ServiceSettings()
 
 
 @dataclass(frozen=True)
@@ -170,6 +217,12 @@ class Config:
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
     reports: str | None = None
     data_docs: bool = False
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    state_configured: bool = True  # False: ``state:`` was left out and the default store is used
+
+    def api_token(self) -> str | None:
+        """The service's bearer token: ``$ICEBRIDGE_API_TOKEN``, else ``service.token``."""
+        return os.environ.get(API_TOKEN_ENV) or self.service.token
 
     @property
     def reports_dir(self) -> Path:
@@ -200,6 +253,9 @@ class Config:
             for key, value in props.items():
                 if is_secret_key(key) and len(value) >= 4:
                     text = text.replace(value, "***")
+        for token in (self.service.token, os.environ.get(API_TOKEN_ENV)):
+            if token:
+                text = text.replace(token, "***")
         return _URL_PASSWORD.sub(r"\1***@", text)
 
     def rule_for(self, ref: TableRef) -> MappingRule | None:
@@ -343,6 +399,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             "pip install 'icebridge[gx]', or set data_docs: false"
         )
     engines = {name: _expand_env(section, f"engines.{name}", cfg_path) for name, section in parsed.engines.items()}
+    service = parsed.service
+    if service.token is not None:
+        try:
+            service = ServiceSettings.model_validate(
+                {**service.model_dump(), "token": _expand_env(service.token, "service.token", cfg_path)}
+            )
+        except ValidationError as exc:
+            msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"{cfg_path}: service.token: {msg}") from exc
     config = Config(
         path=cfg_path,
         state_url=state,
@@ -352,6 +417,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         engines=engines,
         reports=reports.folder,
         data_docs=reports.data_docs,
+        service=service,
+        state_configured=parsed.state is not None,
     )
     _check_engines(config)
     return config

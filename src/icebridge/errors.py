@@ -148,6 +148,14 @@ class UsageError(TerminalError):
     """A command was asked for something it cannot mean (an empty --tables pattern, an unknown option value)."""
 
 
+class NotFoundError(UsageError):
+    """Something asked for by id or name is not in the state store or the configuration (a run, a task, a catalog)."""
+
+
+class RunFinishedError(StateError):
+    """A run cannot be changed any more (cancelled after it ended)."""
+
+
 class ReportWriteError(TerminalError):
     """A run's report could not be written (the folder cannot be created, the disk is full)."""
 
@@ -166,6 +174,8 @@ ERROR_TABLE: dict[type[IceBridgeError], tuple[int, int]] = {
     StaleTaskError: (1, 409),
     LeaseLostError: (1, 409),
     ReportWriteError: (2, 500),
+    NotFoundError: (2, 404),
+    RunFinishedError: (1, 409),
     SourceTableMissingError: (1, 404),
     SourceMetadataError: (1, 422),
     DestinationConflictError: (1, 409),

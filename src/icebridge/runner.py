@@ -278,6 +278,8 @@ class TableRun:
     def run(self) -> TableOutcome:
         self.started = time.monotonic()  # queueing is not counted
         pipeline, scope = self.pipeline, self.scope
+        if scope.cancel.is_set():  # the run was cancelled while this table waited for a worker
+            return self._finish(self._outcome(Status.FAILED, "interrupted before it started; run the command again"))
         if pipeline.wanted(self.task) and (reason := pipeline.refuse(self.task)) is not None:
             return self._finish(self._outcome(Status.FAILED, reason))
         try:

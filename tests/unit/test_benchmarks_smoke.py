@@ -82,5 +82,12 @@ def test_quick_run_writes_every_section_with_numbers(tmp_path: Path, pg_server: 
         row = next((line for line in overhead.splitlines() if line.startswith(f"| `{command}`")), "")
         assert re.search(rf"\| {NUMBER} \| {NUMBER}× \|", row), overhead
 
+    service = _section(text, "Service under load")
+    for request in ("`GET /api/v1/runs/{id}`", "`GET /api/v1/runs/{id}/events` (to the first event)"):
+        row = _row(service, request)
+        assert re.search(rf"\| \d+ \| {NUMBER} \| {NUMBER} \| {NUMBER} \|", row), row
+    for copy in ("alone", "under load (50 clients)"):
+        assert re.search(rf"{NUMBER} MiB/s", _row(service, copy)), service
+
     after = COMMITTED.read_bytes() if COMMITTED.exists() else None
     assert after == before, "the quick run must not touch the committed benchmarks/RESULTS.md"

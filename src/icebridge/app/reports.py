@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from icebridge.errors import ReportWriteError
+from pydantic import BaseModel, ConfigDict, Field
+
+from icebridge.errors import NotFoundError, ReportWriteError
 from icebridge.events import Note
 from icebridge.model import Status
 
 if TYPE_CHECKING:
-    from icebridge.context import RunScope
+    from icebridge.context import AppContext, RunScope
     from icebridge.runner import RunReport
 
 NOTHING_CHECKED = ("already done", "already cut over")
@@ -63,3 +66,113 @@ def write_reports(scope: RunScope, report: RunReport) -> None:
         scope.publish(Note(name="data-docs-failed", text=f"Great Expectations Data Docs not written: {exc}"))
         return
     report.data_docs_path = str(docs) if docs else None
+
+
+class LevelOutcome(BaseModel):
+    """One comparator's stored result: what it compared, whether it passed, and what it proved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    level: int
+    level_name: str
+    comparator: str
+    passed: bool
+    summary: str
+    proves: str
+    details: dict[str, Any]
+
+
+class TableReport(BaseModel):
+    """One table's validation in a run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    destination: str
+    strategy: str
+    verdict: str = Field(description="passed, failed, or not validated.")
+    levels: list[LevelOutcome]
+
+
+class ValidationReport(BaseModel):
+    """A run's validation: every table it checked, level by level, as the store recorded it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: int
+    kind: str
+    status: str
+    html: bool = Field(description="Whether the run wrote its HTML report.")
+    tables: list[TableReport]
+
+
+class ReportService:
+    """Serves what runs validated: the stored comparator results, and the HTML report a run wrote."""
+
+    def __init__(self, app: AppContext) -> None:
+        self.app = app
+
+    def validation(self, run_id: int) -> ValidationReport:
+        """The run's comparator results per table (NotFoundError for an unknown run)."""
+        from icebridge.validation.report import TableValidation
+
+        store = self.app.store
+        run = store.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"no run {run_id} in the state store; GET /api/v1/runs lists the runs")
+        by_task: dict[int, list[Any]] = {}
+        for row in store.run_validations(run_id):
+            by_task.setdefault(row.task_id, []).append(row)
+        tasks = {t.id: t for t in store.list_tasks()} if by_task else {}
+        tables = []
+        for task_id, rows in by_task.items():
+            task = tasks.get(task_id)
+            if task is None:
+                continue
+            shown = TableValidation.from_rows(task.source, task.destination, rows, task.strategy)
+            levels = [
+                LevelOutcome(
+                    level=r.level,
+                    level_name=r.level_name,
+                    comparator=r.comparator,
+                    passed=r.passed,
+                    summary=r.summary,
+                    proves=r.proves,
+                    details=dict(r.details),
+                )
+                for r in shown.results
+            ]
+            tables.append(
+                TableReport(
+                    source=task.source,
+                    destination=task.destination,
+                    strategy=task.strategy,
+                    verdict=shown.verdict,
+                    levels=levels,
+                )
+            )
+        tables.sort(key=lambda t: t.source)
+        return ValidationReport(
+            run_id=run.id, kind=run.kind, status=run.status, html=self._path(run.report_path) is not None, tables=tables
+        )
+
+    def html(self, run_id: int) -> str:
+        """The HTML report the run wrote (NotFoundError when it wrote none)."""
+        run = self.app.store.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"no run {run_id} in the state store; GET /api/v1/runs lists the runs")
+        path = self._path(run.report_path)
+        if path is None:
+            raise NotFoundError(
+                f"run {run_id} has no HTML report: only migrate, validate and cutover runs that validated a "
+                "table write one"
+            )
+        return path.read_text(encoding="utf-8")
+
+    def _path(self, recorded: str | None) -> Path | None:
+        """The recorded report, if it is a file inside this configuration's reports folder (nothing else is served)."""
+        if not recorded:
+            return None
+        path = Path(recorded).resolve()
+        folder = self.app.config.reports_dir.resolve()
+        return path if path.is_relative_to(folder) and path.is_file() else None

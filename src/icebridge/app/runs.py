@@ -7,18 +7,24 @@ events go out on the process's bus as they happen.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from icebridge import runner
+from icebridge.app.status import RunStatus, run_status
 from icebridge.context import AppContext, RunScope
-from icebridge.errors import ReportWriteError
-from icebridge.events import RunFinished, RunStarted
+from icebridge.errors import NotFoundError, ReportWriteError
+from icebridge.events import Event, RunFinished, RunStarted, event_kind
 from icebridge.leases import LeaseKeeper, Owner, process_identity
 from icebridge.model import Severity, Status
 from icebridge.runner import Pipeline, RunReport, TableOutcome, TableRun
+
+if TYPE_CHECKING:
+    from icebridge.store import EventRow, RunRow
 
 Command = Literal["migrate", "validate", "cutover", "rollback"]
 REPORTED = frozenset({"migrate", "validate", "cutover"})  # runs that validate write an HTML report
@@ -61,11 +67,88 @@ class RunResult(BaseModel):
         return self.status != "succeeded"
 
 
-def start(app: AppContext, command: str, args: dict[str, Any]) -> RunScope:
-    """Record a run's start and give it its scope (id, cancellation, heartbeat, the engine it asked for)."""
-    row = app.store.start_run(command, str(app.config.path), args, owner=process_identity())
-    keeper = LeaseKeeper(app.store, Owner.for_run(row.id), app.config.migrate.lease_seconds)
-    scope = RunScope(app, row.id, command, keeper, engine=args.get("engine"))
+class RunTable(BaseModel):
+    """One table of a run: where it is, what the run moved of it so far, and why it failed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    destination: str
+    phase: str
+    status: str
+    rows: int = Field(description="Rows the table holds when it ended, or rows committed by this run so far.")
+    bytes: int = Field(description="Bytes the table holds when it ended, or bytes committed by this run so far.")
+    files: int | None = Field(default=None, description="Files committed by this run so far (while it runs).")
+    seconds: float | None = None
+    message: str | None = Field(default=None, description="How it ended, or the error it failed with.")
+
+
+class RunDetail(RunStatus):
+    """One run with its tables: recorded as it goes, and how each table ended once it is over."""
+
+    request: dict[str, Any] | None = Field(default=None, description="The request a server accepted (API runs).")
+    cancel_requested: bool = False
+    error: str | None = Field(default=None, description="Why the run could not start, when it could not.")
+    tables: list[RunTable]
+
+
+class RunEvent(BaseModel):
+    """One event of a run, as the live stream and the event log show it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int | None = Field(default=None, description="Its id in the store's event log (live progress has none).")
+    at: datetime
+    kind: str
+    run_id: int | None
+    task_id: int | None
+    table: str | None
+    message: str
+    data: dict[str, Any]
+
+    @classmethod
+    def from_event(cls, event: Event) -> RunEvent:
+        data = event.data()
+        table = event.table or data.pop("table", None)
+        data.pop("table", None)
+        return cls(
+            at=event.at,
+            kind=event_kind(event),
+            run_id=event.run_id,
+            task_id=event.task_id,
+            table=table,
+            message=event.message(),
+            data=data,
+        )
+
+    @classmethod
+    def from_row(cls, row: EventRow) -> RunEvent:
+        data = dict(row.data or {})
+        table = data.pop("table", None)
+        return cls(
+            id=row.id,
+            at=row.ts,
+            kind=row.kind,
+            run_id=row.run_id,
+            task_id=row.task_id,
+            table=str(table) if table is not None else None,
+            message=row.message,
+            data=data,
+        )
+
+
+def start(
+    app: AppContext, command: str, args: dict[str, Any], run_id: int | None = None, started_by: str | None = None
+) -> RunScope:
+    """Record a run's start and give it its scope (id, cancellation, heartbeat, the engine it asked for).
+    With ``run_id``, the run
+    was recorded when a server accepted it, and this process has claimed it."""
+    if run_id is None:
+        run_id = app.store.start_run(
+            command, str(app.config.path), args, owner=process_identity(), started_by=started_by
+        ).id
+    keeper = LeaseKeeper(app.store, Owner.for_run(run_id), app.config.migrate.lease_seconds)
+    scope = RunScope(app, run_id, command, keeper, engine=args.get("engine"))
     scope.publish(RunStarted(command=command, args=args))
     return scope
 
@@ -80,6 +163,8 @@ def execute(scope: RunScope, body: Callable[[RunReport], None]) -> RunResult:
         scope.cancel.set()
         report.interrupted = True
     finally:
+        if scope.cancel.is_set():  # cancelled from elsewhere (the API): the run ends as Ctrl-C ends it
+            report.interrupted = True
         report.outcomes.sort(key=lambda o: o.source)
         try:
             if scope.command in REPORTED:
@@ -90,7 +175,8 @@ def execute(scope: RunScope, body: Callable[[RunReport], None]) -> RunResult:
             report_error = str(exc)
         finally:
             summary = report.summary()
-            scope.store.finish_run(scope.run_id, report.status, summary)
+            outcomes = [{**dataclasses.asdict(o), "status": str(o.status)} for o in report.outcomes]
+            scope.store.finish_run(scope.run_id, report.status, summary, outcomes=outcomes)
             scope.publish(RunFinished(command=scope.command, status=report.status, summary=summary))
     return RunResult(
         run_id=report.run_id,
@@ -111,20 +197,118 @@ class RunService:
     def __init__(self, app: AppContext) -> None:
         self.app = app
 
-    def run(self, request: RunRequest, on_start: Callable[[RunScope], None] | None = None) -> RunResult:
-        """Carry out ``request`` here and now; ``on_start`` sees the scope once the run is recorded."""
-        handler = getattr(self, f"_{request.command}")
-        return handler(request, on_start or (lambda _scope: None))  # type: ignore[no-any-return]
+    def run(
+        self,
+        request: RunRequest,
+        on_start: Callable[[RunScope], None] | None = None,
+        *,
+        run_id: int | None = None,
+        started_by: str | None = None,
+    ) -> RunResult:
+        """Carry out ``request`` here and now; ``on_start`` sees the scope once the run is recorded.
 
-    def _migrate(self, request: RunRequest, on_start: Callable[[RunScope], None]) -> RunResult:
+        ``run_id`` is a run a server accepted (``submit``) and this process claimed: it is carried out
+        under that id instead of a new one. ``started_by`` is who asked for a new run.
+        """
+        handler = getattr(self, f"_{request.command}")
+
+        def begin(command: str, args: dict[str, Any]) -> RunScope:
+            scope = start(self.app, command, args, run_id=run_id, started_by=started_by)
+            (on_start or (lambda _scope: None))(scope)
+            return scope
+
+        return handler(request, begin)  # type: ignore[no-any-return]
+
+    def check(self, request: RunRequest) -> None:
+        """Raise what carrying out ``request`` would raise for bad input (a pattern matching nothing, an
+        unknown engine), before anything is recorded; reads only."""
+        from icebridge.app.plans import PlanService
+        from icebridge.app.tasks import select_tasks
+
+        if request.command == "migrate":
+            PlanService(self.app).prepare(request.tables, engine=request.engine)
+        else:
+            select_tasks(self.app, request.tables)
+
+    def submit(self, request: RunRequest, started_by: str | None = None) -> RunDetail:
+        """Check ``request`` and record it as a queued run for a server's workers to claim; nothing runs yet."""
+        self.check(request)
+        args = request.model_dump(exclude={"command"})
+        row = self.app.store.queue_run(
+            request.command, str(self.app.config.path), args, request.model_dump(mode="json"), started_by
+        )
+        return self._detail(row)
+
+    def detail(self, run_id: int) -> RunDetail:
+        """One run with its tables (NotFoundError when the store has no such run)."""
+        return self._detail(self.get(run_id))
+
+    def get(self, run_id: int) -> RunRow:
+        """The run's row (NotFoundError when the store has no such run)."""
+        row = self.app.store.get_run(run_id)
+        if row is None:
+            raise NotFoundError(f"no run {run_id} in the state store; GET /api/v1/runs lists the runs")
+        return row
+
+    def recent(self, limit: int = 20, before: int | None = None) -> list[RunStatus]:
+        """The newest runs first (older than run ``before`` when given)."""
+        return [run_status(self.app, r) for r in self.app.store.list_runs(limit=limit, before=before)]
+
+    def events(self, run_id: int, after: int | None = None, limit: int = 1000) -> list[RunEvent]:
+        """A run's events from the store's event log, oldest first (after the event ``after`` when given)."""
+        self.get(run_id)
+        return [RunEvent.from_row(r) for r in self.app.store.events(run_id=run_id, after=after or 0, limit=limit)]
+
+    def _detail(self, row: RunRow) -> RunDetail:
+        store = self.app.store
+        if row.outcomes is not None:
+            tables = [
+                RunTable(
+                    source=o["source"],
+                    destination=o["destination"],
+                    phase=o["phase"],
+                    status=o["status"],
+                    rows=int(o.get("rows") or 0),
+                    bytes=int(o.get("bytes") or 0),
+                    seconds=o.get("seconds"),
+                    message=o.get("message") or None,
+                )
+                for o in row.outcomes
+            ]
+        else:
+            progress = store.run_progress(row.id) if not row.finished else {}
+            tables = []
+            for task in store.run_tasks(row.id):
+                files, rows, size = progress.get(task.id, (None, task.rows, task.bytes))
+                tables.append(
+                    RunTable(
+                        source=task.source,
+                        destination=task.destination,
+                        phase=str(task.phase),
+                        status=str(task.status),
+                        rows=int(rows or 0),
+                        bytes=int(size or 0),
+                        files=files,
+                        message=task.error,
+                    )
+                )
+        error = row.summary.get("error") if isinstance(row.summary.get("error"), str) else None
+        return RunDetail(
+            **run_status(self.app, row).model_dump(),
+            request=row.request,
+            cancel_requested=row.cancel_requested_at is not None,
+            error=error,
+            tables=tables,
+        )
+
+    def _migrate(self, request: RunRequest, begin: Callable[[str, dict[str, Any]], RunScope]) -> RunResult:
         from icebridge.app.plans import PlanService
         from icebridge.phases.plan import source_places
         from icebridge.selection import matches
 
         plans = PlanService(self.app)
         prepared = plans.prepare(request.tables, engine=request.engine)  # bad input stops before a run exists
-        scope = start(self.app, "migrate", {"tables": request.tables, "engine": request.engine})
-        on_start(scope)
+        scope = begin("migrate", {"tables": request.tables, "engine": request.engine})
 
         def body(report: RunReport) -> None:
             findings = [f for i in prepared.items for f in i.findings] + prepared.findings
@@ -157,7 +341,7 @@ class RunService:
     def _over_tasks(
         self,
         request: RunRequest,
-        on_start: Callable[[RunScope], None],
+        begin: Callable[[str, dict[str, Any]], RunScope],
         pipeline: Pipeline,
         eligible: Callable[[Any], bool],
         nothing: str,
@@ -169,8 +353,7 @@ class RunService:
         args: dict[str, Any] = {"tables": request.tables}
         if request.level is not None:
             args["level"] = request.level
-        scope = start(self.app, request.command, args)
-        on_start(scope)
+        scope = begin(request.command, args)
 
         def body(report: RunReport) -> None:
             if not tasks:
@@ -182,17 +365,17 @@ class RunService:
 
         return execute(scope, body)
 
-    def _validate(self, request: RunRequest, on_start: Callable[[RunScope], None]) -> RunResult:
+    def _validate(self, request: RunRequest, begin: Callable[[str, dict[str, Any]], RunScope]) -> RunResult:
         nothing = "no migrated table matches; run 'icebridge migrate' first"
-        return self._over_tasks(request, on_start, runner.VALIDATE, runner.validatable, nothing)
+        return self._over_tasks(request, begin, runner.VALIDATE, runner.validatable, nothing)
 
-    def _cutover(self, request: RunRequest, on_start: Callable[[RunScope], None]) -> RunResult:
+    def _cutover(self, request: RunRequest, begin: Callable[[str, dict[str, Any]], RunScope]) -> RunResult:
         nothing = "no migrated table matches; run 'icebridge migrate' first"
-        return self._over_tasks(request, on_start, runner.CUTOVER, lambda _t: True, nothing)
+        return self._over_tasks(request, begin, runner.CUTOVER, lambda _t: True, nothing)
 
-    def _rollback(self, request: RunRequest, on_start: Callable[[RunScope], None]) -> RunResult:
+    def _rollback(self, request: RunRequest, begin: Callable[[str, dict[str, Any]], RunScope]) -> RunResult:
         nothing = "nothing left to roll back: no matching table is cut over"
-        return self._over_tasks(request, on_start, runner.ROLLBACK, runner.ROLLBACK.wanted, nothing)
+        return self._over_tasks(request, begin, runner.ROLLBACK, runner.ROLLBACK.wanted, nothing)
 
 
 def _blocked(source: str, destination: str, findings: Any) -> TableOutcome:

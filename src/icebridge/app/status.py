@@ -39,6 +39,7 @@ class RunStatus(BaseModel):
     finished_at: datetime | None
     duration_seconds: float | None
     stale: bool = Field(default=False, description="Recorded as running, but its process is gone or silent.")
+    started_by: str | None = Field(default=None, description="Who asked for it (runs started through the API).")
 
 
 class TableStatus(BaseModel):
@@ -88,28 +89,51 @@ class StatusService:
 
         runs = self.app.store.list_runs(limit=request.runs)
         tasks = select_tasks(self.app, request.tables)
-        return StatusResult(runs=[self._run(r) for r in runs], tables=[_table(t) for t in tasks])
+        return StatusResult(runs=[run_status(self.app, r) for r in runs], tables=[_table(t) for t in tasks])
 
-    def _run(self, run: RunRow) -> RunStatus:
-        silent = timedelta(seconds=3 * self.app.config.migrate.lease_seconds)
-        heartbeat = run.heartbeat_at or run.started_at
-        stale = run.status == "running" and (is_dead(_run_owner(run)) or datetime.now(UTC) - heartbeat > silent)
-        return RunStatus(
-            id=run.id,
-            kind=run.kind,
-            status=run.status,
-            config_path=run.config_path,
-            args=run.args,
-            summary=run.summary,
-            report_path=run.report_path,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            duration_seconds=run.duration_seconds,
-            stale=stale,
-        )
+    def tables(self, pattern: str | None = None) -> list[TableStatus]:
+        """Every table's task (those matching ``pattern``), by source."""
+        from icebridge.app.tasks import select_tasks
+
+        return [_table(t) for t in select_tasks(self.app, pattern)]
+
+    def table(self, task_id: int) -> TableStatus:
+        """One table's task by its id (NotFoundError when there is none)."""
+        from icebridge.errors import NotFoundError, StateError
+
+        try:
+            return _table(self.app.store.get_task_by_id(task_id))
+        except StateError as exc:
+            raise NotFoundError(f"no task {task_id} in the state store; GET /api/v1/tasks lists them") from exc
 
 
-def _run_owner(run: RunRow) -> str | None:
+def is_stale(app: AppContext, run: RunRow) -> bool:
+    """Recorded as running, but its process is gone (on this machine) or has not beaten for three leases."""
+    silent = timedelta(seconds=3 * app.config.migrate.lease_seconds)
+    heartbeat = run.heartbeat_at or run.started_at
+    return run.status == "running" and (is_dead(run_owner(run)) or datetime.now(UTC) - heartbeat > silent)
+
+
+def run_status(app: AppContext, run: RunRow) -> RunStatus:
+    """A recorded run as the status command and the API show it."""
+    return RunStatus(
+        id=run.id,
+        kind=run.kind,
+        status=run.status,
+        config_path=run.config_path,
+        args=run.args,
+        summary=run.summary,
+        report_path=run.report_path,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        duration_seconds=run.duration_seconds,
+        stale=is_stale(app, run),
+        started_by=run.started_by,
+    )
+
+
+def run_owner(run: RunRow) -> str | None:
+    """The owner a run's claims name (``host|pid|start|run-N``), from the process recorded on the run."""
     return f"{run.owner}|run-{run.id}" if run.owner else None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
@@ -77,7 +77,10 @@ def _fail(out: ConsoleOutput, exc: IceBridgeError) -> NoReturn:
 
 @contextmanager
 def opened(
-    config: Path | None, out: ConsoleOutput, catalogs: Literal["all", "sources", "none"] = "all"
+    config: Path | None,
+    out: ConsoleOutput,
+    catalogs: Literal["all", "sources", "none"] = "all",
+    command: str = "icebridge",
 ) -> Iterator[AppContext]:
     """The process's context for one command: configuration checked, then the catalogs it needs reached,
     before the store is opened; every domain error ends the command with its exit code."""
@@ -88,6 +91,7 @@ def opened(
         ctx = AppContext(load_config(config if config is not None else Globals.config))
     except IceBridgeError as exc:
         _fail(out, exc)
+    push = _pushing(ctx, command)
     try:
         ctx.check_catalogs(catalogs)
         yield ctx
@@ -97,7 +101,18 @@ def opened(
         out.error("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from exc
     finally:
+        if push is not None:
+            push()
         ctx.close()
+
+
+def _pushing(ctx: AppContext, command: str) -> Callable[[], None] | None:
+    """With $ICEBRIDGE_PUSHGATEWAY set, the command's metrics are pushed when it ends (a failure is a warning)."""
+    if not os.environ.get("ICEBRIDGE_PUSHGATEWAY"):
+        return None
+    from icebridge.metrics import push_at_exit
+
+    return push_at_exit(ctx, command)
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -115,7 +130,7 @@ def inventory(
     from icebridge.app.inventory import InventoryRequest, InventoryService
 
     out = _output(as_json)
-    with opened(config, out, catalogs="sources") as ctx:
+    with opened(config, out, catalogs="sources", command="inventory") as ctx:
         result = InventoryService(ctx).inventory(InventoryRequest(refresh=refresh))
     out.inventory(result)
     if result.blocked:
@@ -130,7 +145,7 @@ def preflight(
     from icebridge.app.preflight import PreflightRequest, PreflightService
 
     out = _output(as_json)
-    with opened(config, out) as ctx:
+    with opened(config, out, command="preflight") as ctx:
         result = PreflightService(ctx).preflight(PreflightRequest(tables=tables, engine=engine))
     out.preflight(result)
     if result.blockers:
@@ -154,7 +169,7 @@ def plan(
     from icebridge.app.plans import PlanRequest, PlanService
 
     out = _output(as_json)
-    with opened(config, out) as ctx:
+    with opened(config, out, command="plan") as ctx:
         request = PlanRequest(tables=tables, engine=engine)
         if sql:
             out.scripts(PlanService(ctx).scripts(request))
@@ -170,7 +185,10 @@ def _run(config: Path | None, as_json: bool, title: str, **request: object) -> N
     from icebridge.cli.progress import shown
 
     out = _output(as_json)
-    with opened(config, out) as ctx, shown(ctx.bus, out.out, enabled=not (as_json or Globals.json)):
+    with (
+        opened(config, out, command=str(request["command"])) as ctx,
+        shown(ctx.bus, out.out, enabled=not (as_json or Globals.json)),
+    ):
         result = RunService(ctx).run(RunRequest.model_validate(request))
     _finish(out, result, title)
 
@@ -233,7 +251,7 @@ def status(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt 
     from icebridge.app.status import StatusRequest, StatusService
 
     out = _output(as_json)
-    with opened(config, out, catalogs="none") as ctx:
+    with opened(config, out, catalogs="none", command="status") as ctx:
         result = StatusService(ctx).status(StatusRequest(tables=tables))
     out.status(result)
 
@@ -255,7 +273,7 @@ def demo(
     except IceBridgeError as exc:
         _fail(out, exc)
     out.say(f"sample estate and configuration written: [bold]{config_path}[/]")
-    with opened(config_path, out) as ctx, shown(ctx.bus, out.out, enabled=True):
+    with opened(config_path, out, command="demo") as ctx, shown(ctx.bus, out.out, enabled=True):
         done = []
         for step in flow.steps(ctx):
             out.demo_step(step)
@@ -284,6 +302,36 @@ def _invocation() -> str:
     if os.sep in argv0 and Path(argv0).exists():
         return shlex.quote(os.path.relpath(argv0))
     return "icebridge"
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Port to listen on (default: $DATABRICKS_APP_PORT, else 8000)."),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option("--no-auth", help="Serve without a bearer token; refused unless --host is a loopback address."),
+    ] = False,
+) -> None:
+    """Serve the REST API (/api/v1, /docs, /metrics); background workers carry out the runs it accepts.
+
+    Every call needs 'Authorization: Bearer <token>' with the token from $ICEBRIDGE_API_TOKEN or
+    service.token. Needs pip install 'icebridge[service]'.
+    """
+    out = _output(False)
+    try:
+        from icebridge.api.server import serve as run_server
+    except ImportError as exc:
+        out.error(f"the service needs packages that are not installed ({exc.name}): pip install 'icebridge[service]'")
+        raise typer.Exit(EXIT_USAGE) from exc
+    try:
+        run_server(config if config is not None else Globals.config, host, port, no_auth)
+    except IceBridgeError as exc:
+        _fail(out, exc)
 
 
 def version_callback(value: bool) -> None:

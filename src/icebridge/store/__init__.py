@@ -12,6 +12,7 @@ from sqlalchemy.pool import StaticPool
 
 from icebridge.errors import StateError
 from icebridge.store.repository import (
+    READ_ONLY,
     CheckpointRow,
     EventRow,
     FindingRow,
@@ -98,8 +99,12 @@ def _sqlite_engine(url: URL) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Take the write lock at the start so concurrent writers wait (busy_timeout) instead of
-        # failing when a read lock cannot be upgraded.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # failing when a read lock cannot be upgraded. A read-only transaction (the store's readers)
+        # takes none: in WAL mode it reads a consistent snapshot without waiting for any writer.
+        if connection.get_execution_options().get(READ_ONLY) and not memory:
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -76,7 +76,7 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32), index=True)
     config_path: Mapped[str] = mapped_column(Text)
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -85,6 +85,11 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     owner: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # a run the service accepted: its request (null for a CLI run), so any server can claim and resume it
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_by: Mapped[str | None] = mapped_column(String(255))  # the user who asked for it
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcomes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # each table's end, once finished
 
 
 class Task(Base):

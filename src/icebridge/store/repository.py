@@ -34,9 +34,11 @@ from icebridge.store.models import (
 )
 
 RUN_KINDS = frozenset({"inventory", "preflight", "plan", "migrate", "cutover", "rollback", "validate", "demo"})
-RUN_STATUSES = frozenset({"running", "succeeded", "failed", "interrupted"})
+RUN_STATUSES = frozenset({"queued", "running", "succeeded", "failed", "interrupted"})
+FINISHED_STATUSES = frozenset({"succeeded", "failed", "interrupted"})
 ERROR_KINDS = frozenset({"terminal", "transient"})
 ADVANCE_FIELDS = frozenset({"source_snapshot_id", "rows", "bytes"})
+READ_ONLY = "icebridge_read_only"  # execution option of the store's read-only transactions
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,14 @@ class RunRow:
     finished_at: datetime | None
     owner: str | None = None
     heartbeat_at: datetime | None = None
+    request: dict[str, Any] | None = None  # the request a server accepted (None: a CLI run)
+    started_by: str | None = None
+    cancel_requested_at: datetime | None = None
+    outcomes: list[dict[str, Any]] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
 
     @property
     def duration_seconds(self) -> float | None:
@@ -175,6 +185,10 @@ def _run_row(r: Run) -> RunRow:
         finished_at=r.finished_at,
         owner=r.owner,
         heartbeat_at=r.heartbeat_at,
+        request=dict(r.request) if r.request is not None else None,
+        started_by=r.started_by,
+        cancel_requested_at=r.cancel_requested_at,
+        outcomes=[dict(o) for o in r.outcomes] if r.outcomes is not None else None,
     )
 
 
@@ -285,6 +299,9 @@ class Store:
         """Wrap an engine whose database is already migrated to head."""
         self._engine = engine
         self._session = sessionmaker(engine, expire_on_commit=False)
+        # readers that change nothing: on SQLite they never wait for the write lock (the service's
+        # polls and streams read while a copy writes)
+        self._read = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
         self.url = display_url or engine.url.render_as_string(hide_password=True)
 
     def __enter__(self) -> Store:
@@ -301,7 +318,14 @@ class Store:
 
     # ----------------------------------------------------------------- runs
 
-    def start_run(self, kind: str, config_path: str, args: dict[str, Any], owner: str | None = None) -> RunRow:
+    def start_run(
+        self,
+        kind: str,
+        config_path: str,
+        args: dict[str, Any],
+        owner: str | None = None,
+        started_by: str | None = None,
+    ) -> RunRow:
         """Record the start of a command invocation (status 'running'), by ``owner`` (a process)."""
         if kind not in RUN_KINDS:
             raise ValueError(f"unknown run kind {kind!r}; expected one of {sorted(RUN_KINDS)}")
@@ -315,13 +339,16 @@ class Store:
                 started_at=utcnow(),
                 owner=owner,
                 heartbeat_at=utcnow(),
+                started_by=started_by,
             )
             s.add(run)
             s.flush()
             return _run_row(run)
 
-    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> RunRow:
-        """Record how a run ended and its summary."""
+    def finish_run(
+        self, run_id: int, status: str, summary: dict[str, Any], outcomes: Sequence[dict[str, Any]] | None = None
+    ) -> RunRow:
+        """Record how a run ended, its summary and (when given) how each of its tables ended."""
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}; expected one of {sorted(RUN_STATUSES)}")
         with self._session.begin() as s:
@@ -331,8 +358,119 @@ class Store:
             run.status = status
             run.summary = dict(summary)
             run.finished_at = utcnow()
+            if outcomes is not None:
+                run.outcomes = [dict(o) for o in outcomes]
             s.flush()
             return _run_row(run)
+
+    # ------------------------------------------------------- runs a server accepted
+
+    def queue_run(
+        self, kind: str, config_path: str, args: dict[str, Any], request: dict[str, Any], started_by: str | None
+    ) -> RunRow:
+        """Record a run a server accepted but has not started (status 'queued'), with its request."""
+        if kind not in RUN_KINDS:
+            raise ValueError(f"unknown run kind {kind!r}; expected one of {sorted(RUN_KINDS)}")
+        with self._session.begin() as s:
+            run = Run(
+                kind=kind,
+                status="queued",
+                config_path=str(config_path),
+                args=dict(args),
+                summary={},
+                started_at=utcnow(),
+                request=dict(request),
+                started_by=started_by,
+            )
+            s.add(run)
+            s.flush()
+            return _run_row(run)
+
+    def claim_run(self, run_id: int, owner: str, take_from: str | None = None) -> RunRow | None:
+        """Take an accepted run for ``owner`` (a process): one conditional update, so one claimant wins.
+
+        A queued run is claimed as it is; with ``take_from``, a run still recorded as running under that
+        owner (a server that stopped) is taken over. None when another claimant was first.
+        """
+        now = utcnow()
+        if take_from is None:
+            condition = Run.status == "queued"
+        else:
+            condition = and_(Run.status == "running", Run.owner == take_from)
+        with self._session.begin() as s:
+            result = cast(
+                CursorResult[Any],
+                s.execute(
+                    update(Run)
+                    .where(Run.id == run_id, Run.request.is_not(None), condition)
+                    .values(status="running", owner=owner, heartbeat_at=now, finished_at=None)
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            if result.rowcount != 1:
+                return None
+            run = s.get(Run, run_id, populate_existing=True)
+            return _run_row(run) if run is not None else None
+
+    def accepted_runs(self) -> list[RunRow]:
+        """Runs a server accepted that have not finished (queued or running), oldest first."""
+        with self._read.begin() as s:
+            rows = s.execute(
+                select(Run).where(Run.status.in_(("queued", "running")), Run.request.is_not(None)).order_by(Run.id)
+            ).scalars()
+            return [_run_row(r) for r in rows]
+
+    def request_cancel(self, run_id: int) -> RunRow:
+        """Ask for a run to stop: a queued one ends 'interrupted' at once, a running one is told through its row."""
+        now = utcnow()
+        with self._session.begin() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StateError(f"no run {run_id} in the state store at {self.url}")
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status.in_(("queued", "running")), Run.cancel_requested_at.is_(None))
+                .values(cancel_requested_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == "queued")
+                .values(status="interrupted", finished_at=now, summary={"tables": 0, "cancelled": True})
+                .execution_options(synchronize_session=False)
+            )
+            run = s.get(Run, run_id, populate_existing=True)
+            assert run is not None
+            return _run_row(run)
+
+    def cancel_requested(self, run_ids: Sequence[int]) -> set[int]:
+        """Those of ``run_ids`` whose cancellation was asked for."""
+        if not run_ids:
+            return set()
+        with self._read.begin() as s:
+            stmt = select(Run.id).where(Run.id.in_(list(run_ids)), Run.cancel_requested_at.is_not(None))
+            return set(s.execute(stmt).scalars())
+
+    def requeue_run(self, run_id: int, owner: str) -> bool:
+        """Put a run ``owner`` was carrying out back in the queue (its server is stopping); False if not its own."""
+        with self._session.begin() as s:
+            result = cast(
+                CursorResult[Any],
+                s.execute(
+                    update(Run)
+                    .where(Run.id == run_id, Run.owner == owner, Run.request.is_not(None))
+                    .values(status="queued", owner=None, finished_at=None)
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            return result.rowcount == 1
+
+    def touch_runs(self, run_ids: Sequence[int]) -> None:
+        """The heartbeat of several runs at once."""
+        if not run_ids:
+            return
+        with self._session.begin() as s:
+            s.execute(update(Run).where(Run.id.in_(list(run_ids))).values(heartbeat_at=utcnow()))
 
     def touch_run(self, run_id: int) -> None:
         """The run's heartbeat: it is still going on."""
@@ -349,14 +487,17 @@ class Store:
 
     def get_run(self, run_id: int) -> RunRow | None:
         """One run, or None."""
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             run = s.get(Run, run_id)
             return _run_row(run) if run is not None else None
 
-    def list_runs(self, limit: int = 20) -> list[RunRow]:
-        """The newest runs first."""
-        with self._session.begin() as s:
-            rows = s.execute(select(Run).order_by(Run.id.desc()).limit(limit)).scalars().all()
+    def list_runs(self, limit: int = 20, before: int | None = None) -> list[RunRow]:
+        """The newest runs first (only those older than run ``before`` when given)."""
+        stmt = select(Run)
+        if before is not None:
+            stmt = stmt.where(Run.id < before)
+        with self._read.begin() as s:
+            rows = s.execute(stmt.order_by(Run.id.desc()).limit(limit)).scalars().all()
             return [_run_row(r) for r in rows]
 
     # ---------------------------------------------------------------- tasks
@@ -425,11 +566,23 @@ class Store:
 
     def get_task_by_id(self, task_id: int) -> TaskRow:
         """The task with this id; StateError if there is none."""
-        with self._session.begin() as s:
+        with self._read.begin() as s:
             task = s.get(Task, task_id)
             if task is None:
                 raise StateError(f"no task {task_id} in the state store at {self.url}")
             return _task_row(task)
+
+    def run_tasks(self, run_id: int) -> list[TaskRow]:
+        """The tasks a run last claimed (each task names the run that worked on it last), by source."""
+        with self._read.begin() as s:
+            tasks = s.execute(select(Task).where(Task.run_id == run_id).order_by(Task.source)).scalars().all()
+            return [_task_row(t) for t in tasks]
+
+    def task_counts(self) -> dict[tuple[str, str], int]:
+        """How many tasks are in each (phase, status)."""
+        with self._read.begin() as s:
+            rows = s.execute(select(Task.phase, Task.status, func.count()).group_by(Task.phase, Task.status)).all()
+        return {(str(phase), str(status)): int(n) for phase, status, n in rows}
 
     def list_tasks(self, pattern: str | None = None) -> list[TaskRow]:
         """All tasks ordered by source, optionally only those whose source matches an fnmatch glob."""
@@ -732,6 +885,21 @@ class Store:
                     return _checkpoint_row(found)
             raise StateError(f"cannot record checkpoint for task {task_id}: {exc.orig}") from exc
 
+    def run_progress(self, run_id: int) -> dict[int, tuple[int, int, int]]:
+        """(files, rows, bytes) committed by a run so far, per task."""
+        with self._read.begin() as s:
+            rows = s.execute(
+                select(
+                    Checkpoint.task_id,
+                    func.sum(Checkpoint.files),
+                    func.sum(Checkpoint.rows),
+                    func.sum(Checkpoint.bytes),
+                )
+                .where(Checkpoint.run_id == run_id)
+                .group_by(Checkpoint.task_id)
+            ).all()
+        return {int(t): (int(f or 0), int(r or 0), int(b or 0)) for t, f, r, b in rows}
+
     def throughput_samples(self) -> list[tuple[str, int, float]]:
         """(strategy, bytes, seconds) of every timed committed batch, for throughput estimates."""
         with self._session.begin() as s:
@@ -830,6 +998,12 @@ class Store:
         with self._session.begin() as s:
             return [_validation_row(v) for v in s.execute(stmt.order_by(Validation.id)).scalars().all()]
 
+    def run_validations(self, run_id: int) -> list[ValidationRow]:
+        """Every comparator outcome a run recorded, in the order recorded."""
+        stmt = select(Validation).where(Validation.run_id == run_id).order_by(Validation.id)
+        with self._read.begin() as s:
+            return [_validation_row(v) for v in s.execute(stmt).scalars().all()]
+
     # ------------------------------------------------------------- inventory
 
     def save_inventory(self, facts: Iterable[TableFacts]) -> None:
@@ -874,13 +1048,19 @@ class Store:
                 )
             )
 
-    def events(self, run_id: int | None = None, task_id: int | None = None, limit: int = 1000) -> list[EventRow]:
-        """The newest ``limit`` events (optionally of one run and/or task), oldest first."""
+    def events(
+        self, run_id: int | None = None, task_id: int | None = None, limit: int = 1000, after: int | None = None
+    ) -> list[EventRow]:
+        """The newest ``limit`` events (optionally of one run and/or task), oldest first; with ``after``, the
+        first ``limit`` events logged after the event of that id."""
         stmt = select(Event)
         if run_id is not None:
             stmt = stmt.where(Event.run_id == run_id)
         if task_id is not None:
             stmt = stmt.where(Event.task_id == task_id)
-        with self._session.begin() as s:
+        with self._read.begin() as s:
+            if after is not None:
+                rows = s.execute(stmt.where(Event.id > after).order_by(Event.id).limit(limit)).scalars().all()
+                return [_event_row(e) for e in rows]
             rows = s.execute(stmt.order_by(Event.id.desc()).limit(limit)).scalars().all()
             return [_event_row(e) for e in reversed(rows)]

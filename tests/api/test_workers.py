@@ -1,0 +1,89 @@
+"""Background workers: two servers on one PostgreSQL store never run a table twice, and a run accepted
+but not finished is taken up again when a server starts."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import wait_for_run
+from tests.e2e.test_concurrent_runs import BIG, assert_each_table_copied_once
+from tests.integration.test_behaviour import Estate, make_estate
+
+
+@pytest.fixture
+def shared(tmp_path: Path, pg_server: str) -> Estate:
+    """Store and catalogs on PostgreSQL, with a table of 40 one-file batches so the two runs overlap."""
+    from tests.conftest import fresh_pg_database
+
+    backend = {
+        "kind": "postgres",
+        "state": fresh_pg_database(pg_server, "ib_state_"),
+        "foreign": fresh_pg_database(pg_server, "ib_foreign_"),
+        "managed": fresh_pg_database(pg_server, "ib_managed_"),
+    }
+    return make_estate(tmp_path, backend, big_files=40, files_per_commit=1)
+
+
+@pytest.mark.postgres
+def test_two_servers_on_one_store_copy_each_table_once(shared: Estate, serve: Any) -> None:
+    assert shared.cli("plan")[0] == 0  # both servers start from the same saved plan
+    first, second = serve(shared.config, log="first.log"), serve(shared.config, log="second.log")
+    a, b = first.client(), second.client()
+    runs = [a.post("/api/v1/runs", json={"command": "migrate"}), b.post("/api/v1/runs", json={"command": "migrate"})]
+    assert [r.status_code for r in runs] == [202, 202], [r.text for r in runs]
+    done = [wait_for_run(a, runs[0].json()["id"]), wait_for_run(b, runs[1].json()["id"])]
+    assert [d["status"] for d in done] == ["succeeded", "succeeded"], done
+    outcomes = [{t["source"]: t for t in d["tables"]} for d in done]
+    for source in outcomes[0]:
+        pair = [outcomes[0][source], outcomes[1][source]]
+        copied = [o for o in pair if o["message"] == "migrated and validated"]
+        assert len(copied) <= 1, f"{source} was copied by both runs: {pair}"
+        assert all(o["status"] in ("succeeded", "skipped") for o in pair), pair
+    skipped = sum(o["status"] == "skipped" for by_source in outcomes for o in by_source.values())
+    assert skipped >= 1, "the two runs should have met on at least the big table"
+    assert_each_table_copied_once(shared)
+    owners = {d["id"]: d for d in done}
+    assert len(owners) == 2
+
+
+def batches(est: Estate) -> int:
+    managed = est.managed()
+    return len(managed.load_table(BIG).metadata.snapshots) if managed.table_exists(BIG) else 0
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
+def test_a_run_left_by_a_stopped_server_is_taken_up_by_the_next(
+    tmp_path: Path, serve: Any, stop: signal.Signals
+) -> None:
+    backend = {"kind": "sqlite", "state": f"sqlite:///{tmp_path}/state.db", "foreign": "", "managed": ""}
+    est = make_estate(tmp_path, backend, big_files=60, files_per_commit=1)
+    first = serve(est.config, log="first.log")
+    run = first.client().post("/api/v1/runs", json={"command": "migrate", "tables": f"foreign.{BIG}"}).json()
+    deadline = time.monotonic() + 120
+    while batches(est) < 3:
+        assert time.monotonic() < deadline, "no batch committed within 120 s"
+        time.sleep(0.05)
+    first.stop(stop)
+    left = batches(est)
+    assert left < 60, "the server must stop in the middle of the copy"
+
+    second = serve(est.config, log="second.log")
+    done = wait_for_run(second.client(), run["id"])
+    assert done["status"] == "succeeded", done
+    (table,) = done["tables"]
+    assert table["status"] == "succeeded" and table["rows"] == 60 * 500
+    destination = est.managed().load_table(BIG)
+    committed = sorted(int(s.summary.additional_properties["icebridge.batch"]) for s in destination.metadata.snapshots)  # type: ignore[union-attr]
+    assert committed == list(range(60)), "every batch exactly once"
+    from tests.integration.test_behaviour import rows
+
+    assert rows(destination, est.foreign().load_table(BIG).schema()) == rows(est.foreign().load_table(BIG))
+    if stop is signal.SIGTERM:
+        assert "back in the queue" in " ".join(
+            e["message"] for e in second.client().get("/api/v1/audit", params={"run_id": run["id"]}).json()["entries"]
+        )
