@@ -67,6 +67,9 @@ class TableStatus(BaseModel):
     archived_metadata_location: str | None
     archived_at: datetime | None
     held_by: str | None = Field(default=None, description="The run working on it now, if one holds it.")
+    estimate_seconds: float | None = Field(default=None, description="The plan's estimate of its copy.")
+    estimate_engine: str | None = Field(default=None, description="The engine the estimate was made for.")
+    copy_seconds: float | None = Field(default=None, description="What its copy took: its batches' seconds.")
 
 
 class StatusResult(BaseModel):
@@ -89,7 +92,10 @@ class StatusService:
 
         runs = self.app.store.list_runs(limit=request.runs)
         tasks = select_tasks(self.app, request.tables)
-        return StatusResult(runs=[run_status(self.app, r) for r in runs], tables=[_table(t) for t in tasks])
+        copied = self.app.store.copy_seconds()
+        return StatusResult(
+            runs=[run_status(self.app, r) for r in runs], tables=[_table(t, copied.get(t.id)) for t in tasks]
+        )
 
     def tables(self, pattern: str | None = None) -> list[TableStatus]:
         """Every table's task (those matching ``pattern``), by source."""
@@ -137,7 +143,7 @@ def run_owner(run: RunRow) -> str | None:
     return f"{run.owner}|run-{run.id}" if run.owner else None
 
 
-def _table(task: TaskRow) -> TableStatus:
+def _table(task: TaskRow, copy_seconds: float | None = None) -> TableStatus:
     return TableStatus(
         id=task.id,
         source=task.source,
@@ -158,5 +164,8 @@ def _table(task: TaskRow) -> TableStatus:
         duration_seconds=task.work_seconds if task.work_seconds or task.finished_at else None,
         archived_metadata_location=task.archived_metadata_location,
         archived_at=task.archived_at,
+        estimate_seconds=task.estimate_seconds,
+        estimate_engine=task.estimate_engine,
+        copy_seconds=copy_seconds,
         held_by=describe(task.owner) if task.owner else None,
     )

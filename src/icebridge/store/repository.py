@@ -101,6 +101,8 @@ class TaskRow:
     lease_until: datetime | None = None
     claimed_at: datetime | None = None
     work_seconds: float = 0.0  # time spent holding the task, summed over every claim
+    estimate_seconds: float | None = None  # the plan's estimate of its copy
+    estimate_engine: str | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -218,6 +220,8 @@ def _task_row(t: Task) -> TaskRow:
         lease_until=t.lease_until,
         claimed_at=t.claimed_at,
         work_seconds=float(t.work_seconds or 0.0),
+        estimate_seconds=t.estimate_seconds,
+        estimate_engine=t.estimate_engine,
     )
 
 
@@ -899,6 +903,25 @@ class Store:
                 .group_by(Checkpoint.task_id)
             ).all()
         return {int(t): (int(f or 0), int(r or 0), int(b or 0)) for t, f, r, b in rows}
+
+    def set_estimates(self, estimates: Iterable[tuple[str, float | None, str]]) -> None:
+        """Record the plan's (source, copy seconds, engine) on each task, in one transaction."""
+        with self._session.begin() as s:
+            for source, seconds, engine in estimates:
+                s.execute(
+                    update(Task).where(Task.source == source).values(estimate_seconds=seconds, estimate_engine=engine)
+                )
+
+    def copy_seconds(self) -> dict[int, float]:
+        """Per task, the seconds its committed batches took (of its pinned snapshot): the copy's actual time."""
+        with self._session.begin() as s:
+            rows = s.execute(
+                select(Checkpoint.task_id, func.sum(Checkpoint.seconds))
+                .join(Task, Task.id == Checkpoint.task_id)
+                .where(Checkpoint.source_snapshot_id == Task.source_snapshot_id, Checkpoint.seconds.is_not(None))
+                .group_by(Checkpoint.task_id)
+            ).all()
+        return {int(t): float(sec or 0.0) for t, sec in rows}
 
     def throughput_samples(self) -> list[tuple[str, int, float]]:
         """(strategy, bytes, seconds) of every timed committed batch, for throughput estimates."""
