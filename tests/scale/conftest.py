@@ -58,3 +58,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield S3Server(endpoint, folder / "moto.log")
     finally:
         server.__exit__(None, None, None)
+
+
+# the REST catalog server of the catalogs suite, for the control plane at scale
+from tests.catalogs.conftest import rest, rest_server  # noqa: E402, F401

@@ -9,7 +9,7 @@ from icebridge.catalogs import property_problems
 from icebridge.engines import ENGINES, Engine, check_engine_settings, engine_for, engine_installed, engine_names
 from icebridge.errors import IceBridgeError, PlanError
 from icebridge.events import Progress
-from icebridge.locations import Place, first_overlap
+from icebridge.locations import Place, PlaceIndex
 from icebridge.model import Finding, PlanItem, Severity, Strategy, TableFacts, TableRef, Throughput
 from icebridge.units import human_bytes
 from icebridge.validation.structure import structure_differences
@@ -138,7 +138,7 @@ def build(
         )
     items = _mark_collisions(items)
     if check_destinations:
-        places = source_places(ctx, facts)
+        places = PlaceIndex(source_places(ctx, facts))
         checked = []
         for item in items:
             item = _check_location(ctx, _check_destination(ctx, _check_catalog_properties(ctx, item)), places)
@@ -180,7 +180,7 @@ def source_places(ctx: AppContext, facts: list[TableFacts]) -> list[Place]:
     return places
 
 
-def _check_location(ctx: AppContext, item: PlanItem, places: list[Place]) -> PlanItem:
+def _check_location(ctx: AppContext, item: PlanItem, places: PlaceIndex) -> PlanItem:
     """A blocker when the destination's folder is a source's folder, or one holds the other, and when a
     catalog that places tables itself has nowhere to place it."""
     assert item.destination is not None
@@ -198,7 +198,7 @@ def _check_location(ctx: AppContext, item: PlanItem, places: list[Place]) -> Pla
                 f"set catalogs.{item.destination.catalog}.warehouse in {ctx.config.path}",
             )
         )
-    clash = first_overlap(location, places)
+    clash = places.first_overlap(location)
     if clash is None:
         return item
     return item.with_findings(

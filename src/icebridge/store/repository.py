@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, and_, case, delete, func, or_, select, update
+from sqlalchemy import CursorResult, Engine, and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -906,11 +906,17 @@ class Store:
 
     def set_estimates(self, estimates: Iterable[tuple[str, float | None, str]]) -> None:
         """Record the plan's (source, copy seconds, engine) on each task, in one transaction."""
+        rows = [{"src": source, "seconds": seconds, "engine": engine} for source, seconds, engine in estimates]
+        if not rows:
+            return
+        table = Task.__table__
+        statement = (
+            update(table)  # type: ignore[arg-type]
+            .where(table.c.source == bindparam("src"))
+            .values(estimate_seconds=bindparam("seconds"), estimate_engine=bindparam("engine"))
+        )
         with self._session.begin() as s:
-            for source, seconds, engine in estimates:
-                s.execute(
-                    update(Task).where(Task.source == source).values(estimate_seconds=seconds, estimate_engine=engine)
-                )
+            s.connection().execute(statement, rows)  # one executemany, not a round trip per table
 
     def copy_seconds(self) -> dict[int, float]:
         """Per task, the seconds its committed batches took (of its pinned snapshot): the copy's actual time."""
