@@ -37,24 +37,31 @@ if TYPE_CHECKING:
 FILES_PER_TASK = 4
 
 
-def copy(engine: SparkEngine, job: CopyJob) -> CopyResult:
-    """Copy every batch of the pinned snapshot that the destination does not hold yet, on the executors."""
-    return _ExecutorCopy(engine).copy(job)
+def copy(engine: SparkEngine, job: CopyJob, max_tasks: int | None = None) -> CopyResult:
+    """Copy every batch of the pinned snapshot that the destination does not hold yet, on the executors.
+
+    ``max_tasks`` caps the Spark tasks of a batch (default: one per ``FILES_PER_TASK`` files), so at most that
+    many executor cores copy at once.
+    """
+    return _ExecutorCopy(engine, max_tasks).copy(job)
 
 
 class _ExecutorCopy(LocalEngine):
     """The local engine's batch loop (resume, cancellation, timing, ``on_commit``) with each file-copy batch
     copied by the spark engine's executors."""
 
-    def __init__(self, spark: SparkEngine) -> None:
+    def __init__(self, spark: SparkEngine, max_tasks: int | None) -> None:
         super().__init__(spark._config)
         self._spark = spark
+        self._max_tasks = max_tasks
 
     def _file_copy_batch(self, job: CopyJob, index: int, tasks: Sequence[FileScanTask]) -> BatchCommit:
-        return _batch(self._spark, job, index, tasks)
+        return _batch(self._spark, job, index, tasks, self._max_tasks)
 
 
-def _batch(engine: SparkEngine, job: CopyJob, index: int, tasks: Sequence[FileScanTask]) -> BatchCommit:
+def _batch(
+    engine: SparkEngine, job: CopyJob, index: int, tasks: Sequence[FileScanTask], max_tasks: int | None = None
+) -> BatchCommit:
     with_deletes = [t.file.file_path for t in tasks if t.delete_files]
     if with_deletes:
         raise TerminalError(
@@ -83,7 +90,7 @@ def _batch(engine: SparkEngine, job: CopyJob, index: int, tasks: Sequence[FileSc
             )
         todo.append((data_file.file_path, target, size))
     if todo:
-        ways = _copy_on_executors(engine, job, index, todo)
+        ways = _copy_on_executors(engine, job, index, todo, max_tasks)
         job.on_progress(len(todo), sum(size for _s, _t, size in todo))
         job.on_event(
             "executor-copy",
@@ -98,14 +105,14 @@ def _batch(engine: SparkEngine, job: CopyJob, index: int, tasks: Sequence[FileSc
 
 
 def _copy_on_executors(
-    engine: SparkEngine, job: CopyJob, index: int, todo: list[tuple[str, str, int]]
+    engine: SparkEngine, job: CopyJob, index: int, todo: list[tuple[str, str, int]], max_tasks: int | None = None
 ) -> dict[str, int]:
     """One Spark job copying ``todo`` (source, target, size) on the executors; how many files went each way."""
     session: SparkSession = engine.session()
     source_props = dict(job.source.io.properties)
     dest_props = dict(job.destination.io.properties)
     frame = session.createDataFrame(todo, "source string, target string, size long")
-    partitions = max(1, -(-len(todo) // FILES_PER_TASK))
+    partitions = max(1, min(-(-len(todo) // FILES_PER_TASK), max_tasks or len(todo)))
     copier = _Copier(source_props, dest_props)
     try:
         with engine._cancellable(session, job):
