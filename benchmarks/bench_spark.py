@@ -231,6 +231,7 @@ def _report(copies: list[Copy], size: int, rows: int, session_seconds: float | N
             if method != "spark-sql":
                 ratio = fmt_ratio(spark / seconds)
                 lines.append(f"- best {method}: {seconds:.2f} s, spark-sql {spark:.2f} s: {method} is {ratio} as fast")
+    lines += ["", *_capacity(best, size)]
     failed = [c for c in copies if not c.validated]
     if failed:
         raise BenchmarkError(
@@ -238,3 +239,57 @@ def _report(copies: list[Copy], size: int, rows: int, session_seconds: float | N
             "\n".join(lines),
         )
     return "\n".join(lines) + "\n"
+
+
+PB = 10**15
+DAY = 86_400.0
+TARGET_DAYS = 5.0
+ESTATES = (("1 PB / 500 tables", 1 * PB), ("5 PB / 10,000 tables", 5 * PB))
+EXECUTORS = (1, 8, 32, 128)
+
+
+def _capacity(best: dict[str, float], size: int) -> list[str]:
+    """The rates measured in this run, per executor (a Spark copy task, or one local process), carried to the
+    PRD's estates: days of copying with N executors, and the executors 5 days need."""
+    from benchmarks import SHARED
+
+    rates: list[tuple[str, float]] = []
+    if "spark file-copy ×1" in best:
+        rates.append(("spark file-copy, per executor core (×1)", size / best["spark file-copy ×1"]))
+    if "spark file-copy ×2" in best:
+        per_core = size / best["spark file-copy ×2"] / 2
+        rates.append(("spark file-copy, per executor core (×2 / 2)", per_core))
+    if "file-copy" in best:
+        rates.append(("local file-copy, one process (2 cores)", size / best["file-copy"]))
+    if "rewrite" in best:
+        rates.append(("rewrite, one process (decode + encode)", size / best["rewrite"]))
+    if "spark-sql" in best:
+        rates.append(("spark-sql, local[2] (2 cores)", size / best["spark-sql"]))
+    for key, label in (
+        ("s3_server_side_bytes_per_second", "S3 server-side copy, one process (moto)"),
+        ("s3_streamed_bytes_per_second", "S3 streamed copy, one process (moto)"),
+    ):
+        if key in SHARED:
+            rates.append((label, SHARED[key]))
+    if not rates:
+        return []
+    headers = ["rate measured here", "per executor", *(f"days for 1 PB on {n}" for n in EXECUTORS)]
+    headers += [f"executors for {TARGET_DAYS:.0f} days: {label}" for label, _ in ESTATES]
+    rows = []
+    for label, rate in rates:
+        days = [ESTATES[0][1] / (rate * n) / DAY for n in EXECUTORS]
+        needed = [int(-(-total // (rate * TARGET_DAYS * DAY))) for _l, total in ESTATES]
+        rows.append([label, fmt_rate(rate, 1.0), *(f"{d:,.1f}" for d in days), *(f"{n:,}" for n in needed)])
+    prd = 2 * 10**9
+    return [
+        "### Capacity: the rates measured here carried to the PRD's estates",
+        "",
+        "Copy time only, spread evenly over N executors that each copy at the rate measured here (no shared "
+        "bottleneck assumed: the object store, the network and the catalog's commit rate must keep up). "
+        f"{TARGET_DAYS:.0f} days for 1 PB need {fmt_rate(PB / (TARGET_DAYS * DAY), 1.0)} in all; the PRD's "
+        f"{fmt_rate(prd, 1.0)} per executor would need {int(-(-PB // (prd * TARGET_DAYS * DAY)))} executors for "
+        f"1 PB and {int(-(-5 * PB // (prd * TARGET_DAYS * DAY)))} for 5 PB.",
+        "",
+        md_table(headers, rows),
+        "",
+    ]
