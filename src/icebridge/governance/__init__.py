@@ -30,6 +30,7 @@ Action = Literal["freeze", "unfreeze", "swap", "unswap"]
 # name -> (module, class); each adapter's class is built as ``cls(app)``.
 ADAPTERS: dict[str, tuple[str, str]] = {
     "none": ("icebridge.governance.none", "NoGovernance"),
+    "unity": ("icebridge.governance.unity", "UnityGovernance"),
 }
 
 __all__ = [
