@@ -6,12 +6,14 @@ import getpass
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from icebridge.app.audit import parse_since
 from icebridge.errors import UsageError
 from icebridge.store import open_store
+from tests.api.conftest import serve  # noqa: F401  (the fixture)
 from tests.integration.test_behaviour import Estate, make_estate
 
 
@@ -131,3 +133,16 @@ def test_a_step_that_read_state_of_its_own_records_it_beside_the_tables(tmp_path
     assert swap.before == {"phase": "planned", "status": "pending", **grants}
     assert swap.after == {"phase": "planned", "status": "pending", "grants": []}
     assert (end.task_id, end.before, end.after, end.actor) == (None, None, None, "ada@example.com")
+
+
+def test_the_api_takes_the_same_filters(small: Estate, serve: Any) -> None:  # noqa: F811
+    assert small.cli("migrate", "--tables", "foreign.shop.*")[0] == 0
+    _, cli = small.cli_json("audit", "--tables", "shop.c*", "--since", "1h")
+    client = serve(small.config).client()
+    answer = client.get("/api/v1/audit", params={"tables": "shop.c*", "since": "1h"})
+    assert answer.status_code == 200, answer.text
+    assert [e["id"] for e in answer.json()["entries"]] == [e["id"] for e in cli["entries"]]
+    bad = client.get("/api/v1/audit", params={"since": "soon"})
+    assert (bad.status_code, bad.json()["error"]) == (400, "UsageError")
+    none = client.get("/api/v1/audit", params={"tables": "nowhere.*"})
+    assert (none.status_code, none.json()["error"]) == (404, "NotFoundError")
