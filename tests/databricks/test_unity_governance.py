@@ -191,3 +191,27 @@ def test_the_configuration_chooses_the_unity_adapter(unity_server: UnityContract
     )
     adapter_ = governance_for(AppContext(config), SRC, DST)
     assert isinstance(adapter_, UnityGovernance) and adapter_.name == "unity"
+
+
+def test_preflight_finds_what_would_stop_the_swap(unity_server: UnityContractServer, tmp_path: Path) -> None:
+    from icebridge.model import Severity
+
+    scripted(unity_server)
+    assert adapter(unity_server, tmp_path).preflight(SRC, DST) == []
+    [finding] = adapter(unity_server, tmp_path, warehouse_id=None).preflight(SRC, DST)
+    assert (finding.severity, finding.code) == (Severity.BLOCKER, "uc-policies-need-warehouse")
+    [missing] = adapter(unity_server, tmp_path).preflight(TableRef("foreign", ("sales",), "gone"), DST)
+    assert (missing.severity, missing.code) == (Severity.BLOCKER, "uc-grants-unreadable")
+    assert "uc_foreign.sales.gone" in missing.message and "MANAGE" in missing.fix
+
+
+def test_an_adapter_that_cannot_be_built_is_a_preflight_blocker(tmp_path: Path) -> None:
+    from icebridge.governance import preflight
+    from icebridge.model import PlanItem, Severity
+
+    config = dataclasses.replace(
+        make_config(tmp_path), engines={}, governance=GovernanceSettings(catalogs={"foreign": "unity"})
+    )
+    [finding] = preflight(AppContext(config), [PlanItem(SRC, DST, "file-copy", "test")])
+    assert (finding.severity, finding.code) == (Severity.BLOCKER, "governance-unavailable")
+    assert "the unity governance adapter cannot run" in finding.message and "engines.databricks" in finding.message

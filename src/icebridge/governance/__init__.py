@@ -18,12 +18,15 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from icebridge.errors import ConfigError, GovernanceError
+from icebridge.errors import ConfigError, GovernanceError, IceBridgeError
+from icebridge.model import Finding, Severity
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from icebridge.config import Config
     from icebridge.context import AppContext
-    from icebridge.model import TableRef
+    from icebridge.model import PlanItem, TableRef
 
 Action = Literal["freeze", "unfreeze", "swap", "unswap"]
 
@@ -41,6 +44,7 @@ __all__ = [
     "adapter_name_for",
     "adapter_names",
     "governance_for",
+    "preflight",
 ]
 
 
@@ -116,3 +120,33 @@ def governance_for(app: AppContext, source: TableRef, destination: TableRef) -> 
     module, cls = ADAPTERS[name]
     adapter: Governance = getattr(importlib.import_module(module), cls)(app)
     return adapter
+
+
+def preflight(app: AppContext, items: Sequence[PlanItem]) -> list[Finding]:
+    """What would stop each table's governance steps at cut-over, found now; never raises.
+
+    An adapter that cannot be built (its settings are missing or wrong) is a blocker; an adapter with
+    checks of its own (``preflight(source, destination)``) adds its findings.
+    """
+    findings: list[Finding] = []
+    for item in items:
+        if item.destination is None:
+            continue
+        table = str(item.source)
+        try:
+            adapter = governance_for(app, item.source, item.destination)
+            check = getattr(adapter, "preflight", None)
+            if check is not None:
+                findings.extend(check(item.source, item.destination))
+        except IceBridgeError as exc:
+            name = adapter_name_for(app.config, item.source, item.destination)
+            findings.append(
+                Finding(
+                    table,
+                    Severity.BLOCKER,
+                    "governance-unavailable",
+                    f"the {name} governance adapter cannot run for this table: {app.config.redact(str(exc))}",
+                    "fix the adapter's settings, or choose another with 'governance' in the mapping rule",
+                )
+            )
+    return findings

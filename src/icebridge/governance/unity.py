@@ -393,6 +393,39 @@ class UnityGovernance:
             )
         return statements
 
+    # ------------------------------------------------------------------------------ pre-flight
+
+    def preflight(self, source: TableRef, destination: TableRef) -> list[Finding]:
+        """Whether the swap will be possible: the source's grants readable, a warehouse for its masks."""
+        table = str(source)
+        try:
+            src = self._table(source)
+            self.grants(src)
+            policies = self.policies(src)
+        except IceBridgeError as exc:
+            return [
+                Finding(
+                    table,
+                    Severity.BLOCKER,
+                    "uc-grants-unreadable",
+                    f"cut-over could not swap the grants of {source}: {self.api.redact(str(exc))}",
+                    "give the migrating principal MANAGE on the source and destination tables (or make it their "
+                    "owner), or set 'governance: none' for the table",
+                )
+            ]
+        if (policies["masks"] or policies["row_filter"]) and not self.settings.warehouse_id:
+            return [
+                Finding(
+                    table,
+                    Severity.BLOCKER,
+                    "uc-policies-need-warehouse",
+                    f"{src.full_name} has column masks or a row filter, which cut-over re-applies on the destination "
+                    "before any grant through a SQL warehouse; none is configured",
+                    "set engines.databricks.warehouse_id to a SQL warehouse IceBridge may use",
+                )
+            ]
+        return []
+
     # ------------------------------------------------------------------------------ the steps
 
     def freeze(self, source: TableRef) -> GovernanceStep:
