@@ -120,8 +120,10 @@ def test_a_step_that_read_state_of_its_own_records_it_beside_the_tables(tmp_path
             task_id=task.id,
             data={"adapter": "unity", "action": "swap", "before": grants, "after": {"grants": []}},
         )
+        nested = {"governance": {"adapter": "unity", "action": "unswap", "before": {"grants": []}, "after": grants}}
+        store.event("cutover-step", "swap undone", run_id=run.id, task_id=task.id, data=nested)
         store.event("run-finished", "cutover succeeded", run_id=run.id)
-        first, swap, end = store.events(run_id=run.id)
+        first, swap, unswap, end = store.events(run_id=run.id)
     finally:
         store.close()
     assert (first.actor, first.before, first.after) == (
@@ -132,6 +134,8 @@ def test_a_step_that_read_state_of_its_own_records_it_beside_the_tables(tmp_path
     assert swap.actor == "ada@example.com"
     assert swap.before == {"phase": "planned", "status": "pending", **grants}
     assert swap.after == {"phase": "planned", "status": "pending", "grants": []}
+    assert unswap.before == {"phase": "planned", "status": "pending", "grants": []}
+    assert unswap.after == {"phase": "planned", "status": "pending", **grants}
     assert (end.task_id, end.before, end.after, end.actor) == (None, None, None, "ada@example.com")
 
 

@@ -1066,7 +1066,8 @@ class Store:
     ) -> None:
         """Append one event to the log, with its actor and, for a table's event, the table's state
         before (as the table's previous entry left it) and after. A step that read state of its own
-        (``data`` holding ``before`` and ``after`` mappings, as a governance step's grants) adds it."""
+        (``data`` holding ``before`` and ``after`` mappings, at its top or under ``governance``, as a
+        governance step's grants) adds it."""
         with self._session.begin() as s:
             run = s.get(Run, run_id) if run_id is not None else None
             actor = (run.started_by if run is not None else None) or self._local_actor
@@ -1081,7 +1082,10 @@ class Store:
                 ).scalar()
                 before = {k: last[k] for k in AUDIT_STATE if k in last} if last else None
                 after = _state_of(task)
-                own_before, own_after = (data or {}).get("before"), (data or {}).get("after")
+                own = dict(data or {})
+                if isinstance(own.get("governance"), dict):  # a governance step carried in a step's details
+                    own = own["governance"]
+                own_before, own_after = own.get("before"), own.get("after")
                 if isinstance(own_before, dict) and isinstance(own_after, dict):
                     before = {**(before or {}), **own_before}
                     after = {**after, **own_after}
