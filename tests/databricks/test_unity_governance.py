@@ -55,7 +55,12 @@ def scripted(server: UnityContractServer, masked: bool = True) -> None:
 
 
 def adapter(server: UnityContractServer, tmp_path: Path, **settings: Any) -> UnityGovernance:
-    return UnityGovernance(config=make_config(tmp_path, host=server.url, token=TOKEN, **settings))
+    """The adapter as cut-over builds it: with the process's context, whose store has the table's task."""
+    config = make_config(tmp_path, host=server.url, token=TOKEN, **settings)
+    app = AppContext(dataclasses.replace(config, state_url=f"sqlite:///{tmp_path}/state.db"))
+    if app.store.get_task(str(SRC)) is None:
+        app.store.plan_task(str(SRC), str(DST), "databricks", "test")
+    return UnityGovernance(app)
 
 
 def roundtrip(step: GovernanceStep) -> GovernanceStep:
@@ -127,10 +132,43 @@ def test_a_resumed_swap_carries_what_the_recorded_freeze_revoked(
 ) -> None:
     scripted(unity_server, masked=False)
     freeze = adapter(unity_server, tmp_path).freeze(SRC)
-    fresh = adapter(unity_server, tmp_path)  # another process: only the record knows what freeze revoked
-    fresh.swap(SRC, DST, frozen=roundtrip(freeze))
+    # another process, after a crash: the freeze's record, passed or found in the event log, knows what it revoked
+    adapter(unity_server, tmp_path).swap(SRC, DST, frozen=roundtrip(freeze))
     assert unity_server.grants_of(UC_DST)["etl@example.com"] == ["MODIFY", "SELECT"]
     assert not any(r["path"] == "/api/2.0/sql/statements" for r in unity_server.requests)  # nothing to re-apply
+
+
+def test_the_freeze_is_found_in_the_event_log_and_every_step_is_audited(
+    unity_server: UnityContractServer, tmp_path: Path
+) -> None:
+    from icebridge.app.audit import AuditRequest, AuditService
+
+    scripted(unity_server, masked=False)
+    adapter(unity_server, tmp_path).freeze(SRC)
+    fresh = adapter(unity_server, tmp_path)
+    swap = fresh.swap(SRC, DST)  # no record passed: the log has the freeze
+    assert unity_server.grants_of(UC_DST)["etl@example.com"] == ["MODIFY", "SELECT"]
+    fresh.unswap(SRC, DST, swap)
+    log = AuditService(fresh.app).entries(AuditRequest(table=str(SRC)))  # type: ignore[arg-type]
+    steps = {e.kind: e for e in log.entries}
+    assert set(steps) == {"governance-freeze", "governance-swap", "governance-unswap"}
+    assert steps["governance-freeze"].before is not None
+    assert steps["governance-freeze"].before["grants"] == [
+        {"principal": p, "privileges": v} for p, v in sorted(ORIGINAL.items())
+    ]
+    assert steps["governance-swap"].after is not None
+    assert {g["principal"] for g in steps["governance-swap"].after["destination_grants"]} == set(ORIGINAL)
+    assert steps["governance-swap"].after["phase"] == "planned"  # the table's own state beside the grants
+
+
+def test_an_undone_freeze_is_not_carried_again(unity_server: UnityContractServer, tmp_path: Path) -> None:
+    scripted(unity_server, masked=False)
+    unity = adapter(unity_server, tmp_path)
+    unity.unfreeze(SRC, unity.freeze(SRC))
+    assert unity_server.grants_of(UC_SRC)["etl@example.com"] == ["MODIFY", "SELECT"]
+    unity_server.direct[UC_SRC]["etl@example.com"].discard("MODIFY")  # revoked by hand after the rollback
+    unity.swap(SRC, DST)
+    assert unity_server.grants_of(UC_DST)["etl@example.com"] == ["SELECT"]
 
 
 def test_grants_are_read_page_by_page(unity_server: UnityContractServer, tmp_path: Path) -> None:

@@ -44,8 +44,12 @@ __all__ = [
     "adapter_name_for",
     "adapter_names",
     "governance_for",
+    "last_step",
     "preflight",
+    "record",
 ]
+
+STEP_KIND = "governance-{action}"  # the event log's kind of a recorded step
 
 
 @dataclass(frozen=True)
@@ -150,3 +154,35 @@ def preflight(app: AppContext, items: Sequence[PlanItem]) -> list[Finding]:
                 )
             )
     return findings
+
+
+def record(app: AppContext, source: TableRef, step: GovernanceStep) -> None:
+    """Keep ``step`` in the event log as an entry of the source's table (its grants before and after are
+    then the audit entry's), stamped with the run that holds the table."""
+    import dataclasses
+
+    from icebridge.events import Note
+
+    task = app.store.get_task(str(source))
+    app.bus.publish(
+        Note(
+            name=STEP_KIND.format(action=step.action),
+            text=step.message,
+            details=dataclasses.asdict(step),
+            run_id=task.run_id if task is not None else None,
+            task_id=task.id if task is not None else None,
+            table=str(source),
+        )
+    )
+
+
+def last_step(app: AppContext, source: TableRef, action: str, undone_by: str) -> GovernanceStep | None:
+    """The newest recorded ``action`` step of the source's table, unless an ``undone_by`` step followed it."""
+    task = app.store.get_task(str(source))
+    if task is None:
+        return None
+    kinds = [STEP_KIND.format(action=action), STEP_KIND.format(action=undone_by)]
+    rows = app.store.events(task_id=task.id, kinds=kinds, limit=1)
+    if not rows or rows[-1].kind != kinds[0] or not rows[-1].data:
+        return None
+    return GovernanceStep.from_dict(rows[-1].data)

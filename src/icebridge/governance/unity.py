@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from icebridge.engines import databricks_sql as dsql
 from icebridge.engines.databricks_client import Api, DatabricksSettings, load_settings, run_statement
 from icebridge.errors import GovernanceError, IceBridgeError, TerminalError
-from icebridge.governance import GovernanceStep
+from icebridge.governance import GovernanceStep, last_step, record
 from icebridge.model import Finding, Severity
 
 if TYPE_CHECKING:
@@ -283,9 +283,39 @@ class UnityGovernance:
         cfg = config if config is not None else (app.config if app is not None else None)
         if cfg is None:
             raise TypeError("UnityGovernance needs the application context or a configuration")
+        self.app = app
         self.settings = load_settings(cfg)
         self.api = api if api is not None else Api(cfg, self.settings)
-        self._frozen: dict[str, GovernanceStep] = {}  # this process's freeze records, by source table
+
+    def _done(self, source: TableRef, step: GovernanceStep) -> GovernanceStep:
+        """Keep the step in the event log: the audit shows its grants, and a later swap finds a freeze there."""
+        if self.app is not None:
+            record(self.app, source, step)
+        return step
+
+    def _frozen(self, source: TableRef) -> GovernanceStep | None:
+        """The table's newest recorded freeze that no unfreeze followed."""
+        if self.app is None:
+            return None
+        return last_step(self.app, source, "freeze", undone_by="unfreeze")
+
+    # the four steps; each is kept in the event log once done
+    def freeze(self, source: TableRef) -> GovernanceStep:
+        return self._done(source, self._freeze(source))
+
+    def unfreeze(self, source: TableRef, done: GovernanceStep) -> GovernanceStep:
+        return self._done(source, self._unfreeze(source, done))
+
+    def swap(self, source: TableRef, destination: TableRef, frozen: GovernanceStep | None = None) -> GovernanceStep:
+        """Masks and row filter first, then grants on the destination, then revokes on the source; read back.
+
+        The privileges freeze revoked are carried too: from ``frozen`` (the freeze step's record), else from
+        the table's newest recorded freeze that no unfreeze followed (the event log keeps every step).
+        """
+        return self._done(source, self._swap(source, destination, frozen or self._frozen(source)))
+
+    def unswap(self, source: TableRef, destination: TableRef, done: GovernanceStep) -> GovernanceStep:
+        return self._done(source, self._unswap(source, destination, done))
 
     # ------------------------------------------------------------------------------ reading
 
@@ -428,7 +458,7 @@ class UnityGovernance:
 
     # ------------------------------------------------------------------------------ the steps
 
-    def freeze(self, source: TableRef) -> GovernanceStep:
+    def _freeze(self, source: TableRef) -> GovernanceStep:
         src = self._table(source)
         before = self.grants(src)
         remove = {p: [v for v in privs if v in WRITES] for p, privs in before.items()}
@@ -463,10 +493,9 @@ class UnityGovernance:
             },
             message,
         )
-        self._frozen[str(source)] = step
         return step
 
-    def unfreeze(self, source: TableRef, done: GovernanceStep) -> GovernanceStep:
+    def _unfreeze(self, source: TableRef, done: GovernanceStep) -> GovernanceStep:
         src = self._table(source)
         revoked, added = _from_list(done.after.get("revoked")), _from_list(done.after.get("added"))
         now = self.grants(src)
@@ -476,7 +505,6 @@ class UnityGovernance:
         missing = {p: v for p, v in missing.items() if v}
         if missing:
             raise GovernanceError(f"{src.full_name}: write privileges could not be restored: {_as_list(missing)}")
-        self._frozen.pop(str(source), None)
         return GovernanceStep(
             self.name,
             "unfreeze",
@@ -485,14 +513,8 @@ class UnityGovernance:
             f"restored {_count(revoked)} write privilege(s) of {len(revoked)} principal(s) on {src.full_name}",
         )
 
-    def swap(self, source: TableRef, destination: TableRef, frozen: GovernanceStep | None = None) -> GovernanceStep:
-        """Masks and row filter first, then grants on the destination, then revokes on the source; read back.
-
-        The privileges freeze revoked are carried too: from ``frozen`` (the freeze step's record, which a
-        resumed cut-over passes) or from this process's own freeze of the table.
-        """
+    def _swap(self, source: TableRef, destination: TableRef, frozen: GovernanceStep | None) -> GovernanceStep:
         src, dst = self._table(source), self._table(destination)
-        frozen = frozen or self._frozen.get(str(source))
         policies = self.policies(src)
         statements = self._apply_policies(dst, policies)  # before any grant, or a GovernanceError
         source_before, destination_before = self.grants(src), self.grants(dst)
@@ -540,7 +562,7 @@ class UnityGovernance:
             "; ".join(p for p in parts if p),
         )
 
-    def unswap(self, source: TableRef, destination: TableRef, done: GovernanceStep) -> GovernanceStep:
+    def _unswap(self, source: TableRef, destination: TableRef, done: GovernanceStep) -> GovernanceStep:
         src, dst = self._table(source), self._table(destination)
         granted, revoked = _from_list(done.after.get("granted")), _from_list(done.after.get("revoked"))
         source_before, destination_before = self.grants(src), self.grants(dst)

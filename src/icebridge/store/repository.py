@@ -1111,11 +1111,14 @@ class Store:
         after: int | None = None,
         task_ids: Iterable[int] | None = None,
         since: datetime | None = None,
+        kinds: Iterable[str] | None = None,
     ) -> list[EventRow]:
         """The newest ``limit`` events (optionally of one run and/or task, of any of ``task_ids``, logged
-        at or after ``since``), oldest first; with ``after``, the first ``limit`` events logged after the
-        event of that id."""
+        at or after ``since``, of any of ``kinds``), oldest first; with ``after``, the first ``limit``
+        events logged after the event of that id."""
         stmt = select(Event)
+        if kinds is not None:
+            stmt = stmt.where(Event.kind.in_(list(kinds)))
         if run_id is not None:
             stmt = stmt.where(Event.run_id == run_id)
         if task_id is not None:
