@@ -253,3 +253,18 @@ def test_an_adapter_that_cannot_be_built_is_a_preflight_blocker(tmp_path: Path) 
     [finding] = preflight(AppContext(config), [PlanItem(SRC, DST, "file-copy", "test")])
     assert (finding.severity, finding.code) == (Severity.BLOCKER, "governance-unavailable")
     assert "the unity governance adapter cannot run" in finding.message and "engines.databricks" in finding.message
+
+
+def test_a_refusal_of_the_workspace_is_a_governance_error_and_throttling_stays_transient(
+    unity_server: UnityContractServer, tmp_path: Path
+) -> None:
+    from icebridge.errors import TransientError
+
+    scripted(unity_server, masked=False)
+    unity = adapter(unity_server, tmp_path)
+    with pytest.raises(GovernanceError, match="the unity freeze could not be done: .*does not exist"):
+        unity.freeze(TableRef("foreign", ("sales",), "gone"))
+    unity_server.fail_next.extend([("/api/2.1/unity-catalog/permissions", 503)] * 20)
+    with pytest.raises(TransientError):
+        adapter(unity_server, tmp_path, retry_timeout_seconds=1).freeze(SRC)
+    assert unity_server.grants_of(UC_SRC) == ORIGINAL  # nothing changed

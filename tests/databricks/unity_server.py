@@ -80,6 +80,10 @@ class UnityContractServer(ContractServer):
         auth = super().dispatch("GET", "/api/2.0/preview/scim/v2/Me", {}, None, headers)  # the same auth checks
         if auth[0] != 200:
             return auth
+        for i, (prefix, status) in enumerate(self.fail_next):  # scripted failures, answered once each
+            if path.startswith(prefix):
+                del self.fail_next[i]
+                return status, {"error_code": "TEMPORARILY_UNAVAILABLE", "message": f"simulated {status}"}
         if perm:
             if perm["kind"] != "table":
                 raise ShapeError(f"permissions: the adapter only changes tables, got securable type {perm['kind']!r}")

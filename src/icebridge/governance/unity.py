@@ -299,12 +299,25 @@ class UnityGovernance:
             return None
         return last_step(self.app, source, "freeze", undone_by="unfreeze")
 
-    # the four steps; each is kept in the event log once done
+    def _run(self, action: str, source: TableRef, fn: Callable[[], GovernanceStep]) -> GovernanceStep:
+        """One step: kept in the event log once done; a refusal of the workspace is a ``GovernanceError``
+        (a transient failure stays transient, so the step is retried)."""
+        try:
+            step = fn()
+        except GovernanceError:
+            raise
+        except IceBridgeError as exc:
+            if exc.transient:
+                raise
+            raise GovernanceError(f"{source}: the unity {action} could not be done: {exc}") from exc
+        return self._done(source, step)
+
+    # the four steps
     def freeze(self, source: TableRef) -> GovernanceStep:
-        return self._done(source, self._freeze(source))
+        return self._run("freeze", source, lambda: self._freeze(source))
 
     def unfreeze(self, source: TableRef, done: GovernanceStep) -> GovernanceStep:
-        return self._done(source, self._unfreeze(source, done))
+        return self._run("unfreeze", source, lambda: self._unfreeze(source, done))
 
     def swap(self, source: TableRef, destination: TableRef, frozen: GovernanceStep | None = None) -> GovernanceStep:
         """Masks and row filter first, then grants on the destination, then revokes on the source; read back.
@@ -312,10 +325,10 @@ class UnityGovernance:
         The privileges freeze revoked are carried too: from ``frozen`` (the freeze step's record), else from
         the table's newest recorded freeze that no unfreeze followed (the event log keeps every step).
         """
-        return self._done(source, self._swap(source, destination, frozen or self._frozen(source)))
+        return self._run("swap", source, lambda: self._swap(source, destination, frozen or self._frozen(source)))
 
     def unswap(self, source: TableRef, destination: TableRef, done: GovernanceStep) -> GovernanceStep:
-        return self._done(source, self._unswap(source, destination, done))
+        return self._run("unswap", source, lambda: self._unswap(source, destination, done))
 
     # ------------------------------------------------------------------------------ reading
 
