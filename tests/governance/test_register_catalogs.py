@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pyiceberg.catalog import load_catalog
 
-from tests.catalogs.conftest import RestCatalogs, rest, rest_server  # noqa: F401  (the fixtures)
+from tests.catalogs.conftest import Glue, RestCatalogs, glue, rest, rest_server  # noqa: F401  (the fixtures)
 from tests.catalogs.test_flows import make
 from tests.integration import estate
 from tests.integration.test_behaviour import rows
@@ -54,3 +54,20 @@ def test_a_unity_managed_destination_is_refused_before_anything_is_created(
     code, out = est.cli("migrate")
     assert code != 0 and "Traceback" not in out
     assert est.managed().list_namespaces() == []  # nothing was created in the destination
+
+
+def test_a_glue_destination_registers_the_source_files(tmp_path: Path, glue: Glue) -> None:  # noqa: F811
+    foreign = estate.catalog_props("sqlite", tmp_path, "foreign")
+    est = make(tmp_path, foreign, glue.props(glue.bucket("glue-register")))
+    _register_everything(est.config)
+    code, report = est.cli_json("migrate", "--tables", "foreign.shop.regions")
+    assert code == 0, report
+    source = est.foreign().load_table(("shop", "regions"))
+    destination = est.managed().load_table(("shop", "regions"))
+    assert rows(destination) == rows(source)
+    assert destination.metadata.location.startswith("s3://glue-register/")
+    # on S3 only the destination's metadata; the data stays where the source has it
+    assert glue.objects("glue-register") and all("/metadata/" in key for key in glue.objects("glue-register"))
+    assert {t.file.file_path for t in destination.scan().plan_files()} == {
+        t.file.file_path for t in source.scan().plan_files()
+    }
