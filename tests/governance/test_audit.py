@@ -24,7 +24,14 @@ def small(tmp_path: Path) -> Estate:
     )
 
 
-def test_every_step_of_a_migrated_table_has_actor_time_before_and_after(small: Estate) -> None:
+@pytest.fixture
+def est(tmp_path: Path, backend: dict[str, str]) -> Estate:
+    """The estate with store and catalogs on SQLite, and on PostgreSQL."""
+    return make_estate(tmp_path, backend)
+
+
+def test_every_step_of_a_migrated_table_has_actor_time_before_and_after(est: Estate) -> None:
+    small = est
     started = datetime.now(UTC)
     code, out = small.cli("migrate", "--tables", "foreign.shop.*")
     assert code == 0, out
