@@ -531,7 +531,9 @@ class UnityGovernance:
         policies = self.policies(src)
         statements = self._apply_policies(dst, policies)  # before any grant, or a GovernanceError
         source_before, destination_before = self.grants(src), self.grants(dst)
-        held = {p: set(v) for p, v in source_before.items()}
+        # what principals held before the freeze: now, less what freeze added, plus what it revoked
+        added = _from_list(frozen.after.get("added") if frozen else None)
+        held = {p: set(v) - set(added.get(p, [])) for p, v in source_before.items()}
         for p, privs in _from_list(frozen.after.get("revoked") if frozen else None).items():
             held.setdefault(p, set()).update(privs)
         carried = {p: sorted(v & set(CARRIED)) for p, v in held.items()}
@@ -540,13 +542,14 @@ class UnityGovernance:
         grant = {p: [v for v in privs if v not in destination_before.get(p, [])] for p, privs in carried.items()}
         grant = {p: v for p, v in grant.items() if v}
         self._update(dst, grant, {})
-        revoke = {p: [v for v in privs if v in carried.get(p, [])] for p, privs in source_before.items()}
+        # the source loses every table privilege it still grants (a SELECT freeze added included)
+        revoke = {p: [v for v in privs if v in CARRIED] for p, privs in source_before.items()}
         revoke = {p: v for p, v in revoke.items() if v}
         self._update(src, {}, revoke)
         source_after, destination_after = self.grants(src), self.grants(dst)
         absent = {p: [v for v in privs if v not in destination_after.get(p, [])] for p, privs in carried.items()}
         absent = {p: v for p, v in absent.items() if v}
-        left = {p: [v for v in privs if v in source_after.get(p, [])] for p, privs in carried.items()}
+        left = {p: [v for v in privs if v in source_after.get(p, [])] for p, privs in revoke.items()}
         left = {p: v for p, v in left.items() if v}
         if absent or left:
             raise GovernanceError(
