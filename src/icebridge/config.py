@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -42,6 +42,10 @@ class MappingRule(_Strict):
     target: str
     rename: str | None = Field(default=None, description="Destination table name; may use {table}.")
     strategy: str | None = Field(default=None, description="Force a strategy (a name an engine declares).")
+    history: Literal["current", "all"] = Field(
+        default="current",
+        description="current: copy the current snapshot; all: replay every live source snapshot, oldest first.",
+    )
 
     @field_validator("source")
     @classmethod

@@ -37,6 +37,7 @@ from icebridge.phases import PhaseResult, TableWork
 from icebridge.phases import copy as copy_phase
 from icebridge.phases import cutover as cutover_phase
 from icebridge.phases import scaffold as scaffold_phase
+from icebridge.phases import sync as sync_phase
 from icebridge.phases import validate as validate_phase
 
 if TYPE_CHECKING:
@@ -216,6 +217,11 @@ def validatable(task: TaskRow) -> bool:
     return Phase(task.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK}
 
 
+def syncable(task: TaskRow) -> bool:
+    """A copied table whose source is still live: migrated, validated (or not), or rolled back."""
+    return Phase(task.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK} and task.status != Status.RUNNING
+
+
 def _not_migrated(task: TaskRow) -> str | None:
     ready = Phase(task.phase) in {Phase.MIGRATED, Phase.CUTOVER, Phase.ROLLED_BACK, Phase.CUT_OVER} and (
         task.status == Status.SUCCEEDED or Phase(task.phase) is Phase.CUTOVER
@@ -227,12 +233,19 @@ def _not_migrated(task: TaskRow) -> str | None:
 
 MIGRATE = Pipeline(
     "migrate",
-    (scaffold_phase.run, copy_phase.run, validate_phase.run),
+    (scaffold_phase.run, copy_phase.run, sync_phase.run, validate_phase.run),
     wanted=lambda t: not migrated(t),
     done_message="already done",
     claim_phase=Phase.SCAFFOLD,
     done_phase=Phase.MIGRATED,
     message="migrated and validated",
+)
+SYNC = Pipeline(
+    "sync",
+    (_open_destination, sync_phase.run, validate_phase.run),  # validation only after something was replayed
+    wanted=syncable,
+    done_message="not migrated (any more); nothing synced",
+    done_phase=Phase.MIGRATED,
 )
 VALIDATE = Pipeline(
     "validate",
@@ -264,13 +277,22 @@ class TableRun:
     """One task through one pipeline, while holding its lease."""
 
     def __init__(
-        self, scope: RunScope, task: TaskRow, pipeline: Pipeline, places: Sequence[Place], level: int | None = None
+        self,
+        scope: RunScope,
+        task: TaskRow,
+        pipeline: Pipeline,
+        places: Sequence[Place],
+        level: int | None = None,
+        allow_reload: bool = False,
+        discard_writes: bool = False,
     ) -> None:
         self.scope = scope
         self.task = task
         self.pipeline = pipeline
         self.places = list(places)  # every source folder of the estate: never written, never deleted
         self.level = level
+        self.allow_reload = allow_reload
+        self.discard_writes = discard_writes
         self.cancel = TaskCancel(scope.cancel, scope.keeper, task.id)
         self.started = time.monotonic()
         self.error_class: str | None = None  # the class of the error a failed table ended with
@@ -304,7 +326,16 @@ class TableRun:
         source = self._load_source() if pipeline.load_source else None
         protected = [*self.places, *(_places_of(source) if source is not None else [])]
         ledger = FileLedger(scope.store, self.task.id, scope.run_id, str(scope.keeper.owner), protected)
-        work = TableWork(scope, self.task, source, ledger, self.cancel, level=self.level)
+        work = TableWork(
+            scope,
+            self.task,
+            source,
+            ledger,
+            self.cancel,
+            level=self.level,
+            allow_reload=self.allow_reload,
+            discard_writes=self.discard_writes,
+        )
         size = snapshot_totals(source, self.task.source_snapshot_id) if source is not None else None
         work.publish(
             TableStarted(
@@ -315,13 +346,17 @@ class TableRun:
             )
         )
         result: PhaseResult | None = None
+        kept: list[str] = []  # what steps asked to be said in the outcome (a sync's replays)
         with ledger.active():
             for step in pipeline.steps:
                 result = with_retries(scope, self.task.source, _name(step), lambda s=step: s(work))  # type: ignore[misc]
                 self.task = work.task
+                if result.details.get("keep"):
+                    kept.append(result.message)
                 if result.details.get("finished"):
                     break
-        held = snapshot_totals(work.destination) if pipeline is MIGRATE and work.destination is not None else None
+        copied = pipeline is MIGRATE or pipeline is SYNC
+        held = snapshot_totals(work.destination) if copied and work.destination is not None else None
         self.task = scope.store.complete_task(
             work.task,
             pipeline.done_phase or phase_before,
@@ -329,6 +364,10 @@ class TableRun:
             bytes=held.bytes if held else None,
         )
         message = pipeline.message or (result.message if result else "")
+        if kept and result is not None and result.message not in kept:
+            message = "; ".join([*kept, message])
+        elif kept:
+            message = "; ".join(kept)
         return self._outcome(Status.SUCCEEDED, message)
 
     def _load_source(self) -> Table | None:
