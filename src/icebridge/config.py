@@ -46,6 +46,9 @@ class MappingRule(_Strict):
         default="current",
         description="current: copy the current snapshot; all: replay every live source snapshot, oldest first.",
     )
+    governance: str | None = Field(
+        default=None, description="The governance adapter of these tables at cut-over (none, unity)."
+    )
 
     @field_validator("source")
     @classmethod
@@ -69,6 +72,11 @@ class MappingRule(_Strict):
         if value is not None and value not in strategy_names():
             raise ValueError(f"unknown strategy {value!r}; known strategies: {', '.join(strategy_names())}")
         return value
+
+    @field_validator("governance")
+    @classmethod
+    def _check_governance(cls, value: str | None) -> str | None:
+        return _check_adapter(value)
 
     @field_validator("target")
     @classmethod
@@ -195,6 +203,39 @@ class ServiceSettings(_Strict):
         return value
 
 
+def _check_adapter(value: str | None) -> str | None:
+    from icebridge.governance import adapter_names  # a registry of names: no adapter is imported
+
+    if value is not None and value not in adapter_names():
+        raise ValueError(f"unknown governance adapter {value!r}; known adapters: {', '.join(adapter_names())}")
+    return value
+
+
+class GovernanceSettings(_Strict):
+    """Which governance adapter carries a catalog's grants at cut-over (a mapping rule's own wins)."""
+
+    catalogs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Catalog name -> adapter (none, unity); a table takes its source's, else its destination's.",
+    )
+
+    @field_validator("catalogs")
+    @classmethod
+    def _check_catalogs(cls, value: dict[str, str]) -> dict[str, str]:
+        for adapter in value.values():
+            _check_adapter(adapter)
+        return value
+
+
+class AuditSettings(_Strict):
+    """Where the audit log goes besides the state store."""
+
+    iceberg_table: bool = Field(
+        default=False,
+        description="Also append every table's steps to icebridge_audit.events in its destination catalog.",
+    )
+
+
 class FileConfig(_Strict):
     state: str | None = None
     reports: str | ReportSettings | None = Field(
@@ -207,6 +248,8 @@ class FileConfig(_Strict):
         default_factory=dict, description="Settings per engine (a name of the engine registry), checked by the engine."
     )
     service: ServiceSettings = ServiceSettings()
+    governance: GovernanceSettings = GovernanceSettings()
+    audit: AuditSettings = AuditSettings()
 
 
 @dataclass(frozen=True)
@@ -223,6 +266,8 @@ class Config:
     data_docs: bool = False
     service: ServiceSettings = field(default_factory=ServiceSettings)
     state_configured: bool = True  # False: ``state:`` was left out and the default store is used
+    governance: GovernanceSettings = field(default_factory=GovernanceSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def api_token(self) -> str | None:
         """The service's bearer token: ``$ICEBRIDGE_API_TOKEN``, else ``service.token``."""
@@ -423,8 +468,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data_docs=reports.data_docs,
         service=service,
         state_configured=parsed.state is not None,
+        governance=parsed.governance,
+        audit=parsed.audit,
     )
     _check_engines(config)
+    for name in config.governance.catalogs:
+        if name not in catalogs:
+            raise ConfigError(
+                f"{cfg_path}: governance.catalogs.{name}: unknown catalog {name!r}; "
+                f"define it under 'catalogs' (known: {', '.join(sorted(catalogs))})"
+            )
     return config
 
 

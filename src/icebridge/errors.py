@@ -160,6 +160,14 @@ class DatabricksRunCancelled(TransientError):
     """The migration was interrupted; the Databricks run was cancelled and the next migrate resumes it."""
 
 
+class GovernanceError(TerminalError):
+    """A governance step (freeze, swap, or undoing one) could not be done; the message says why and what to fix."""
+
+
+class RegisterUnsupportedError(TerminalError):
+    """The destination catalog cannot register a metadata file, so the ``register`` strategy cannot run there."""
+
+
 class UsageError(TerminalError):
     """A command was asked for something it cannot mean (an empty --tables pattern, an unknown option value)."""
 
@@ -210,6 +218,8 @@ ERROR_TABLE: dict[type[IceBridgeError], tuple[int, int]] = {
     SourceReadOnlyError: (1, 409),
     DatabricksUnreachableError: (1, 504),
     DatabricksApiError: (1, 502),
+    GovernanceError: (1, 409),
+    RegisterUnsupportedError: (1, 422),
 }
 
 

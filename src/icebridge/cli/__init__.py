@@ -301,6 +301,31 @@ def status(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt 
 
 
 @app.command()
+def audit(
+    config: ConfigOpt = None,
+    tables: TablesOpt = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only steps at or after this time: ISO 8601 (UTC if no offset) or an age (2h, 7d)."
+        ),
+    ] = None,
+    run: Annotated[int | None, typer.Option("--run", help="Only this run's steps.", min=1)] = None,
+    after: Annotated[int | None, typer.Option("--after", help="Entries after this id (the next page).", min=0)] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many entries.", min=1, max=10_000)] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every step of every table: when, by whom, what it did, and the table's state before and after."""
+    from icebridge.app.audit import AuditRequest, AuditService
+
+    out = _output(as_json)
+    with opened(config, out, catalogs="none", command="audit") as ctx:
+        request = AuditRequest(tables=tables, since=since, run_id=run, after=after, limit=limit)
+        result = AuditService(ctx).entries(request)
+    out.audit(result)
+
+
+@app.command()
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where to build the sample estate.")] = Path("demo"),
     scale: Annotated[float, typer.Option("--scale", help="TPC-H scale factor of the sample data.")] = 0.01,

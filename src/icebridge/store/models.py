@@ -188,12 +188,16 @@ class Event(Base):
     __tablename__ = "event"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     run_id: Mapped[int | None] = mapped_column(Integer, index=True)
     task_id: Mapped[int | None] = mapped_column(Integer, index=True)
     kind: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the audit log (migration 0006): who did it, and the table's state before and after the step
+    actor: Mapped[str | None] = mapped_column(String(255))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class WrittenFile(Base):

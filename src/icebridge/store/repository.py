@@ -202,6 +202,31 @@ class EventRow:
     kind: str
     message: str
     data: dict[str, Any] | None
+    actor: str | None = None  # who did it: the run's user, else the OS user of the process that logged it
+    before: dict[str, Any] | None = None  # the table's state as the previous entry left it
+    after: dict[str, Any] | None = None  # the table's state after this step
+
+
+# What of a task's row the audit log keeps before and after each step (None values left out).
+AUDIT_STATE = ("phase", "status", "source_snapshot_id", "archived_metadata_location", "error")
+
+
+def _state_of(task: Task) -> dict[str, Any]:
+    return {k: v for k in AUDIT_STATE if (v := getattr(task, k)) is not None}
+
+
+def local_actor() -> str:
+    """The operating-system user of this process and its host, the actor of work no API user asked for."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        import os
+
+        user = f"uid {os.getuid()}"
+    return f"{user} on {socket.gethostname()}"
 
 
 def _run_row(r: Run) -> RunRow:
@@ -332,6 +357,9 @@ def _event_row(e: Event) -> EventRow:
         kind=e.kind,
         message=e.message,
         data=dict(e.data) if e.data is not None else None,
+        actor=e.actor,
+        before=dict(e.before) if e.before is not None else None,
+        after=dict(e.after) if e.after is not None else None,
     )
 
 
@@ -363,6 +391,7 @@ class Store:
         # polls and streams read while a copy writes)
         self._read = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
         self.url = display_url or engine.url.render_as_string(hide_password=True)
+        self._local_actor = local_actor()
 
     def __enter__(self) -> Store:
         """Use the store as a context manager that closes it."""
@@ -1194,8 +1223,27 @@ class Store:
         task_id: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        """Append one event to the log."""
+        """Append one event to the log, with its actor and, for a table's event, the table's state
+        before (as the table's previous entry left it) and after. A step that read state of its own
+        (``data`` holding ``before`` and ``after`` mappings, as a governance step's grants) adds it."""
         with self._session.begin() as s:
+            run = s.get(Run, run_id) if run_id is not None else None
+            actor = (run.started_by if run is not None else None) or self._local_actor
+            before = after = None
+            task = s.get(Task, task_id) if task_id is not None else None
+            if task is not None:
+                last = s.execute(
+                    select(Event.after)
+                    .where(Event.task_id == task_id, Event.after.is_not(None))
+                    .order_by(Event.id.desc())
+                    .limit(1)
+                ).scalar()
+                before = {k: last[k] for k in AUDIT_STATE if k in last} if last else None
+                after = _state_of(task)
+                own_before, own_after = (data or {}).get("before"), (data or {}).get("after")
+                if isinstance(own_before, dict) and isinstance(own_after, dict):
+                    before = {**(before or {}), **own_before}
+                    after = {**after, **own_after}
             s.add(
                 Event(
                     ts=utcnow(),
@@ -1204,19 +1252,33 @@ class Store:
                     kind=kind,
                     message=message,
                     data=dict(data) if data is not None else None,
+                    actor=actor,
+                    before=before,
+                    after=after,
                 )
             )
 
     def events(
-        self, run_id: int | None = None, task_id: int | None = None, limit: int = 1000, after: int | None = None
+        self,
+        run_id: int | None = None,
+        task_id: int | None = None,
+        limit: int = 1000,
+        after: int | None = None,
+        task_ids: Iterable[int] | None = None,
+        since: datetime | None = None,
     ) -> list[EventRow]:
-        """The newest ``limit`` events (optionally of one run and/or task), oldest first; with ``after``, the
-        first ``limit`` events logged after the event of that id."""
+        """The newest ``limit`` events (optionally of one run and/or task, of any of ``task_ids``, logged
+        at or after ``since``), oldest first; with ``after``, the first ``limit`` events logged after the
+        event of that id."""
         stmt = select(Event)
         if run_id is not None:
             stmt = stmt.where(Event.run_id == run_id)
         if task_id is not None:
             stmt = stmt.where(Event.task_id == task_id)
+        if task_ids is not None:
+            stmt = stmt.where(Event.task_id.in_(list(task_ids)))
+        if since is not None:
+            stmt = stmt.where(Event.ts >= since)
         with self._read.begin() as s:
             if after is not None:
                 rows = s.execute(stmt.where(Event.id > after).order_by(Event.id).limit(limit)).scalars().all()
