@@ -236,6 +236,18 @@ class AuditSettings(_Strict):
     )
 
 
+class CutoverSettings(_Strict):
+    """How a cut-over freezes its source."""
+
+    quiet_seconds: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=86_400.0,
+        description="After freezing writers, wait this long and refuse (retried with backoff) if a source "
+        "snapshot arrives meanwhile: the freeze check on catalogs with no privileges to revoke.",
+    )
+
+
 class FileConfig(_Strict):
     state: str | None = None
     reports: str | ReportSettings | None = Field(
@@ -250,6 +262,7 @@ class FileConfig(_Strict):
     service: ServiceSettings = ServiceSettings()
     governance: GovernanceSettings = GovernanceSettings()
     audit: AuditSettings = AuditSettings()
+    cutover: CutoverSettings = CutoverSettings()
 
 
 @dataclass(frozen=True)
@@ -268,6 +281,7 @@ class Config:
     state_configured: bool = True  # False: ``state:`` was left out and the default store is used
     governance: GovernanceSettings = field(default_factory=GovernanceSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    cutover: CutoverSettings = field(default_factory=CutoverSettings)
 
     def api_token(self) -> str | None:
         """The service's bearer token: ``$ICEBRIDGE_API_TOKEN``, else ``service.token``."""
@@ -470,6 +484,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         state_configured=parsed.state is not None,
         governance=parsed.governance,
         audit=parsed.audit,
+        cutover=parsed.cutover,
     )
     _check_engines(config)
     for name in config.governance.catalogs:

@@ -28,7 +28,7 @@ from icebridge.errors import (
     StateError,
     TaskHeldError,
 )
-from icebridge.events import Retried, TableFinished, TableStarted
+from icebridge.events import CutoverStepDone, Retried, TableFinished, TableStarted
 from icebridge.leases import TaskCancel, describe, is_dead
 from icebridge.ledger import FileLedger
 from icebridge.locations import Place
@@ -253,20 +253,103 @@ VALIDATE = Pipeline(
     wanted=validatable,
     done_message="not migrated (any more); nothing validated",
 )
+
+
+def _recorded(name: str, fn: Step) -> Step:
+    """A cut-over step recorded in the store as it starts and once done (with what it did); a step an
+    earlier, interrupted run finished is not done again."""
+
+    def step(work: TableWork) -> PhaseResult:
+        recorded = {s.step: s for s in work.store.cutover_steps(work.task.id)}
+        if name in recorded and recorded[name].status == "done":
+            work.publish(CutoverStepDone(step=name, action="resumed", detail="done by an earlier run"))
+            return PhaseResult(Phase(work.task.phase), f"{name}: done by an earlier run")
+        work.store.start_cutover_step(work.task.id, work.scope.run_id, name)
+        result = fn(work)
+        _fault_point(work, name)
+        details = {k: v for k, v in result.details.items() if k not in {"finished", "keep"}}
+        work.store.finish_cutover_step(work.task.id, name, {"message": result.message, **details})
+        work.publish(CutoverStepDone(step=name, action="done", detail=result.message))
+        return PhaseResult(result.phase, result.message, {"keep": True} if result.details.get("keep") else {})
+
+    step.__name__, step.__module__ = name, "cutover"
+    return step
+
+
+def _undo(name: str, fn: Callable[[TableWork, dict[str, Any]], PhaseResult]) -> Step:
+    """A rollback step: undo the cut-over step ``name`` from its record when it was done, then forget it."""
+
+    def step(work: TableWork) -> PhaseResult:
+        recorded = {s.step: s for s in work.store.cutover_steps(work.task.id)}
+        if name not in recorded:
+            return PhaseResult(Phase(work.task.phase), f"{name}: not done, nothing to undo")
+        result = fn(work, recorded[name].details)
+        work.store.forget_cutover_step(work.task.id, name)
+        work.publish(CutoverStepDone(step=name, action="undone", detail=result.message))
+        return result
+
+    step.__name__, step.__module__ = f"undo-{name}", "rollback"
+    return step
+
+
+def _fault_point(work: TableWork, step: str) -> None:
+    """Where the fault-injecting engine may end the process: a step's work done, its record not yet."""
+    if work.scope.engine == "faulty":
+        work.app.engine("faulty").at_step(work.task.source, step)  # type: ignore[attr-defined]
+
+
+def _undo_archive(work: TableWork) -> PhaseResult:
+    """Re-register the archived source (also for a cut-over recorded before steps were), forget the step."""
+    result = cutover_phase.restore(work)
+    work.store.forget_cutover_step(work.task.id, "archive")
+    work.publish(CutoverStepDone(step="archive", action="undone", detail=result.message))
+    return result
+
+
+def _forget_steps(work: TableWork) -> PhaseResult:
+    """The cut-over is undone: its remaining records (a freeze never done, a quiet period) are forgotten."""
+    for recorded in work.store.cutover_steps(work.task.id):
+        work.store.forget_cutover_step(work.task.id, recorded.step)
+    work.advance(Phase.ROLLED_BACK)
+    return PhaseResult(Phase.ROLLED_BACK, "rolled back")
+
+
+def rollbackable(task: TaskRow) -> bool:
+    """A table cut over, or whose cut-over stopped part way (its completed steps are undone)."""
+    return task.archived_metadata_location is not None or Phase(task.phase) in {Phase.CUTOVER, Phase.CUT_OVER}
+
+
 CUTOVER = Pipeline(
     "cutover",
-    (cutover_phase.freeze, _open_destination, validate_phase.final, cutover_phase.archive),
+    (
+        cutover_phase.settle,
+        _open_destination,
+        _recorded("freeze", cutover_phase.freeze),
+        _recorded("quiet", cutover_phase.quiet),
+        _recorded("sync", sync_phase.run),  # the source moved on since the copy: the final sync carries it
+        _recorded("validate", validate_phase.final),
+        _recorded("swap", cutover_phase.swap),
+        _recorded("archive", cutover_phase.archive),
+    ),
     wanted=lambda t: not cut_over(t),
     done_message="already cut over",
     claim_phase=Phase.CUTOVER,
     done_phase=Phase.CUT_OVER,
     source_may_be_missing=True,
     refuse=_not_migrated,
+    message=None,
 )
 ROLLBACK = Pipeline(
     "rollback",
-    (cutover_phase.restore,),
-    wanted=lambda t: t.archived_metadata_location is not None,
+    (
+        _open_destination,
+        cutover_phase.destination_writes,
+        _undo_archive,
+        _undo("swap", cutover_phase.unswap),
+        _undo("freeze", cutover_phase.unfreeze),
+        _forget_steps,
+    ),
+    wanted=rollbackable,
     done_message="nothing to roll back",
     done_phase=Phase.ROLLED_BACK,
     load_source=False,

@@ -74,3 +74,63 @@ def test_rewrite_strategy_rewrites_the_partitions_a_commit_touched(tmp_path) -> 
     assert code == 0, report
     assert "as rewrite)" in report["tables"][0]["message"], report
     assert rows(live.destination()) == rows(live.source())
+
+
+def test_cutover_on_a_moved_source_syncs_records_every_step_and_rollback_restores(live: Live) -> None:
+    assert live.cli("migrate")[0] == 0
+    write_commits(live.source())
+    before = live.source()
+    code, cut = live.cli_json("cutover")
+    assert code == 0, cut
+    assert "commit(s) replayed" in cut["tables"][0]["message"], cut
+    assert not live.foreign().table_exists("shop.events")
+    assert rows(live.destination()) == rows(before)
+    store = live.store()
+    try:
+        steps = store.cutover_steps(live.task().id)
+    finally:
+        store.close()
+    assert [(s.step, s.status) for s in steps] == [
+        ("freeze", "done"),
+        ("quiet", "done"),
+        ("sync", "done"),
+        ("validate", "done"),
+        ("swap", "done"),
+        ("archive", "done"),
+    ]
+    assert steps[0].details["governance"]["adapter"] == "none"
+
+    code, back = live.cli_json("rollback")
+    assert code == 0, back
+    restored = live.source()
+    assert restored.metadata_location == before.metadata_location
+    assert rows(restored) == rows(before)
+    assert live.task().phase == "rolled-back"
+    store = live.store()
+    try:
+        assert store.cutover_steps(live.task().id) == []
+    finally:
+        store.close()
+
+
+def test_rollback_refuses_over_destination_writes_and_names_them(live: Live) -> None:
+    from tests.integration import estate
+
+    assert live.cli("migrate")[0] == 0
+    assert live.cli("cutover")[0] == 0
+    destination = live.destination()
+    ours = destination.current_snapshot().snapshot_id  # type: ignore[union-attr]
+    destination.append(estate.events_arrow(7000, 3))
+    written = live.destination().current_snapshot().snapshot_id  # type: ignore[union-attr]
+
+    code, back = live.cli_json("rollback")
+    assert code == 1, back
+    message = back["tables"][0]["message"]
+    assert str(written) in message and "--discard-destination-writes" in message
+    assert not live.foreign().table_exists("shop.events")  # nothing changed
+    assert live.destination().current_snapshot().snapshot_id == written  # type: ignore[union-attr]
+
+    code, back = live.cli_json("rollback", "--discard-destination-writes")
+    assert code == 0, back
+    assert live.foreign().table_exists("shop.events")
+    assert live.destination().current_snapshot().snapshot_id == ours  # type: ignore[union-attr]

@@ -265,9 +265,12 @@ def validate(
 
 
 @app.command()
-def cutover(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = False) -> None:
-    """Final validation, then archive each source entry (files kept) so readers move to the destination."""
-    _run(config, as_json, "Cut-over", command="cutover", tables=tables)
+def cutover(
+    config: ConfigOpt = None, tables: TablesOpt = None, engine: EngineOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Freeze writers, wait out the quiet period, sync and validate a last time, swap governance, then
+    archive each source entry (files kept); each step is recorded, and a rerun resumes at the one that stopped."""
+    _run(config, as_json, "Cut-over", command="cutover", tables=tables, engine=engine)
 
 
 @app.command()
