@@ -219,7 +219,7 @@ def validatable(task: TaskRow) -> bool:
 
 def syncable(task: TaskRow) -> bool:
     """A copied table whose source is still live: migrated, validated (or not), or rolled back."""
-    return Phase(task.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK} and task.status != Status.RUNNING
+    return Phase(task.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK}
 
 
 def _not_migrated(task: TaskRow) -> str | None:

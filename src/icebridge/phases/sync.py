@@ -128,7 +128,7 @@ def run(work: TableWork) -> PhaseResult:
     _settle(work, destination, state)
     mark = state.mark  # None: nothing carried yet (history all, or a source that had no snapshot)
     chain, broken = lineage_since(source, mark)
-    if broken is None and state.source_uuid is not None and state.source_uuid != str(source.metadata.table_uuid):
+    if state.source_uuid is not None and state.source_uuid != str(source.metadata.table_uuid):
         broken = (
             f"the source table was dropped and re-created (table uuid {source.metadata.table_uuid}, synced from "
             f"{state.source_uuid}); its current snapshot is {_current_id(source)}"
