@@ -31,10 +31,14 @@ from pyiceberg.manifest import (
     ManifestFile,
     ManifestWriter,
     ManifestWriterV2,
+    data_file_with_partition,
+    manifest_entry_schema_with_data_file,
 )
+from pyiceberg.schema import Schema
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
 from pyiceberg.table.update.snapshot import _FastAppendFiles, _SnapshotProducer
-from pyiceberg.typedef import EMPTY_DICT
+from pyiceberg.typedef import EMPTY_DICT, TableVersion
+from pyiceberg.types import IntegerType, ListType, NestedField, StructType
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -123,10 +127,14 @@ def _summary_by_spec(
         collector.remove_file(data_file=data_file, partition_spec=specs[data_file.spec_id], schema=schema)
     parent_id = producer._parent_snapshot_id
     parent = metadata.snapshot_by_id(parent_id) if parent_id is not None else None
-    return update_snapshot_summaries(
-        summary=Summary(operation=producer._operation, **collector.build(), **snapshot_properties),
+    # PyIceberg 0.12 totals up every operation but replace (a compaction): its totals are an overwrite's
+    operation = producer._operation
+    counted = Operation.OVERWRITE if operation == Operation.REPLACE else operation
+    summary = update_snapshot_summaries(
+        summary=Summary(operation=counted, **collector.build(), **snapshot_properties),
         previous_summary=parent.summary if parent is not None else None,
     )
+    return Summary(operation=operation, **summary.additional_properties)
 
 
 def multi_spec_append(txn: Transaction, snapshot_properties: dict[str, str]) -> MultiSpecFastAppend:
@@ -140,10 +148,32 @@ def multi_spec_append(txn: Transaction, snapshot_properties: dict[str, str]) -> 
 
 
 class _DeleteManifestWriter(ManifestWriterV2):
-    """A v2 manifest of delete files (PyIceberg 0.12 writes data manifests only)."""
+    """A v2 manifest of delete files (PyIceberg 0.12 writes data manifests only).
+
+    PyIceberg 0.12 types ``equality_ids`` as a list of longs where the spec says ints; Java readers
+    then fail on the manifest (``Long cannot be cast to Integer``), so this writer writes ints.
+    """
 
     def content(self) -> ManifestContent:
         return ManifestContent.DELETES
+
+    def _with_partition(self, format_version: TableVersion) -> Schema:
+        data_file = data_file_with_partition(
+            format_version=format_version, partition_type=self._spec.partition_type(self._schema)
+        )
+        fields = [
+            NestedField(
+                f.field_id,
+                f.name,
+                ListType(element_id=136, element_type=IntegerType(), element_required=True),
+                required=f.required,
+                doc=f.doc,
+            )
+            if f.field_id == EQUALITY_IDS_FIELD_ID
+            else f
+            for f in data_file.fields
+        ]
+        return manifest_entry_schema_with_data_file(format_version=format_version, data_file=StructType(*fields))
 
     @property
     def _meta(self) -> dict[str, str]:
@@ -274,3 +304,4 @@ def rewrite_position_deletes(
 
 
 POSITION_PATH_FIELD_ID = 2147483546
+EQUALITY_IDS_FIELD_ID = 135

@@ -22,7 +22,7 @@ import itertools
 import posixpath
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -67,6 +67,35 @@ def source_batches(job: CopyJob) -> list[list[FileScanTask]]:
     return job.batching.group(tasks, lambda t: t.file.file_size_in_bytes)
 
 
+def delete_ordered_batches(job: CopyJob) -> list[tuple[str, list[DataFile]]] | None:
+    """The pinned snapshot's data and delete files as commit batches that keep the order of their
+    sequence numbers (operation, files), or None when it has no delete file (the plain batches apply).
+
+    Batches never mix two sequence numbers or two kinds of file, and are at most ``batching`` large.
+    """
+    snapshot = job.source.snapshot_by_id(job.snapshot_id)
+    if snapshot is None:
+        return None
+    entries = [
+        entry
+        for manifest in snapshot.manifests(job.source.io)
+        for entry in manifest.fetch_manifest_entry(job.source.io, discard_deleted=True)
+    ]
+    if all(e.data_file.content == DataFileContent.DATA for e in entries):
+        return None
+    rank = {DataFileContent.EQUALITY_DELETES: 0, DataFileContent.DATA: 1, DataFileContent.POSITION_DELETES: 2}
+    groups: dict[tuple[int, int], list[DataFile]] = {}
+    for entry in entries:
+        key = (entry.sequence_number or 0, rank[entry.data_file.content])
+        groups.setdefault(key, []).append(entry.data_file)
+    batches: list[tuple[str, list[DataFile]]] = []
+    for (_seq, kind), files in sorted(groups.items()):
+        operation = "append" if kind == 1 else "delete"
+        files.sort(key=lambda f: f.file_path)
+        batches += [(operation, group) for group in job.batching.group(files, lambda f: f.file_size_in_bytes)]
+    return batches
+
+
 class LocalEngine(BaseEngine):
     """Copies in this process; memory is bounded by ``chunk_bytes`` whatever the table size."""
 
@@ -80,30 +109,37 @@ class LocalEngine(BaseEngine):
     # ------------------------------------------------------------------ planning
 
     def choose_strategy(self, facts: TableFacts) -> tuple[str, str]:
-        """file-copy for plain Parquet without delete files, rewrite for anything else."""
+        """file-copy for Parquet (its delete files carried), rewrite for anything else."""
         if not facts.current_snapshot_id:
             return FILE_COPY, "file-copy: no snapshot, only the table is created"
         reasons = []
-        if facts.delete_files:
-            reasons.append(f"{facts.delete_files} delete file(s) are applied while reading")
+        if facts.delete_files and facts.format_version >= 3:
+            reasons.append(f"{facts.delete_files} delete file(s) of a v3 table (deletion vectors are not carried)")
         non_parquet = [f for f in facts.file_formats if f != "PARQUET"]
         if non_parquet:
             reasons.append(f"{'/'.join(non_parquet)} data files are re-encoded as Parquet")
         if reasons:
             return REWRITE, "rewrite: " + "; ".join(reasons)
+        if facts.delete_files:
+            return FILE_COPY, (
+                f"file-copy: Parquet copied byte for byte with its {facts.delete_files} delete file(s) "
+                f"({facts.position_delete_files} position delete file(s) re-pointed at the destination's paths, "
+                f"{facts.equality_delete_files} equality delete file(s) copied as they are)"
+            )
         return FILE_COPY, "file-copy: plain Parquet without delete files, copied byte for byte, nothing decoded"
 
     def strategy_findings(self, table: str, facts: TableFacts, strategy: str) -> list[Finding]:
-        """file-copy carries no delete files and no ORC/Avro; rewrite's reader applies no equality deletes."""
+        """file-copy carries no ORC/Avro and no v3 deletion vectors; rewrite's reader applies no equality deletes."""
         out: list[Finding] = []
-        if strategy == FILE_COPY and (facts.delete_files or set(facts.file_formats) - {"PARQUET"}):
+        vectors = facts.delete_files and facts.format_version >= 3
+        if strategy == FILE_COPY and (vectors or set(facts.file_formats) - {"PARQUET"}):
             out.append(
                 Finding(
                     table,
                     Severity.BLOCKER,
                     "file-copy-unsupported",
-                    f"file-copy cannot carry this table ({facts.delete_files} delete file(s), formats "
-                    f"{', '.join(facts.file_formats)})",
+                    f"file-copy cannot carry this table (format v{facts.format_version}, {facts.delete_files} "
+                    f"delete file(s), formats {', '.join(facts.file_formats)})",
                     "use strategy rewrite for this table (remove 'strategy: file-copy' from its mapping rule)",
                 )
             )
@@ -114,7 +150,8 @@ class LocalEngine(BaseEngine):
                     Severity.BLOCKER,
                     "equality-deletes",
                     f"{facts.equality_delete_files} equality delete file(s): the local reader cannot apply them",
-                    "compact the source table (rewrite_data_files) first, or use an engine that reads equality deletes",
+                    "use strategy file-copy, which carries them as they are, or compact the source table "
+                    "(rewrite_data_files) first",
                 )
             )
         return out
@@ -128,24 +165,47 @@ class LocalEngine(BaseEngine):
     def copy(self, job: CopyJob) -> CopyResult:
         """Copy every batch of the pinned snapshot that the destination does not hold yet."""
         self.check_strategy(job)
+        if job.strategy == FILE_COPY:
+            ordered = delete_ordered_batches(job)
+            if ordered is not None:
+                return self._copy_with_deletes(job, ordered)
         batches = source_batches(job)
+        if job.strategy == FILE_COPY:
+            return self._batches(job, len(batches), lambda i: self._file_copy_batch(job, i, batches[i]))
+        return self._batches(job, len(batches), lambda i: self._rewrite_batch(job, i, batches[i]))
+
+    def _batches(self, job: CopyJob, count: int, commit_batch: Callable[[int], BatchCommit]) -> CopyResult:
+        """Commit batches ``0 .. count-1`` in order, skipping those the destination holds already."""
         commits: list[BatchCommit] = []
         skipped = 0
-        for index, tasks in enumerate(batches):
+        for index in range(count):
             if index in job.committed_batches:
                 skipped += 1
                 continue
             if job.cancel is not None and job.cancel.is_set():
                 raise CopyInterrupted(f"{job.task}: interrupted after {len(commits)} commits")
             started = time.perf_counter()
-            if job.strategy == FILE_COPY:
-                commit = self._file_copy_batch(job, index, tasks)
-            else:
-                commit = self._rewrite_batch(job, index, tasks)
-            commit = dataclasses.replace(commit, seconds=time.perf_counter() - started)
+            commit = dataclasses.replace(commit_batch(index), seconds=time.perf_counter() - started)
             job.on_commit(commit)
             commits.append(commit)
-        return CopyResult(batches_total=len(batches), batches_skipped=skipped, commits=tuple(commits))
+        return CopyResult(batches_total=count, batches_skipped=skipped, commits=tuple(commits))
+
+    def _copy_with_deletes(self, job: CopyJob, batches: list[tuple[str, list[DataFile]]]) -> CopyResult:
+        """A byte copy of a table with delete files: its files committed in the order of their sequence
+        numbers, so every delete applies on the destination to exactly the rows it applied to on the source.
+
+        Within one source sequence number, its equality deletes come first (they apply only to older
+        data), then its data files, then its position deletes (they apply to data up to their own).
+        """
+        _check_specs(job)
+
+        def commit_batch(index: int) -> BatchCommit:
+            operation, files = batches[index]
+            batch_job = dataclasses.replace(job, summary_markers={**job.summary_markers, "icebridge.batch": str(index)})
+            done = self._replay_files(batch_job, FileDelta(tuple(files), ()), operation)
+            return BatchCommit(index, done.dest_snapshot_id, done.files_added, done.rows, done.bytes)
+
+        return self._batches(job, len(batches), commit_batch)
 
     def _read(self, job: CopyJob, tasks: Sequence[FileScanTask]) -> Iterator[pa.RecordBatch]:
         scan = ArrowScan(
@@ -196,12 +256,6 @@ class LocalEngine(BaseEngine):
         return _commit_result(job, index, written)
 
     def _file_copy_batch(self, job: CopyJob, index: int, tasks: Sequence[FileScanTask]) -> BatchCommit:
-        with_deletes = [t.file.file_path for t in tasks if t.delete_files]
-        if with_deletes:
-            raise TerminalError(
-                f"{job.task}: file-copy cannot carry delete files yet ({with_deletes[0]} has some); "
-                "use strategy rewrite for this table"
-            )
         destination = job.destination
         destination.refresh()
         _check_specs(job)
@@ -277,7 +331,8 @@ class LocalEngine(BaseEngine):
             foreign = _not_ours(job, targets, sizes)
             if job.ledger is not None:
                 job.ledger.record(path for path in targets if path not in foreign)  # before the first byte
-            copies = [(df, path, size, path in foreign) for (df, path), size in zip(pairs, sizes, strict=True)]
+            copied_sizes = sizes[: len(pairs)]
+            copies = [(df, path, size, path in foreign) for (df, path), size in zip(pairs, copied_sizes, strict=True)]
             list(pool.map(lambda args: self._copy_one(job, *args), copies))
         for target in targets[len(pairs) :]:
             if target in foreign:
