@@ -134,3 +134,53 @@ def test_rollback_refuses_over_destination_writes_and_names_them(live: Live) -> 
     assert code == 0, back
     assert live.foreign().table_exists("shop.events")
     assert live.destination().current_snapshot().snapshot_id == ours  # type: ignore[union-attr]
+
+
+def test_status_shows_what_sync_replayed(live: Live) -> None:
+    assert live.cli("migrate")[0] == 0
+    write_commits(live.source())
+    assert live.cli("sync")[0] == 0
+    code, status = live.cli_json("status")
+    assert code == 0
+    [table] = status["tables"]
+    source = live.source()
+    assert table["source_snapshot_id"] == source.current_snapshot().snapshot_id  # type: ignore[union-attr]
+    assert table["synced_commits"] >= 3 and table["last_synced_at"] is not None
+
+
+def test_watch_keeps_syncing_until_cancelled(live: Live) -> None:
+    import threading
+    import time
+
+    from icebridge.app.runs import RunRequest, RunService
+    from icebridge.config import load_config
+    from icebridge.context import AppContext
+    from tests.integration import estate
+
+    assert live.cli("migrate")[0] == 0
+    scopes: list = []  # type: ignore[type-arg]
+    app = AppContext(load_config(live.config))
+    results: list = []  # type: ignore[type-arg]
+    watcher = threading.Thread(
+        target=lambda: results.append(
+            RunService(app).run(RunRequest(command="sync", watch=0.2), on_start=scopes.append)
+        )
+    )
+    watcher.start()
+    try:
+        for start in (3000, 3100):  # two commits, each carried by a later round of the same run
+            live.source().append(estate.events_arrow(start, 5))
+            wanted = live.source().current_snapshot().snapshot_id  # type: ignore[union-attr]
+            deadline = time.monotonic() + 60
+            while live.task().source_snapshot_id != wanted:
+                assert time.monotonic() < deadline, "the watching sync never carried the commit"
+                time.sleep(0.1)
+    finally:
+        while not scopes:
+            time.sleep(0.05)
+        scopes[0].cancel.set()
+        watcher.join(60)
+    [result] = results
+    assert result.status == "interrupted" and result.run_id == scopes[0].run_id
+    assert rows(live.destination()) == rows(live.source())
+    app.close()

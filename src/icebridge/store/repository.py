@@ -1061,6 +1061,16 @@ class Store:
             ).scalars()
             return [_map_row(r) for r in rows]
 
+    def sync_summary(self) -> dict[int, tuple[int, datetime | None]]:
+        """Per task: how many source commits a sync replayed, and when the last one was (one grouped query)."""
+        with self._read.begin() as s:
+            rows = s.execute(
+                select(SnapshotMap.task_id, func.count(), func.max(SnapshotMap.created_at))
+                .where(SnapshotMap.how != "copy")
+                .group_by(SnapshotMap.task_id)
+            ).all()
+        return {int(t): (int(n), _aware(at) if at is not None else None) for t, n, at in rows}
+
     def forget_snapshot_map(self, task_id: int) -> None:
         """Forget a task's snapshot map (a reload re-copies the table from scratch)."""
         with self._session.begin() as s:
