@@ -3,7 +3,7 @@
 ``python -m benchmarks.run [--quick] [--only NAME ...] [--data-dir DIR] [--output PATH]``
 
 Every ``benchmarks/bench_<name>.py`` exposing ``run(data_dir: Path, quick: bool) -> str`` is one section.
-The sections run in a fixed order (copy, commits, control_plane, then any other alphabetically). A failing
+The sections run in a fixed order (copy, commits, control_plane, sync, then any other alphabetically). A failing
 section is reported with its error and whatever it measured before; the command then exits 1.
 
 Each section is written between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``. With ``--only``
@@ -32,7 +32,7 @@ from benchmarks import REPO_ROOT, BenchmarkError, fmt_bytes
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_DATA_DIR = BENCH_DIR / "data"
 DEFAULT_OUTPUT = BENCH_DIR / "RESULTS.md"
-FIRST = ("copy", "commits", "control_plane")
+FIRST = ("copy", "commits", "control_plane", "sync")  # sync after commits: it compares with their ceiling
 VERSIONED = ("icebridge", "pyiceberg", "pyarrow", "duckdb", "sqlalchemy", "psycopg2-binary", "tpchgen-cli")
 
 RunFn = Callable[[Path, bool], str]

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -42,6 +42,10 @@ class MappingRule(_Strict):
     target: str
     rename: str | None = Field(default=None, description="Destination table name; may use {table}.")
     strategy: str | None = Field(default=None, description="Force a strategy (a name an engine declares).")
+    history: Literal["current", "all"] = Field(
+        default="current",
+        description="current: copy the current snapshot; all: replay every live source snapshot, oldest first.",
+    )
     governance: str | None = Field(
         default=None, description="The governance adapter of these tables at cut-over (none, unity)."
     )
@@ -232,6 +236,18 @@ class AuditSettings(_Strict):
     )
 
 
+class CutoverSettings(_Strict):
+    """How a cut-over freezes its source."""
+
+    quiet_seconds: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=86_400.0,
+        description="After freezing writers, wait this long and refuse (retried with backoff) if a source "
+        "snapshot arrives meanwhile: the freeze check on catalogs with no privileges to revoke.",
+    )
+
+
 class FileConfig(_Strict):
     state: str | None = None
     reports: str | ReportSettings | None = Field(
@@ -246,6 +262,7 @@ class FileConfig(_Strict):
     service: ServiceSettings = ServiceSettings()
     governance: GovernanceSettings = GovernanceSettings()
     audit: AuditSettings = AuditSettings()
+    cutover: CutoverSettings = CutoverSettings()
 
 
 @dataclass(frozen=True)
@@ -264,6 +281,7 @@ class Config:
     state_configured: bool = True  # False: ``state:`` was left out and the default store is used
     governance: GovernanceSettings = field(default_factory=GovernanceSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    cutover: CutoverSettings = field(default_factory=CutoverSettings)
 
     def api_token(self) -> str | None:
         """The service's bearer token: ``$ICEBRIDGE_API_TOKEN``, else ``service.token``."""
@@ -466,6 +484,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         state_configured=parsed.state is not None,
         governance=parsed.governance,
         audit=parsed.audit,
+        cutover=parsed.cutover,
     )
     _check_engines(config)
     for name in config.governance.catalogs:

@@ -68,6 +68,22 @@ class SourceChangedError(TerminalError):
     """The source has a snapshot newer than the one copied; sync or copy again before cut-over."""
 
 
+class LineageBrokenError(TerminalError):
+    """The source's lineage no longer holds the last synced snapshot (rolled back, expired, re-created)."""
+
+
+class SyncUnsupportedError(TerminalError):
+    """A table's strategy keeps no destination IceBridge can replay source commits onto."""
+
+
+class DestinationWrittenError(TerminalError):
+    """The destination received commits IceBridge did not make; rollback would lose them."""
+
+
+class QuietPeriodError(TransientError):
+    """A source snapshot arrived during the cut-over's quiet period: writers are still active."""
+
+
 class StateError(TerminalError):
     """The state store refused a change (a task taken by another worker, a missing row)."""
 
@@ -191,6 +207,10 @@ ERROR_TABLE: dict[type[IceBridgeError], tuple[int, int]] = {
     LocationOverlapError: (1, 409),
     UnrecordedFileError: (1, 409),
     SourceChangedError: (1, 409),
+    LineageBrokenError: (1, 409),
+    SyncUnsupportedError: (1, 422),
+    DestinationWrittenError: (1, 409),
+    QuietPeriodError: (1, 409),
     ValidationFailedError: (1, 422),
     ValidationError: (1, 500),
     CommitConflictError: (1, 409),

@@ -270,13 +270,13 @@ def test_faults_repeat_with_the_seed_and_apply_only_to_the_chosen_tables(tmp_pat
 
 def test_the_faulty_engine_plans_like_the_local_one_or_as_told(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path))
-    plain, deleted = facts(), facts("foreign.shop.deleted", delete_files=1, position_delete_files=1)
+    plain, orc = facts(), facts("foreign.shop.orc", file_formats=("ORC",))
     auto = FaultyEngine(config)
-    assert auto.choose_strategy(plain)[0] == "file-copy" and auto.choose_strategy(deleted)[0] == "rewrite"
+    assert auto.choose_strategy(plain)[0] == "file-copy" and auto.choose_strategy(orc)[0] == "rewrite"
     told = FaultyEngine(config, FaultySettings(strategy="file-copy"))
-    strategy, reason = told.choose_strategy(deleted)
+    strategy, reason = told.choose_strategy(orc)
     assert (strategy, reason) == ("file-copy", "file-copy: engines.faulty.strategy (with the faulty engine's faults)")
-    [blocker] = told.strategy_findings("foreign.shop.deleted", deleted, strategy)
+    [blocker] = told.strategy_findings("foreign.shop.orc", orc, strategy)
     assert blocker.code == "file-copy-unsupported"  # what file-copy cannot carry, it cannot carry here either
 
 

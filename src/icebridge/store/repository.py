@@ -23,17 +23,19 @@ from icebridge.locations import normalize
 from icebridge.model import Finding, Phase, Severity, Status, TableFacts
 from icebridge.store.models import (
     Checkpoint,
+    CutoverStep,
     Event,
     FindingRecord,
     Inventory,
     Run,
+    SnapshotMap,
     Task,
     Validation,
     WrittenFile,
     utcnow,
 )
 
-RUN_KINDS = frozenset({"inventory", "preflight", "plan", "migrate", "cutover", "rollback", "validate", "demo"})
+RUN_KINDS = frozenset({"inventory", "preflight", "plan", "migrate", "sync", "cutover", "rollback", "validate", "demo"})
 RUN_STATUSES = frozenset({"queued", "running", "succeeded", "failed", "interrupted"})
 FINISHED_STATUSES = frozenset({"succeeded", "failed", "interrupted"})
 ERROR_KINDS = frozenset({"terminal", "transient"})
@@ -108,6 +110,36 @@ class TaskRow:
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class SnapshotMapRow:
+    """One source snapshot a destination holds, and the destination snapshot that carries it."""
+
+    task_id: int
+    run_id: int | None
+    source_snapshot_id: int
+    dest_snapshot_id: int | None
+    operation: str
+    how: str  # files | rewrite | copy
+    files_added: int
+    files_removed: int
+    bytes: int
+    seconds: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CutoverStepRow:
+    """One step of a table's cut-over procedure."""
+
+    task_id: int
+    run_id: int | None
+    step: str
+    status: str  # started | done
+    details: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -259,6 +291,34 @@ def _checkpoint_row(c: Checkpoint) -> CheckpointRow:
         bytes=c.bytes,
         created_at=c.created_at,
         seconds=c.seconds,
+    )
+
+
+def _map_row(m: SnapshotMap) -> SnapshotMapRow:
+    return SnapshotMapRow(
+        task_id=m.task_id,
+        run_id=m.run_id,
+        source_snapshot_id=m.source_snapshot_id,
+        dest_snapshot_id=m.dest_snapshot_id,
+        operation=m.operation,
+        how=m.how,
+        files_added=m.files_added,
+        files_removed=m.files_removed,
+        bytes=m.bytes,
+        seconds=m.seconds,
+        created_at=m.created_at,
+    )
+
+
+def _step_row(c: CutoverStep) -> CutoverStepRow:
+    return CutoverStepRow(
+        task_id=c.task_id,
+        run_id=c.run_id,
+        step=c.step,
+        status=c.status,
+        details=dict(c.details or {}),
+        started_at=c.started_at,
+        finished_at=c.finished_at,
     )
 
 
@@ -947,6 +1007,115 @@ class Store:
         with self._session.begin() as s:
             rows = s.execute(stmt.order_by(Checkpoint.batch, Checkpoint.id)).scalars().all()
             return [_checkpoint_row(c) for c in rows]
+
+    # ---------------------------------------------------------- sync and cut-over
+
+    def record_replay(
+        self,
+        task_id: int,
+        run_id: int | None,
+        source_snapshot_id: int,
+        dest_snapshot_id: int | None,
+        operation: str,
+        how: str,
+        files_added: int = 0,
+        files_removed: int = 0,
+        bytes: int = 0,
+        seconds: float | None = None,
+    ) -> SnapshotMapRow:
+        """Record which destination snapshot carries a source snapshot; a pair recorded already is kept."""
+        key = (SnapshotMap.task_id == task_id, SnapshotMap.source_snapshot_id == source_snapshot_id)
+        try:
+            with self._session.begin() as s:
+                found = s.execute(select(SnapshotMap).where(*key)).scalar_one_or_none()
+                if found is not None:
+                    return _map_row(found)
+                row = SnapshotMap(
+                    task_id=task_id,
+                    run_id=run_id,
+                    source_snapshot_id=source_snapshot_id,
+                    dest_snapshot_id=dest_snapshot_id,
+                    operation=operation,
+                    how=how,
+                    files_added=files_added,
+                    files_removed=files_removed,
+                    bytes=bytes,
+                    seconds=seconds,
+                    created_at=utcnow(),
+                )
+                s.add(row)
+                s.flush()
+                return _map_row(row)
+        except IntegrityError as exc:
+            with self._session.begin() as s:
+                found = s.execute(select(SnapshotMap).where(*key)).scalar_one_or_none()
+                if found is not None:
+                    return _map_row(found)
+            raise StateError(f"cannot record the snapshot map of task {task_id}: {exc.orig}") from exc
+
+    def snapshot_map(self, task_id: int) -> list[SnapshotMapRow]:
+        """A task's source → destination snapshot map, in the order the snapshots were recorded."""
+        with self._read.begin() as s:
+            rows = s.execute(
+                select(SnapshotMap).where(SnapshotMap.task_id == task_id).order_by(SnapshotMap.id)
+            ).scalars()
+            return [_map_row(r) for r in rows]
+
+    def sync_summary(self) -> dict[int, tuple[int, datetime | None]]:
+        """Per task: how many source commits a sync replayed, and when the last one was (one grouped query)."""
+        with self._read.begin() as s:
+            rows = s.execute(
+                select(SnapshotMap.task_id, func.count(), func.max(SnapshotMap.created_at))
+                .where(SnapshotMap.how != "copy")
+                .group_by(SnapshotMap.task_id)
+            ).all()
+        return {int(t): (int(n), _aware(at) if at is not None else None) for t, n, at in rows}
+
+    def forget_snapshot_map(self, task_id: int) -> None:
+        """Forget a task's snapshot map (a reload re-copies the table from scratch)."""
+        with self._session.begin() as s:
+            s.execute(delete(SnapshotMap).where(SnapshotMap.task_id == task_id))
+
+    def start_cutover_step(self, task_id: int, run_id: int | None, step: str) -> CutoverStepRow:
+        """Record that a cut-over step starts (a step started before and not done is started again)."""
+        with self._session.begin() as s:
+            found = s.execute(
+                select(CutoverStep).where(CutoverStep.task_id == task_id, CutoverStep.step == step)
+            ).scalar_one_or_none()
+            if found is None:
+                found = CutoverStep(
+                    task_id=task_id, run_id=run_id, step=step, status="started", details={}, started_at=utcnow()
+                )
+                s.add(found)
+            elif found.status != "done":
+                found.run_id, found.started_at = run_id, utcnow()
+            s.flush()
+            return _step_row(found)
+
+    def finish_cutover_step(self, task_id: int, step: str, details: dict[str, Any]) -> CutoverStepRow:
+        """Record that a cut-over step is done, with what it did."""
+        with self._session.begin() as s:
+            found = s.execute(
+                select(CutoverStep).where(CutoverStep.task_id == task_id, CutoverStep.step == step)
+            ).scalar_one_or_none()
+            if found is None:
+                raise StateError(f"task {task_id}: cut-over step {step!r} finished but never started")
+            found.status, found.details, found.finished_at = "done", details, utcnow()
+            s.flush()
+            return _step_row(found)
+
+    def cutover_steps(self, task_id: int) -> list[CutoverStepRow]:
+        """A task's recorded cut-over steps, in the order they started."""
+        with self._read.begin() as s:
+            rows = s.execute(
+                select(CutoverStep).where(CutoverStep.task_id == task_id).order_by(CutoverStep.id)
+            ).scalars()
+            return [_step_row(r) for r in rows]
+
+    def forget_cutover_step(self, task_id: int, step: str) -> None:
+        """Forget one cut-over step (rollback undid it)."""
+        with self._session.begin() as s:
+            s.execute(delete(CutoverStep).where(CutoverStep.task_id == task_id, CutoverStep.step == step))
 
     # -------------------------------------------------------------- findings
 
