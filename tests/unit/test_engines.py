@@ -101,7 +101,7 @@ def test_every_engine_declares_what_its_registry_line_says() -> None:
 def test_the_faulty_engine_carries_the_local_strategies_when_the_run_asks_for_it() -> None:
     assert engine_for("file-copy") == "local" and engine_for("rewrite", preferred="faulty") == "faulty"
     assert engine_for("spark-sql", preferred="faulty") == "spark"  # it does not carry that one
-    assert engine_for("file-copy", preferred="spark") == "local"
+    assert engine_for("file-copy", preferred="spark") == "spark"  # the executors copy the files there
 
 
 def test_names_are_known_without_importing_any_engine() -> None:

@@ -315,7 +315,7 @@ class EngineEntry:
 
 ENGINES: dict[str, EngineEntry] = {
     "local": EngineEntry("icebridge.engines.local", "LocalEngine", None, ("file-copy", "rewrite")),
-    "spark": EngineEntry("icebridge.engines.spark", "SparkEngine", "spark", ("spark-sql",)),
+    "spark": EngineEntry("icebridge.engines.spark", "SparkEngine", "spark", ("spark-sql", "file-copy")),
     "databricks": EngineEntry("icebridge.engines.databricks", "DatabricksEngine", "databricks", ("databricks",)),
     "faulty": EngineEntry("icebridge.engines.faulty", "FaultyEngine", None, ("file-copy", "rewrite")),
     "register": EngineEntry("icebridge.engines.register", "RegisterEngine", None, ("register",)),
