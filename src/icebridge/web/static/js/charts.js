@@ -63,7 +63,7 @@ export function barChart(items, { title, caption, format = String, width = 560 }
 export function timeline(rows, { title, caption, width = 560 }) {
   const rowH = 24;
   const labelW = 220;
-  const height = Math.max(1, rows.length) * rowH + 28;
+  const height = Math.max(1, rows.length) * rowH + 40;
   const start = Math.min(...rows.flatMap((r) => r.segments.map((g) => g.start)), Date.now());
   const end = Math.max(...rows.flatMap((r) => r.segments.map((g) => g.end)), start + 1);
   const scale = (width - labelW - 12) / (end - start);
@@ -85,10 +85,10 @@ export function timeline(rows, { title, caption, width = 560 }) {
   });
   const legendY = height - 8;
   Object.entries(PHASE_COLOURS).forEach(([phase, colour], i) => {
-    body.push(s('rect', { x: labelW + i * 80, y: legendY - 10, width: 10, height: 10, fill: colour }));
-    body.push(s('text', { x: labelW + i * 80 + 14, y: legendY, class: 'tick', text: phase }));
+    body.push(s('rect', { x: 8 + i * 76, y: legendY - 10, width: 10, height: 10, fill: colour }));
+    body.push(s('text', { x: 8 + i * 76 + 14, y: legendY, class: 'tick', text: phase }));
   });
-  body.push(s('text', { x: width - 12, y: legendY, 'text-anchor': 'end', class: 'tick', text: `${((end - start) / 1000).toFixed(1)} s` }));
+  body.push(s('text', { x: width - 12, y: legendY - 14, 'text-anchor': 'end', class: 'tick', text: `${((end - start) / 1000).toFixed(1)} s` }));
   return figure(title, caption, width, height, body);
 }
 

@@ -220,7 +220,9 @@ async function watch(main, runId) {
     cells.progressText.textContent = running ? `${bytes(entry.bytes)} of ${bytes(total)} (${count(entry.files)} of ${count(entry.filesTotal)} files)` : done ? `${bytes(entry.finalBytes ?? entry.committed)}` : '';
     const seconds = entry.phaseStart ? (now - entry.phaseStart) / 1000 : 0;
     const rate = running && seconds > 0 ? entry.bytes / seconds : null;
-    cells.rate.textContent = rate ? `${bytes(rate)}/s` : entry.seconds ? duration(entry.seconds) : '–';
+    const moved = entry.finalBytes ?? entry.committed;
+    const average = done && entry.seconds && moved ? `${bytes(moved / entry.seconds)}/s over ${duration(entry.seconds)}` : '–';
+    cells.rate.textContent = rate ? `${bytes(rate)}/s` : average;
     cells.eta.textContent = rate && total > entry.bytes ? duration((total - entry.bytes) / rate) : '–';
     if (entry.lastBatch) {
       cells.tr.dataset.lastBatch = String(entry.lastBatch.batch);
