@@ -85,7 +85,9 @@ export async function render(main) {
     clear(captured, page.captured_at ? `Inventory read ${when(page.captured_at)}.` : 'No inventory yet: read the catalogs first.');
     const first = page.matched ? page.offset + 1 : 0;
     const last = Math.min(page.offset + page.limit, page.matched);
-    const text = `Showing ${count(first)}–${count(last)} of ${count(page.matched)} matching tables (${count(page.total)} in the inventory).`;
+    const text = page.matched
+      ? `Showing ${count(first)}–${count(last)} of ${count(page.matched)} matching tables (${count(page.total)} in the inventory).`
+      : `No table matches (${count(page.total)} in the inventory).`;
     clear(status, text);
     const body = h('tbody');
     for (const row of page.rows) {
