@@ -158,7 +158,7 @@ def test_the_whole_wizard_on_the_demo_estate(demo: Path, serve: Any, wizard: Any
             """() => [...document.querySelectorAll('#run-tables progress')].some(p => p.value > 0 && p.value < 1)""",
             timeout=120_000,
         )
-        expect(line).to_be_visible()
+        expect(line).to_be_visible(timeout=120_000)  # once the table starts
     for seen in (tab, other):
         expect(seen.page.locator("#run-status")).to_have_text("succeeded · 7 of 7 tables done", timeout=300_000)
         rows = seen.page.locator("#run-tables tbody tr")

@@ -53,8 +53,8 @@ export async function render(main) {
       list,
       rules.map((rule, index) => {
         const mine = errors.filter((e) => e.index === index);
-        const up = h('button', { type: 'button', class: 'quiet', text: 'Move up', disabled: index === 0, 'aria-label': `Move rule ${index + 1} up` });
-        const down = h('button', { type: 'button', class: 'quiet', text: 'Move down', disabled: index === rules.length - 1, 'aria-label': `Move rule ${index + 1} down` });
+        const up = h('button', { type: 'button', class: 'quiet', text: 'Move up', disabled: index === 0, 'aria-label': `Move up rule ${index + 1}` });
+        const down = h('button', { type: 'button', class: 'quiet', text: 'Move down', disabled: index === rules.length - 1, 'aria-label': `Move down rule ${index + 1}` });
         const remove = h('button', { type: 'button', class: 'quiet danger', text: 'Remove', 'aria-label': `Remove rule ${index + 1}` });
         up.addEventListener('click', () => move(index, -1));
         down.addEventListener('click', () => move(index, 1));
