@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -42,6 +42,13 @@ class MappingRule(_Strict):
     target: str
     rename: str | None = Field(default=None, description="Destination table name; may use {table}.")
     strategy: str | None = Field(default=None, description="Force a strategy (a name an engine declares).")
+    history: Literal["current", "all"] = Field(
+        default="current",
+        description="current: copy the current snapshot; all: replay every live source snapshot, oldest first.",
+    )
+    governance: str | None = Field(
+        default=None, description="The governance adapter of these tables at cut-over (none, unity)."
+    )
 
     @field_validator("source")
     @classmethod
@@ -65,6 +72,11 @@ class MappingRule(_Strict):
         if value is not None and value not in strategy_names():
             raise ValueError(f"unknown strategy {value!r}; known strategies: {', '.join(strategy_names())}")
         return value
+
+    @field_validator("governance")
+    @classmethod
+    def _check_governance(cls, value: str | None) -> str | None:
+        return _check_adapter(value)
 
     @field_validator("target")
     @classmethod
@@ -191,6 +203,51 @@ class ServiceSettings(_Strict):
         return value
 
 
+def _check_adapter(value: str | None) -> str | None:
+    from icebridge.governance import adapter_names  # a registry of names: no adapter is imported
+
+    if value is not None and value not in adapter_names():
+        raise ValueError(f"unknown governance adapter {value!r}; known adapters: {', '.join(adapter_names())}")
+    return value
+
+
+class GovernanceSettings(_Strict):
+    """Which governance adapter carries a catalog's grants at cut-over (a mapping rule's own wins)."""
+
+    catalogs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Catalog name -> adapter (none, unity); a table takes its source's, else its destination's.",
+    )
+
+    @field_validator("catalogs")
+    @classmethod
+    def _check_catalogs(cls, value: dict[str, str]) -> dict[str, str]:
+        for adapter in value.values():
+            _check_adapter(adapter)
+        return value
+
+
+class AuditSettings(_Strict):
+    """Where the audit log goes besides the state store."""
+
+    iceberg_table: bool = Field(
+        default=False,
+        description="Also append every table's steps to icebridge_audit.events in its destination catalog.",
+    )
+
+
+class CutoverSettings(_Strict):
+    """How a cut-over freezes its source."""
+
+    quiet_seconds: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=86_400.0,
+        description="After freezing writers, wait this long and refuse (retried with backoff) if a source "
+        "snapshot arrives meanwhile: the freeze check on catalogs with no privileges to revoke.",
+    )
+
+
 class LocalSpec(_Strict):
     """This machine, for the plan's estimates."""
 
@@ -237,6 +294,9 @@ class FileConfig(_Strict):
         default_factory=dict, description="Settings per engine (a name of the engine registry), checked by the engine."
     )
     service: ServiceSettings = ServiceSettings()
+    governance: GovernanceSettings = GovernanceSettings()
+    audit: AuditSettings = AuditSettings()
+    cutover: CutoverSettings = CutoverSettings()
     estimates: EstimateSettings = EstimateSettings()
 
 
@@ -254,6 +314,9 @@ class Config:
     data_docs: bool = False
     service: ServiceSettings = field(default_factory=ServiceSettings)
     state_configured: bool = True  # False: ``state:`` was left out and the default store is used
+    governance: GovernanceSettings = field(default_factory=GovernanceSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    cutover: CutoverSettings = field(default_factory=CutoverSettings)
     estimates: EstimateSettings = field(default_factory=EstimateSettings)
 
     def api_token(self) -> str | None:
@@ -455,9 +518,18 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data_docs=reports.data_docs,
         service=service,
         state_configured=parsed.state is not None,
+        governance=parsed.governance,
+        audit=parsed.audit,
+        cutover=parsed.cutover,
         estimates=parsed.estimates,
     )
     _check_engines(config)
+    for name in config.governance.catalogs:
+        if name not in catalogs:
+            raise ConfigError(
+                f"{cfg_path}: governance.catalogs.{name}: unknown catalog {name!r}; "
+                f"define it under 'catalogs' (known: {', '.join(sorted(catalogs))})"
+            )
     return config
 
 

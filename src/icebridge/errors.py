@@ -68,6 +68,22 @@ class SourceChangedError(TerminalError):
     """The source has a snapshot newer than the one copied; sync or copy again before cut-over."""
 
 
+class LineageBrokenError(TerminalError):
+    """The source's lineage no longer holds the last synced snapshot (rolled back, expired, re-created)."""
+
+
+class SyncUnsupportedError(TerminalError):
+    """A table's strategy keeps no destination IceBridge can replay source commits onto."""
+
+
+class DestinationWrittenError(TerminalError):
+    """The destination received commits IceBridge did not make; rollback would lose them."""
+
+
+class QuietPeriodError(TransientError):
+    """A source snapshot arrived during the cut-over's quiet period: writers are still active."""
+
+
 class StateError(TerminalError):
     """The state store refused a change (a task taken by another worker, a missing row)."""
 
@@ -144,6 +160,14 @@ class DatabricksRunCancelled(TransientError):
     """The migration was interrupted; the Databricks run was cancelled and the next migrate resumes it."""
 
 
+class GovernanceError(TerminalError):
+    """A governance step (freeze, swap, or undoing one) could not be done; the message says why and what to fix."""
+
+
+class RegisterUnsupportedError(TerminalError):
+    """The destination catalog cannot register a metadata file, so the ``register`` strategy cannot run there."""
+
+
 class UsageError(TerminalError):
     """A command was asked for something it cannot mean (an empty --tables pattern, an unknown option value)."""
 
@@ -154,6 +178,10 @@ class NotFoundError(UsageError):
 
 class RunFinishedError(StateError):
     """A run cannot be changed any more (cancelled after it ended)."""
+
+
+class ConfigChangedError(ConfigError):
+    """The configuration file changed since it was read; read it again before saving over it."""
 
 
 class ReportWriteError(TerminalError):
@@ -174,6 +202,7 @@ ERROR_TABLE: dict[type[IceBridgeError], tuple[int, int]] = {
     StaleTaskError: (1, 409),
     LeaseLostError: (1, 409),
     ReportWriteError: (2, 500),
+    ConfigChangedError: (2, 409),
     NotFoundError: (2, 404),
     RunFinishedError: (1, 409),
     SourceTableMissingError: (1, 404),
@@ -183,6 +212,10 @@ ERROR_TABLE: dict[type[IceBridgeError], tuple[int, int]] = {
     LocationOverlapError: (1, 409),
     UnrecordedFileError: (1, 409),
     SourceChangedError: (1, 409),
+    LineageBrokenError: (1, 409),
+    SyncUnsupportedError: (1, 422),
+    DestinationWrittenError: (1, 409),
+    QuietPeriodError: (1, 409),
     ValidationFailedError: (1, 422),
     ValidationError: (1, 500),
     CommitConflictError: (1, 409),
@@ -190,6 +223,8 @@ ERROR_TABLE: dict[type[IceBridgeError], tuple[int, int]] = {
     SourceReadOnlyError: (1, 409),
     DatabricksUnreachableError: (1, 504),
     DatabricksApiError: (1, 502),
+    GovernanceError: (1, 409),
+    RegisterUnsupportedError: (1, 422),
 }
 
 

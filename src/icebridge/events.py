@@ -145,6 +145,40 @@ class BatchCommitted(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SnapshotReplayed(Event):
+    """One source commit carried to the destination by a sync, and how (files, rewrite, reload)."""
+
+    kind: ClassVar[str] = "snapshot-replayed"
+    source_snapshot_id: int
+    dest_snapshot_id: int | None
+    operation: str
+    how: str
+    files_added: int
+    files_removed: int
+    bytes: int
+    seconds: float | None = None
+
+    def message(self) -> str:
+        return (
+            f"{self.table}: source snapshot {self.source_snapshot_id} ({self.operation}) replayed as "
+            f"{self.how}: +{self.files_added} -{self.files_removed} files"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CutoverStepDone(Event):
+    """One step of a table's cut-over procedure (or of its rollback) finished."""
+
+    kind: ClassVar[str] = "cutover-step"
+    step: str
+    action: str  # done | undone | resumed
+    detail: str
+
+    def message(self) -> str:
+        return f"{self.table}: cut-over step {self.step} {self.action}: {self.detail}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Retried(Event):
     kind: ClassVar[str] = "retry"
     what: str

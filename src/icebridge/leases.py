@@ -142,6 +142,7 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> LeaseKeeper:
+        self._stop.clear()  # a watching sync enters once per round
         self._thread = threading.Thread(target=self._beat, name=f"lease-{self.owner.run_id}", daemon=True)
         self._thread.start()
         return self

@@ -28,7 +28,7 @@ from icebridge.errors import (
     StateError,
     TaskHeldError,
 )
-from icebridge.events import Retried, TableFinished, TableStarted
+from icebridge.events import CutoverStepDone, Retried, TableFinished, TableStarted
 from icebridge.leases import TaskCancel, describe, is_dead
 from icebridge.ledger import FileLedger
 from icebridge.locations import Place
@@ -37,6 +37,7 @@ from icebridge.phases import PhaseResult, TableWork
 from icebridge.phases import copy as copy_phase
 from icebridge.phases import cutover as cutover_phase
 from icebridge.phases import scaffold as scaffold_phase
+from icebridge.phases import sync as sync_phase
 from icebridge.phases import validate as validate_phase
 
 if TYPE_CHECKING:
@@ -216,6 +217,11 @@ def validatable(task: TaskRow) -> bool:
     return Phase(task.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK}
 
 
+def syncable(task: TaskRow) -> bool:
+    """A copied table whose source is still live: migrated, validated (or not), or rolled back."""
+    return Phase(task.phase) in {Phase.MIGRATED, Phase.VALIDATE, Phase.ROLLED_BACK}
+
+
 def _not_migrated(task: TaskRow) -> str | None:
     ready = Phase(task.phase) in {Phase.MIGRATED, Phase.CUTOVER, Phase.ROLLED_BACK, Phase.CUT_OVER} and (
         task.status == Status.SUCCEEDED or Phase(task.phase) is Phase.CUTOVER
@@ -227,12 +233,19 @@ def _not_migrated(task: TaskRow) -> str | None:
 
 MIGRATE = Pipeline(
     "migrate",
-    (scaffold_phase.run, copy_phase.run, validate_phase.run),
+    (scaffold_phase.run, copy_phase.run, sync_phase.run, validate_phase.run),
     wanted=lambda t: not migrated(t),
     done_message="already done",
     claim_phase=Phase.SCAFFOLD,
     done_phase=Phase.MIGRATED,
     message="migrated and validated",
+)
+SYNC = Pipeline(
+    "sync",
+    (_open_destination, sync_phase.run, validate_phase.run),  # validation only after something was replayed
+    wanted=syncable,
+    done_message="not migrated (any more); nothing synced",
+    done_phase=Phase.MIGRATED,
 )
 VALIDATE = Pipeline(
     "validate",
@@ -240,20 +253,103 @@ VALIDATE = Pipeline(
     wanted=validatable,
     done_message="not migrated (any more); nothing validated",
 )
+
+
+def _recorded(name: str, fn: Step) -> Step:
+    """A cut-over step recorded in the store as it starts and once done (with what it did); a step an
+    earlier, interrupted run finished is not done again."""
+
+    def step(work: TableWork) -> PhaseResult:
+        recorded = {s.step: s for s in work.store.cutover_steps(work.task.id)}
+        if name in recorded and recorded[name].status == "done":
+            work.publish(CutoverStepDone(step=name, action="resumed", detail="done by an earlier run"))
+            return PhaseResult(Phase(work.task.phase), f"{name}: done by an earlier run")
+        work.store.start_cutover_step(work.task.id, work.scope.run_id, name)
+        result = fn(work)
+        _fault_point(work, name)
+        details = {k: v for k, v in result.details.items() if k not in {"finished", "keep"}}
+        work.store.finish_cutover_step(work.task.id, name, {"message": result.message, **details})
+        work.publish(CutoverStepDone(step=name, action="done", detail=result.message))
+        return PhaseResult(result.phase, result.message, {"keep": True} if result.details.get("keep") else {})
+
+    step.__name__, step.__module__ = name, "cutover"
+    return step
+
+
+def _undo(name: str, fn: Callable[[TableWork, dict[str, Any]], PhaseResult]) -> Step:
+    """A rollback step: undo the cut-over step ``name`` from its record when it was done, then forget it."""
+
+    def step(work: TableWork) -> PhaseResult:
+        recorded = {s.step: s for s in work.store.cutover_steps(work.task.id)}
+        if name not in recorded:
+            return PhaseResult(Phase(work.task.phase), f"{name}: not done, nothing to undo")
+        result = fn(work, recorded[name].details)
+        work.store.forget_cutover_step(work.task.id, name)
+        work.publish(CutoverStepDone(step=name, action="undone", detail=result.message))
+        return result
+
+    step.__name__, step.__module__ = f"undo-{name}", "rollback"
+    return step
+
+
+def _fault_point(work: TableWork, step: str) -> None:
+    """Where the fault-injecting engine may end the process: a step's work done, its record not yet."""
+    if work.scope.engine == "faulty":
+        work.app.engine("faulty").at_step(work.task.source, step)  # type: ignore[attr-defined]
+
+
+def _undo_archive(work: TableWork) -> PhaseResult:
+    """Re-register the archived source (also for a cut-over recorded before steps were), forget the step."""
+    result = cutover_phase.restore(work)
+    work.store.forget_cutover_step(work.task.id, "archive")
+    work.publish(CutoverStepDone(step="archive", action="undone", detail=result.message))
+    return result
+
+
+def _forget_steps(work: TableWork) -> PhaseResult:
+    """The cut-over is undone: its remaining records (a freeze never done, a quiet period) are forgotten."""
+    for recorded in work.store.cutover_steps(work.task.id):
+        work.store.forget_cutover_step(work.task.id, recorded.step)
+    work.advance(Phase.ROLLED_BACK)
+    return PhaseResult(Phase.ROLLED_BACK, "rolled back")
+
+
+def rollbackable(task: TaskRow) -> bool:
+    """A table cut over, or whose cut-over stopped part way (its completed steps are undone)."""
+    return task.archived_metadata_location is not None or Phase(task.phase) in {Phase.CUTOVER, Phase.CUT_OVER}
+
+
 CUTOVER = Pipeline(
     "cutover",
-    (cutover_phase.freeze, _open_destination, validate_phase.final, cutover_phase.archive),
+    (
+        cutover_phase.settle,
+        _open_destination,
+        _recorded("freeze", cutover_phase.freeze),
+        _recorded("quiet", cutover_phase.quiet),
+        _recorded("sync", sync_phase.run),  # the source moved on since the copy: the final sync carries it
+        _recorded("validate", validate_phase.final),
+        _recorded("swap", cutover_phase.swap),
+        _recorded("archive", cutover_phase.archive),
+    ),
     wanted=lambda t: not cut_over(t),
     done_message="already cut over",
     claim_phase=Phase.CUTOVER,
     done_phase=Phase.CUT_OVER,
     source_may_be_missing=True,
     refuse=_not_migrated,
+    message=None,
 )
 ROLLBACK = Pipeline(
     "rollback",
-    (cutover_phase.restore,),
-    wanted=lambda t: t.archived_metadata_location is not None,
+    (
+        _open_destination,
+        cutover_phase.destination_writes,
+        _undo_archive,
+        _undo("swap", cutover_phase.unswap),
+        _undo("freeze", cutover_phase.unfreeze),
+        _forget_steps,
+    ),
+    wanted=rollbackable,
     done_message="nothing to roll back",
     done_phase=Phase.ROLLED_BACK,
     load_source=False,
@@ -264,13 +360,22 @@ class TableRun:
     """One task through one pipeline, while holding its lease."""
 
     def __init__(
-        self, scope: RunScope, task: TaskRow, pipeline: Pipeline, places: Sequence[Place], level: int | None = None
+        self,
+        scope: RunScope,
+        task: TaskRow,
+        pipeline: Pipeline,
+        places: Sequence[Place],
+        level: int | None = None,
+        allow_reload: bool = False,
+        discard_writes: bool = False,
     ) -> None:
         self.scope = scope
         self.task = task
         self.pipeline = pipeline
         self.places = list(places)  # every source folder of the estate: never written, never deleted
         self.level = level
+        self.allow_reload = allow_reload
+        self.discard_writes = discard_writes
         self.cancel = TaskCancel(scope.cancel, scope.keeper, task.id)
         self.started = time.monotonic()
         self.error_class: str | None = None  # the class of the error a failed table ended with
@@ -304,7 +409,16 @@ class TableRun:
         source = self._load_source() if pipeline.load_source else None
         protected = [*self.places, *(_places_of(source) if source is not None else [])]
         ledger = FileLedger(scope.store, self.task.id, scope.run_id, str(scope.keeper.owner), protected)
-        work = TableWork(scope, self.task, source, ledger, self.cancel, level=self.level)
+        work = TableWork(
+            scope,
+            self.task,
+            source,
+            ledger,
+            self.cancel,
+            level=self.level,
+            allow_reload=self.allow_reload,
+            discard_writes=self.discard_writes,
+        )
         size = snapshot_totals(source, self.task.source_snapshot_id) if source is not None else None
         work.publish(
             TableStarted(
@@ -315,13 +429,17 @@ class TableRun:
             )
         )
         result: PhaseResult | None = None
+        kept: list[str] = []  # what steps asked to be said in the outcome (a sync's replays)
         with ledger.active():
             for step in pipeline.steps:
                 result = with_retries(scope, self.task.source, _name(step), lambda s=step: s(work))  # type: ignore[misc]
                 self.task = work.task
+                if result.details.get("keep"):
+                    kept.append(result.message)
                 if result.details.get("finished"):
                     break
-        held = snapshot_totals(work.destination) if pipeline is MIGRATE and work.destination is not None else None
+        copied = pipeline is MIGRATE or pipeline is SYNC
+        held = snapshot_totals(work.destination) if copied and work.destination is not None else None
         self.task = scope.store.complete_task(
             work.task,
             pipeline.done_phase or phase_before,
@@ -329,6 +447,10 @@ class TableRun:
             bytes=held.bytes if held else None,
         )
         message = pipeline.message or (result.message if result else "")
+        if kept and result is not None and result.message not in kept:
+            message = "; ".join([*kept, message])
+        elif kept:
+            message = "; ".join(kept)
         return self._outcome(Status.SUCCEEDED, message)
 
     def _load_source(self) -> Table | None:

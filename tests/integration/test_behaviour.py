@@ -302,18 +302,20 @@ def test_two_sources_onto_one_destination_is_a_plan_blocker(est: Estate) -> None
     assert not est.managed().table_exists("flat.same")
 
 
-def test_cutover_refuses_a_source_that_moved_on(est: Estate) -> None:
+def test_cutover_syncs_a_source_that_moved_on(est: Estate) -> None:
     assert est.cli("migrate")[0] == 0
     source = est.foreign().load_table("shop.regions")
     source.append(estate.events_arrow(10_000, 5))
+    moved = est.foreign().load_table("shop.regions")
     code, report = est.cli_json("cutover")
-    assert code == 1
+    assert code == 0, report
     by_source = {t["source"]: t for t in report["tables"]}
-    refused = by_source["foreign.shop.regions"]
-    assert refused["status"] == "failed"
-    assert "foreign.shop.regions" in refused["message"] and "newer than the copied snapshot" in refused["message"]
-    assert est.foreign().table_exists("shop.regions")  # not archived
-    assert all(t["status"] == "succeeded" for s, t in by_source.items() if s != "foreign.shop.regions")
+    synced = by_source["foreign.shop.regions"]
+    assert synced["status"] == "succeeded"
+    assert "1 commit(s) replayed" in synced["message"], synced
+    assert not est.foreign().table_exists("shop.regions")  # archived after the final sync
+    assert rows(est.managed().load_table("shop.regions"), moved.schema()) == rows(moved)
+    assert all(t["status"] == "succeeded" for t in by_source.values())
 
 
 def test_secrets_are_never_printed_or_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

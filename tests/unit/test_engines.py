@@ -88,6 +88,7 @@ def test_every_engine_declares_what_its_registry_line_says() -> None:
     assert {s: strategy_spec(s).byte_copy for s in strategy_names()} == {
         "databricks": False,
         "file-copy": True,
+        "register": True,
         "rewrite": False,
         "spark-sql": False,
     }
@@ -114,8 +115,8 @@ def test_names_are_known_without_importing_any_engine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     engines, strategies, loaded = json.loads(out.stdout)
-    assert engines == ["databricks", "faulty", "local", "spark"]
-    assert strategies == ["databricks", "file-copy", "rewrite", "spark-sql"]
+    assert engines == ["databricks", "faulty", "local", "register", "spark"]
+    assert strategies == ["databricks", "file-copy", "register", "rewrite", "spark-sql"]
     assert loaded == []
 
 
@@ -197,7 +198,7 @@ def test_a_new_engine_is_its_module_and_one_registry_line(tmp_path: Path, monkey
         (
             {"mappings": [{"source": "foreign.*.*", "target": "managed.x", "strategy": "teleport"}]},
             "mappings[0].strategy",
-            "unknown strategy 'teleport'; known strategies: databricks, file-copy, rewrite, spark-sql",
+            "unknown strategy 'teleport'; known strategies: databricks, file-copy, register, rewrite, spark-sql",
         ),
         ({"engines": {"teleport": {}}}, "engines.teleport", "unknown engine; known engines: databricks, faulty, local"),
         ({"engines": {"faulty": {"crash_after": 2}}}, "engines.faulty.crash_after", "unknown key; allowed keys here"),
@@ -269,13 +270,13 @@ def test_faults_repeat_with_the_seed_and_apply_only_to_the_chosen_tables(tmp_pat
 
 def test_the_faulty_engine_plans_like_the_local_one_or_as_told(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path))
-    plain, deleted = facts(), facts("foreign.shop.deleted", delete_files=1, position_delete_files=1)
+    plain, orc = facts(), facts("foreign.shop.orc", file_formats=("ORC",))
     auto = FaultyEngine(config)
-    assert auto.choose_strategy(plain)[0] == "file-copy" and auto.choose_strategy(deleted)[0] == "rewrite"
+    assert auto.choose_strategy(plain)[0] == "file-copy" and auto.choose_strategy(orc)[0] == "rewrite"
     told = FaultyEngine(config, FaultySettings(strategy="file-copy"))
-    strategy, reason = told.choose_strategy(deleted)
+    strategy, reason = told.choose_strategy(orc)
     assert (strategy, reason) == ("file-copy", "file-copy: engines.faulty.strategy (with the faulty engine's faults)")
-    [blocker] = told.strategy_findings("foreign.shop.deleted", deleted, strategy)
+    [blocker] = told.strategy_findings("foreign.shop.orc", orc, strategy)
     assert blocker.code == "file-copy-unsupported"  # what file-copy cannot carry, it cannot carry here either
 
 

@@ -1,6 +1,7 @@
 """Sync lag: how far each copied table is behind its source, in snapshots and in seconds.
 
-A copied table holds the source snapshot its task pinned; the source may have moved on since. The lag
+A copied table holds the source snapshot its task pinned, or the last one a sync replayed (``sync``
+moves the task's snapshot on); the source may have moved on since. The lag
 is the number of source snapshots after that one on the source's current lineage, and how long the
 oldest of them has waited (now minus its commit time; 0 when none waits). Reading it costs one catalog
 round trip and one metadata file per table, so a caller asks for a bounded number of tables at a time.
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
     from icebridge.context import AppContext
     from icebridge.store import TaskRow
 
-COPIED = frozenset({Phase.VALIDATE, Phase.MIGRATED, Phase.CUTOVER})  # a destination exists; the source is live
+# a destination exists and the source is live (a rolled-back table's source is live again)
+COPIED = frozenset({Phase.VALIDATE, Phase.MIGRATED, Phase.CUTOVER, Phase.ROLLED_BACK})
 
 
 class TableLag(BaseModel):

@@ -1,4 +1,4 @@
-"""Runs: migrate, validate, cut over and roll back tables; every run is recorded from start to finish.
+"""Runs: migrate, sync, validate, cut over and roll back tables; every run is recorded from start to finish.
 
 A run is a row in the store from the moment it starts; it ends ``succeeded``, ``failed`` or
 ``interrupted`` whatever happens in between — even when its report cannot be written — and its
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from icebridge import runner
 from icebridge.app.status import RunStatus, run_status
 from icebridge.context import AppContext, RunScope
-from icebridge.errors import NotFoundError, ReportWriteError
+from icebridge.errors import NotFoundError, ReportWriteError, UsageError
 from icebridge.events import Event, RunFinished, RunStarted, event_kind
 from icebridge.leases import LeaseKeeper, Owner, process_identity
 from icebridge.model import Severity, Status
@@ -26,8 +26,8 @@ from icebridge.runner import Pipeline, RunReport, TableOutcome, TableRun
 if TYPE_CHECKING:
     from icebridge.store import EventRow, RunRow
 
-Command = Literal["migrate", "validate", "cutover", "rollback"]
-REPORTED = frozenset({"migrate", "validate", "cutover"})  # runs that validate write an HTML report
+Command = Literal["migrate", "sync", "validate", "cutover", "rollback"]
+REPORTED = frozenset({"migrate", "sync", "validate", "cutover"})  # runs that validate write an HTML report
 
 
 class RunRequest(BaseModel):
@@ -41,6 +41,21 @@ class RunRequest(BaseModel):
     )
     engine: str | None = Field(default=None, description="migrate: the engine for this run, over the mapping rules.")
     level: int | None = Field(default=None, ge=1, le=4, description="validate: run levels up to this one.")
+    allow_reload: bool = Field(
+        default=False,
+        description="migrate, sync: copy a table again in full when its source's lineage broke (rolled back, "
+        "expired past the last synced snapshot, re-created) instead of failing it.",
+    )
+    watch: float | None = Field(
+        default=None,
+        gt=0,
+        description="sync: sync again every this many seconds until the run is cancelled (Ctrl-C).",
+    )
+    discard_destination_writes: bool = Field(
+        default=False,
+        description="rollback: roll back even though the destination received commits after cut-over "
+        "(they are left in the destination, no longer read by anyone).",
+    )
 
 
 class RunResult(BaseModel):
@@ -178,6 +193,7 @@ def execute(scope: RunScope, body: Callable[[RunReport], None]) -> RunResult:
             outcomes = [{**dataclasses.asdict(o), "status": str(o.status)} for o in report.outcomes]
             scope.store.finish_run(scope.run_id, report.status, summary, outcomes=outcomes)
             scope.publish(RunFinished(command=scope.command, status=report.status, summary=summary))
+            _export_audit(scope)
     return RunResult(
         run_id=report.run_id,
         kind=report.kind,
@@ -189,6 +205,16 @@ def execute(scope: RunScope, body: Callable[[RunReport], None]) -> RunResult:
         message=report.notice,
         report_error=report_error,
     )
+
+
+def _export_audit(scope: RunScope) -> None:
+    """``audit.iceberg_table``: the run's steps also go to the destination catalogs' audit tables."""
+    from icebridge.app.audit import export_after_run
+    from icebridge.events import Note
+
+    problem = export_after_run(scope.app)
+    if problem is not None:
+        scope.publish(Note(name="audit-export-failed", text=problem))
 
 
 class RunService:
@@ -227,6 +253,8 @@ class RunService:
 
         if request.command == "migrate":
             PlanService(self.app).prepare(request.tables, engine=request.engine)
+        elif request.command == "sync" and request.engine not in (None, "local", "faulty"):
+            raise UsageError(f"--engine {request.engine}: sync replays commits with the local engine only")
         else:
             select_tasks(self.app, request.tables)
 
@@ -308,7 +336,10 @@ class RunService:
 
         plans = PlanService(self.app)
         prepared = plans.prepare(request.tables, engine=request.engine)  # bad input stops before a run exists
-        scope = begin("migrate", {"tables": request.tables, "engine": request.engine})
+        args: dict[str, Any] = {"tables": request.tables, "engine": request.engine}
+        if request.allow_reload:
+            args["allow_reload"] = True
+        scope = begin("migrate", args)
 
         def body(report: RunReport) -> None:
             findings = [f for i in prepared.items for f in i.findings] + prepared.findings
@@ -319,10 +350,13 @@ class RunService:
             places = source_places(self.app, prepared.facts)
             known = {t.source: t for t in scope.store.list_tasks()}
             runs, todo = [], []
+            reload = request.allow_reload
             for item in prepared.items:
                 task = known.get(str(item.source))
-                if task is not None and runner.migrated(task):  # done: its plan and its source no longer matter
-                    report.outcomes.append(_done(task, "already cut over" if runner.cut_over(task) else "already done"))
+                if task is not None and runner.cut_over(task):  # done: its plan and its source no longer matter
+                    report.outcomes.append(_done(task, "already cut over"))
+                elif task is not None and runner.migrated(task):  # synced when its source moved on
+                    runs.append(TableRun(scope, task, runner.SYNC, places, allow_reload=reload))
                 else:
                     todo.append(item)
             planned = {str(i.source) for i in prepared.items}
@@ -333,7 +367,7 @@ class RunService:
                 if task is None:
                     report.outcomes.append(_blocked(str(item.source), str(item.destination or ""), item.findings))
                 else:
-                    runs.append(TableRun(scope, task, runner.MIGRATE, places))
+                    runs.append(TableRun(scope, task, runner.MIGRATE, places, allow_reload=reload))
             runner.run_tables(scope, runs, report)
 
         return execute(scope, body)
@@ -351,8 +385,12 @@ class RunService:
 
         tasks = [t for t in select_tasks(self.app, request.tables) if eligible(t)]
         args: dict[str, Any] = {"tables": request.tables}
-        if request.level is not None:
-            args["level"] = request.level
+        for key in ("level", "watch", "engine"):
+            if getattr(request, key) is not None:
+                args[key] = getattr(request, key)
+        for key in ("allow_reload", "discard_destination_writes"):
+            if getattr(request, key):
+                args[key] = True
         scope = begin(request.command, args)
 
         def body(report: RunReport) -> None:
@@ -360,10 +398,29 @@ class RunService:
                 report.notice = nothing
                 return
             places = source_places(self.app, self.app.store.load_inventory())
-            runs = [TableRun(scope, t, pipeline, places, level=request.level) for t in tasks]
-            runner.run_tables(scope, runs, report)
+            while True:
+                runs = [
+                    TableRun(
+                        scope,
+                        scope.store.get_task_by_id(t.id),
+                        pipeline,
+                        places,
+                        level=request.level,
+                        allow_reload=request.allow_reload,
+                        discard_writes=request.discard_destination_writes,
+                    )
+                    for t in tasks
+                ]
+                report.outcomes.clear()  # a watching sync reports its last round
+                runner.run_tables(scope, runs, report)
+                if request.watch is None or report.interrupted or scope.cancel.wait(request.watch):
+                    return
 
         return execute(scope, body)
+
+    def _sync(self, request: RunRequest, begin: Callable[[str, dict[str, Any]], RunScope]) -> RunResult:
+        nothing = "no migrated table matches; run 'icebridge migrate' first"
+        return self._over_tasks(request, begin, runner.SYNC, runner.syncable, nothing)
 
     def _validate(self, request: RunRequest, begin: Callable[[str, dict[str, Any]], RunScope]) -> RunResult:
         nothing = "no migrated table matches; run 'icebridge migrate' first"

@@ -67,6 +67,8 @@ class TableStatus(BaseModel):
     archived_metadata_location: str | None
     archived_at: datetime | None
     held_by: str | None = Field(default=None, description="The run working on it now, if one holds it.")
+    synced_commits: int = Field(default=0, description="Source commits a sync replayed onto the destination.")
+    last_synced_at: datetime | None = Field(default=None, description="When a sync last replayed a source commit.")
     estimate_seconds: float | None = Field(default=None, description="The plan's estimate of its copy.")
     estimate_engine: str | None = Field(default=None, description="The engine the estimate was made for.")
     copy_seconds: float | None = Field(default=None, description="What its copy took: its batches' seconds.")
@@ -92,23 +94,26 @@ class StatusService:
 
         runs = self.app.store.list_runs(limit=request.runs)
         tasks = select_tasks(self.app, request.tables)
+        synced = self.app.store.sync_summary()
         copied = self.app.store.copy_seconds()
         return StatusResult(
-            runs=[run_status(self.app, r) for r in runs], tables=[_table(t, copied.get(t.id)) for t in tasks]
+            runs=[run_status(self.app, r) for r in runs],
+            tables=[_table(t, synced.get(t.id), copied.get(t.id)) for t in tasks],
         )
 
     def tables(self, pattern: str | None = None) -> list[TableStatus]:
         """Every table's task (those matching ``pattern``), by source."""
         from icebridge.app.tasks import select_tasks
 
-        return [_table(t) for t in select_tasks(self.app, pattern)]
+        synced = self.app.store.sync_summary()
+        return [_table(t, synced.get(t.id)) for t in select_tasks(self.app, pattern)]
 
     def table(self, task_id: int) -> TableStatus:
         """One table's task by its id (NotFoundError when there is none)."""
         from icebridge.errors import NotFoundError, StateError
 
         try:
-            return _table(self.app.store.get_task_by_id(task_id))
+            return _table(self.app.store.get_task_by_id(task_id), self.app.store.sync_summary().get(task_id))
         except StateError as exc:
             raise NotFoundError(f"no task {task_id} in the state store; GET /api/v1/tasks lists them") from exc
 
@@ -143,7 +148,9 @@ def run_owner(run: RunRow) -> str | None:
     return f"{run.owner}|run-{run.id}" if run.owner else None
 
 
-def _table(task: TaskRow, copy_seconds: float | None = None) -> TableStatus:
+def _table(
+    task: TaskRow, synced: tuple[int, datetime | None] | None = None, copy_seconds: float | None = None
+) -> TableStatus:
     return TableStatus(
         id=task.id,
         source=task.source,
@@ -168,4 +175,6 @@ def _table(task: TaskRow, copy_seconds: float | None = None) -> TableStatus:
         estimate_engine=task.estimate_engine,
         copy_seconds=copy_seconds,
         held_by=describe(task.owner) if task.owner else None,
+        synced_commits=synced[0] if synced else 0,
+        last_synced_at=synced[1] if synced else None,
     )

@@ -207,10 +207,41 @@ def _finish(out: ConsoleOutput, result: RunResult, title: str) -> None:
 
 @app.command()
 def migrate(
-    config: ConfigOpt = None, tables: TablesOpt = None, engine: EngineOpt = None, as_json: JsonOpt = False
+    config: ConfigOpt = None,
+    tables: TablesOpt = None,
+    engine: EngineOpt = None,
+    allow_reload: AllowReloadOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Scaffold, copy and validate every planned table; run it again to resume after a crash."""
-    _run(config, as_json, "Migrate", command="migrate", tables=tables, engine=engine)
+    """Scaffold, copy and validate every planned table (a migrated one whose source moved on is synced);
+    run it again to resume after a crash."""
+    _run(config, as_json, "Migrate", command="migrate", tables=tables, engine=engine, allow_reload=allow_reload)
+
+
+AllowReloadOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-reload",
+        help="Copy a table again in full when its source's lineage broke (rolled back, expired past the last "
+        "synced snapshot, re-created) instead of failing it.",
+    ),
+]
+
+
+@app.command()
+def sync(
+    config: ConfigOpt = None,
+    tables: TablesOpt = None,
+    watch: Annotated[
+        float | None,
+        typer.Option("--watch", min=0.001, help="Sync again every SECONDS until Ctrl-C.", metavar="SECONDS"),
+    ] = None,
+    allow_reload: AllowReloadOpt = False,
+    engine: EngineOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay the source commits made since the last sync, one destination commit each, then validate."""
+    _run(config, as_json, "Sync", command="sync", tables=tables, watch=watch, allow_reload=allow_reload, engine=engine)
 
 
 @app.command()
@@ -234,15 +265,31 @@ def validate(
 
 
 @app.command()
-def cutover(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = False) -> None:
-    """Final validation, then archive each source entry (files kept) so readers move to the destination."""
-    _run(config, as_json, "Cut-over", command="cutover", tables=tables)
+def cutover(
+    config: ConfigOpt = None, tables: TablesOpt = None, engine: EngineOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Freeze writers, wait out the quiet period, sync and validate a last time, swap governance, then
+    archive each source entry (files kept); each step is recorded, and a rerun resumes at the one that stopped."""
+    _run(config, as_json, "Cut-over", command="cutover", tables=tables, engine=engine)
 
 
 @app.command()
-def rollback(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt = False) -> None:
-    """Re-register archived source entries from their recorded metadata locations."""
-    _run(config, as_json, "Rollback", command="rollback", tables=tables)
+def rollback(
+    config: ConfigOpt = None,
+    tables: TablesOpt = None,
+    discard: Annotated[
+        bool,
+        typer.Option(
+            "--discard-destination-writes",
+            help="Roll back even though the destination received commits after cut-over (they stay in the "
+            "destination, unread).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Undo the completed cut-over steps in reverse: the source entry re-registered from its recorded
+    metadata location, governance restored."""
+    _run(config, as_json, "Rollback", command="rollback", tables=tables, discard_destination_writes=discard)
 
 
 @app.command()
@@ -254,6 +301,31 @@ def status(config: ConfigOpt = None, tables: TablesOpt = None, as_json: JsonOpt 
     with opened(config, out, catalogs="none", command="status") as ctx:
         result = StatusService(ctx).status(StatusRequest(tables=tables))
     out.status(result)
+
+
+@app.command()
+def audit(
+    config: ConfigOpt = None,
+    tables: TablesOpt = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only steps at or after this time: ISO 8601 (UTC if no offset) or an age (2h, 7d)."
+        ),
+    ] = None,
+    run: Annotated[int | None, typer.Option("--run", help="Only this run's steps.", min=1)] = None,
+    after: Annotated[int | None, typer.Option("--after", help="Entries after this id (the next page).", min=0)] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many entries.", min=1, max=10_000)] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every step of every table: when, by whom, what it did, and the table's state before and after."""
+    from icebridge.app.audit import AuditRequest, AuditService
+
+    out = _output(as_json)
+    with opened(config, out, catalogs="none", command="audit") as ctx:
+        request = AuditRequest(tables=tables, since=since, run_id=run, after=after, limit=limit)
+        result = AuditService(ctx).entries(request)
+    out.audit(result)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from icebridge.model import Finding, Severity, TableFacts
 from icebridge.units import duration, human_bytes
 
 if TYPE_CHECKING:
+    from icebridge.app.audit import AuditLog
     from icebridge.app.demo import DemoStep
     from icebridge.app.inventory import InventoryResult
     from icebridge.app.plans import PlannedTable, PlanResult, ScriptsResult
@@ -164,6 +165,18 @@ class ConsoleOutput:
             )
         self.out.print(tasks)
 
+    def audit(self, result: AuditLog) -> None:
+        table = Table(title="Audit")
+        for col in ("id", "time", "actor", "table", "step", "what", "before → after"):
+            table.add_column(col, overflow="fold")
+        for e in result.entries:
+            table.add_row(
+                str(e.id), _time(e.at), e.actor or "-", e.table or "-", e.kind, e.message, _change(e.before, e.after)
+            )
+        self.out.print(table)
+        more = f"; more after entry {result.next_after}: --after {result.next_after}" if result.next_after else ""
+        self.say(f"{len(result.entries)} entries{more}")
+
 
 class JsonOutput(ConsoleOutput):
     """Machine-readable: each result is printed as one JSON document on stdout; errors still go to stderr."""
@@ -195,6 +208,27 @@ class JsonOutput(ConsoleOutput):
 
     def status(self, result: StatusResult) -> None:
         self.emit(result)
+
+    def audit(self, result: AuditLog) -> None:
+        self.emit(result)
+
+
+def _change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    """What a step changed: ``key: old → new`` for each key that differs (all of ``after`` without a before)."""
+    if after is None:
+        return ""
+    was = before or {}
+    keys = [k for k in after if was.get(k) != after[k]] + [k for k in was if k not in after]
+    return "; ".join(f"{k}: {_short(was.get(k))} → {_short(after.get(k))}" for k in keys)
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "-"
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _about(seconds: float | None) -> str:

@@ -14,6 +14,8 @@ behind is validated like any other copy; on top, as ``engines.faulty`` says:
 - ``crash_after_commits``: right after its N-th commit reached the catalog, and before the state
   store hears of it, the process ends at once (``os._exit``, exit code 137): no cleanup, no
   ``finally``, like ``kill -9``.
+- ``crash_at_step``: a cut-over step (freeze, quiet, sync, validate, swap, archive): the process ends
+  the same way once that step's work is done and before the store records it done.
 - ``fault_limit``: at most this many faults per process; ``tables``: globs (``catalog.ns.table``) of the
   tables faults apply to; ``strategy``: ``auto`` (the local planner's choice), ``file-copy`` or ``rewrite``.
 - ``seed``: each fault is decided by a hash of the seed, the fault, the table, the batch (or file)
@@ -38,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pyiceberg.exceptions import CommitFailedException
 
 from icebridge.engines import CopyJob, CopyResult, EngineConfig
-from icebridge.engines.local import LocalEngine
+from icebridge.engines.local import FileDelta, LocalEngine, ReplayCommit
 from icebridge.errors import ConfigError, DestinationWriteError, StorageTransientError
 from icebridge.model import TableFacts
 
@@ -66,6 +68,9 @@ class FaultySettings(BaseModel):
     terminal_commit_probability: float = Field(default=0.0, ge=0.0, le=1.0)
     transient_file_probability: float = Field(default=0.0, ge=0.0, le=1.0)
     crash_after_commits: int | None = Field(default=None, ge=1, description="Exit at once after this many commits.")
+    crash_at_step: Literal["freeze", "quiet", "sync", "validate", "swap", "archive"] | None = Field(
+        default=None, description="Exit at once when this cut-over step's work is done, before it is recorded."
+    )
     fault_limit: int | None = Field(default=None, ge=0, description="At most this many faults per process.")
     seed: int = 0
     tables: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
@@ -158,6 +163,19 @@ class FaultyEngine(LocalEngine):
             )
             os._exit(CRASH_EXIT_CODE)
 
+    def at_step(self, task: str, step: str) -> None:
+        """A cut-over step of ``task`` did its work; ``crash_at_step`` ends the process here."""
+        if self.settings.crash_at_step == step and self.applies(task):
+            os._exit(CRASH_EXIT_CODE)
+
+    def replay(self, job: CopyJob, delta: FileDelta, operation: str) -> ReplayCommit:
+        """The local replay, its destination commit going through the injected faults first."""
+        if not self.applies(job.task):
+            return super().replay(job, delta, operation)
+        destination = copy.copy(job.destination)
+        destination.catalog = cast("Catalog", _FaultyCatalog(self, job, job.destination.catalog))
+        return super().replay(dataclasses.replace(job, destination=destination), delta, operation)
+
     def _fault(self, job: CopyJob, kind: str, key: str, probability: float) -> bool:
         if probability <= 0:
             return False
@@ -220,7 +238,9 @@ def _batch_of(updates: tuple[Any, ...]) -> str | None:
 
     for update in updates:
         if isinstance(update, AddSnapshotUpdate) and update.snapshot.summary is not None:
-            batch = update.snapshot.summary.additional_properties.get("icebridge.batch")
-            if batch is not None:
-                return str(batch)
+            props = update.snapshot.summary.additional_properties
+            if props.get("icebridge.batch") is not None:
+                return str(props["icebridge.batch"])
+            if props.get("icebridge.replay") is not None:  # a sync's commit, named by the source snapshot
+                return f"replay-{props['icebridge.source-snapshot-id']}"
     return None

@@ -4,6 +4,10 @@
   deterministic paths under the destination's data location, then commits their manifest entries
   (partition, counts, column stats, sizes) reused with the new paths: nothing is decoded.
 - ``rewrite`` streams record batches of the pinned snapshot (deletes applied) into new Parquet files.
+- ``replay`` (sync) carries one source commit as one destination commit: under file-copy its file
+  delta byte for byte (position deletes re-pointed at the destination's paths, equality deletes as
+  they are); under rewrite, or where the file delta cannot be carried, the partitions it touched
+  are rewritten from the source snapshot.
 
 Either way, source data files are grouped into batches in a fixed order (sorted by path); each batch
 becomes exactly one destination commit whose snapshot summary names the batch, so a resumed copy
@@ -18,8 +22,9 @@ import itertools
 import posixpath
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import pyarrow as pa
@@ -27,18 +32,27 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io import load_file_io
 from pyiceberg.io.pyarrow import ArrowScan
-from pyiceberg.manifest import DataFile
+from pyiceberg.manifest import DataFile, DataFileContent, ManifestEntryStatus
 from pyiceberg.table import FileScanTask
 
 from icebridge.catalogs import warehouse_location
 from icebridge.engines import BaseEngine, BatchCommit, CatalogAccess, CopyJob, CopyResult, StrategySpec
-from icebridge.engines._pyiceberg import multi_spec_append, relocated, stream_scan, write_data_files
+from icebridge.engines._pyiceberg import (
+    multi_spec_append,
+    relocated,
+    replay_files,
+    rewrite_position_deletes,
+    stream_scan,
+    write_data_files,
+)
 from icebridge.errors import CommitConflictError, CopyInterrupted, IceBridgeError, TerminalError, UnrecordedFileError
 from icebridge.model import Finding, PlanItem, Severity, TableFacts, TableRef
 from icebridge.storage import copy_file, delete_file, file_size, same_bytes
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
+    from pyiceberg.table.snapshots import Snapshot
 
 
 FILE_COPY = "file-copy"
@@ -51,6 +65,35 @@ def source_batches(job: CopyJob) -> list[list[FileScanTask]]:
     """The pinned snapshot's scan tasks grouped into commit batches, in a stable order (sorted by path)."""
     tasks = sorted(job.source.scan(snapshot_id=job.snapshot_id).plan_files(), key=lambda t: t.file.file_path)
     return job.batching.group(tasks, lambda t: t.file.file_size_in_bytes)
+
+
+def delete_ordered_batches(job: CopyJob) -> list[tuple[str, list[DataFile]]] | None:
+    """The pinned snapshot's data and delete files as commit batches that keep the order of their
+    sequence numbers (operation, files), or None when it has no delete file (the plain batches apply).
+
+    Batches never mix two sequence numbers or two kinds of file, and are at most ``batching`` large.
+    """
+    snapshot = job.source.snapshot_by_id(job.snapshot_id)
+    if snapshot is None:
+        return None
+    entries = [
+        entry
+        for manifest in snapshot.manifests(job.source.io)
+        for entry in manifest.fetch_manifest_entry(job.source.io, discard_deleted=True)
+    ]
+    if all(e.data_file.content == DataFileContent.DATA for e in entries):
+        return None
+    rank = {DataFileContent.EQUALITY_DELETES: 0, DataFileContent.DATA: 1, DataFileContent.POSITION_DELETES: 2}
+    groups: dict[tuple[int, int], list[DataFile]] = {}
+    for entry in entries:
+        key = (entry.sequence_number or 0, rank[entry.data_file.content])
+        groups.setdefault(key, []).append(entry.data_file)
+    batches: list[tuple[str, list[DataFile]]] = []
+    for (_seq, kind), files in sorted(groups.items()):
+        operation = "append" if kind == 1 else "delete"
+        files.sort(key=lambda f: f.file_path)
+        batches += [(operation, group) for group in job.batching.group(files, lambda f: f.file_size_in_bytes)]
+    return batches
 
 
 class LocalEngine(BaseEngine):
@@ -66,30 +109,37 @@ class LocalEngine(BaseEngine):
     # ------------------------------------------------------------------ planning
 
     def choose_strategy(self, facts: TableFacts) -> tuple[str, str]:
-        """file-copy for plain Parquet without delete files, rewrite for anything else."""
+        """file-copy for Parquet (its delete files carried), rewrite for anything else."""
         if not facts.current_snapshot_id:
             return FILE_COPY, "file-copy: no snapshot, only the table is created"
         reasons = []
-        if facts.delete_files:
-            reasons.append(f"{facts.delete_files} delete file(s) are applied while reading")
+        if facts.delete_files and facts.format_version >= 3:
+            reasons.append(f"{facts.delete_files} delete file(s) of a v3 table (deletion vectors are not carried)")
         non_parquet = [f for f in facts.file_formats if f != "PARQUET"]
         if non_parquet:
             reasons.append(f"{'/'.join(non_parquet)} data files are re-encoded as Parquet")
         if reasons:
             return REWRITE, "rewrite: " + "; ".join(reasons)
+        if facts.delete_files:
+            return FILE_COPY, (
+                f"file-copy: Parquet copied byte for byte with its {facts.delete_files} delete file(s) "
+                f"({facts.position_delete_files} position delete file(s) re-pointed at the destination's paths, "
+                f"{facts.equality_delete_files} equality delete file(s) copied as they are)"
+            )
         return FILE_COPY, "file-copy: plain Parquet without delete files, copied byte for byte, nothing decoded"
 
     def strategy_findings(self, table: str, facts: TableFacts, strategy: str) -> list[Finding]:
-        """file-copy carries no delete files and no ORC/Avro; rewrite's reader applies no equality deletes."""
+        """file-copy carries no ORC/Avro and no v3 deletion vectors; rewrite's reader applies no equality deletes."""
         out: list[Finding] = []
-        if strategy == FILE_COPY and (facts.delete_files or set(facts.file_formats) - {"PARQUET"}):
+        vectors = facts.delete_files and facts.format_version >= 3
+        if strategy == FILE_COPY and (vectors or set(facts.file_formats) - {"PARQUET"}):
             out.append(
                 Finding(
                     table,
                     Severity.BLOCKER,
                     "file-copy-unsupported",
-                    f"file-copy cannot carry this table ({facts.delete_files} delete file(s), formats "
-                    f"{', '.join(facts.file_formats)})",
+                    f"file-copy cannot carry this table (format v{facts.format_version}, {facts.delete_files} "
+                    f"delete file(s), formats {', '.join(facts.file_formats)})",
                     "use strategy rewrite for this table (remove 'strategy: file-copy' from its mapping rule)",
                 )
             )
@@ -100,7 +150,8 @@ class LocalEngine(BaseEngine):
                     Severity.BLOCKER,
                     "equality-deletes",
                     f"{facts.equality_delete_files} equality delete file(s): the local reader cannot apply them",
-                    "compact the source table (rewrite_data_files) first, or use an engine that reads equality deletes",
+                    "use strategy file-copy, which carries them as they are, or compact the source table "
+                    "(rewrite_data_files) first",
                 )
             )
         return out
@@ -114,24 +165,47 @@ class LocalEngine(BaseEngine):
     def copy(self, job: CopyJob) -> CopyResult:
         """Copy every batch of the pinned snapshot that the destination does not hold yet."""
         self.check_strategy(job)
+        if job.strategy == FILE_COPY:
+            ordered = delete_ordered_batches(job)
+            if ordered is not None:
+                return self._copy_with_deletes(job, ordered)
         batches = source_batches(job)
+        if job.strategy == FILE_COPY:
+            return self._batches(job, len(batches), lambda i: self._file_copy_batch(job, i, batches[i]))
+        return self._batches(job, len(batches), lambda i: self._rewrite_batch(job, i, batches[i]))
+
+    def _batches(self, job: CopyJob, count: int, commit_batch: Callable[[int], BatchCommit]) -> CopyResult:
+        """Commit batches ``0 .. count-1`` in order, skipping those the destination holds already."""
         commits: list[BatchCommit] = []
         skipped = 0
-        for index, tasks in enumerate(batches):
+        for index in range(count):
             if index in job.committed_batches:
                 skipped += 1
                 continue
             if job.cancel is not None and job.cancel.is_set():
                 raise CopyInterrupted(f"{job.task}: interrupted after {len(commits)} commits")
             started = time.perf_counter()
-            if job.strategy == FILE_COPY:
-                commit = self._file_copy_batch(job, index, tasks)
-            else:
-                commit = self._rewrite_batch(job, index, tasks)
-            commit = dataclasses.replace(commit, seconds=time.perf_counter() - started)
+            commit = dataclasses.replace(commit_batch(index), seconds=time.perf_counter() - started)
             job.on_commit(commit)
             commits.append(commit)
-        return CopyResult(batches_total=len(batches), batches_skipped=skipped, commits=tuple(commits))
+        return CopyResult(batches_total=count, batches_skipped=skipped, commits=tuple(commits))
+
+    def _copy_with_deletes(self, job: CopyJob, batches: list[tuple[str, list[DataFile]]]) -> CopyResult:
+        """A byte copy of a table with delete files: its files committed in the order of their sequence
+        numbers, so every delete applies on the destination to exactly the rows it applied to on the source.
+
+        Within one source sequence number, its equality deletes come first (they apply only to older
+        data), then its data files, then its position deletes (they apply to data up to their own).
+        """
+        _check_specs(job)
+
+        def commit_batch(index: int) -> BatchCommit:
+            operation, files = batches[index]
+            batch_job = dataclasses.replace(job, summary_markers={**job.summary_markers, "icebridge.batch": str(index)})
+            done = self._replay_files(batch_job, FileDelta(tuple(files), ()), operation)
+            return BatchCommit(index, done.dest_snapshot_id, done.files_added, done.rows, done.bytes)
+
+        return self._batches(job, len(batches), commit_batch)
 
     def _read(self, job: CopyJob, tasks: Sequence[FileScanTask]) -> Iterator[pa.RecordBatch]:
         scan = ArrowScan(
@@ -182,12 +256,6 @@ class LocalEngine(BaseEngine):
         return _commit_result(job, index, written)
 
     def _file_copy_batch(self, job: CopyJob, index: int, tasks: Sequence[FileScanTask]) -> BatchCommit:
-        with_deletes = [t.file.file_path for t in tasks if t.delete_files]
-        if with_deletes:
-            raise TerminalError(
-                f"{job.task}: file-copy cannot carry delete files yet ({with_deletes[0]} has some); "
-                "use strategy rewrite for this table"
-            )
         destination = job.destination
         destination.refresh()
         _check_specs(job)
@@ -219,6 +287,231 @@ class LocalEngine(BaseEngine):
             )
         copy_file(job.source.io, source_file.file_path, job.destination.io, target, size)
         job.on_progress(1, size)
+
+    # ------------------------------------------------------------------ sync
+
+    def replay(self, job: CopyJob, delta: FileDelta, operation: str) -> ReplayCommit:
+        """Carry one source commit (``job.snapshot_id``, whose file changes are ``delta``) as one commit.
+
+        Under file-copy the delta is carried file for file; under rewrite — or when a file's partition
+        spec differs between the tables, or its format is not Parquet — the partitions it touched are
+        rewritten from the source snapshot (all of them when the delta replaces the whole table).
+        """
+        destination = job.destination
+        destination.refresh()
+        if job.strategy == FILE_COPY and _carriable(job, delta):
+            return self._replay_files(job, delta, operation)
+        return self._replay_rewrite(job, delta, operation)
+
+    def _replay_files(self, job: CopyJob, delta: FileDelta, operation: str) -> ReplayCommit:
+        destination = job.destination
+        removed = {target_path(job, f.file_path) for f in delta.removed}
+        if delta.full:
+            removed = {f.file_path for f in live_files(destination, destination.current_snapshot())}
+        data = [f for f in delta.added if f.content == DataFileContent.DATA]
+        equality = [f for f in delta.added if f.content == DataFileContent.EQUALITY_DELETES]
+        positions = [f for f in delta.added if f.content == DataFileContent.POSITION_DELETES]
+        copied = data + equality
+        pairs = [(f, target_path(job, f.file_path)) for f in copied]
+        targets = [path for _file, path in pairs] + [target_path(job, f.file_path) for f in positions]
+        with ThreadPoolExecutor(max_workers=min(COPY_WORKERS, len(targets) or 1)) as pool:
+            sizes = list(pool.map(lambda path: file_size(destination.io, path), targets))
+            foreign = _not_ours(job, targets, sizes)
+            if job.ledger is not None:
+                job.ledger.record(path for path in targets if path not in foreign)  # before the first byte
+            copied_sizes = sizes[: len(pairs)]
+            copies = [(df, path, size, path in foreign) for (df, path), size in zip(pairs, copied_sizes, strict=True)]
+            list(pool.map(lambda args: self._copy_one(job, *args), copies))
+        for target in targets[len(pairs) :]:
+            if target in foreign:
+                raise UnrecordedFileError(
+                    f"{job.task}: {target} exists and IceBridge did not write it; it is left untouched — move it "
+                    "away, or give the destination another location"
+                )
+        if job.cancel is not None and job.cancel.is_set():
+            raise CopyInterrupted(f"{job.task}: interrupted inside the replay of snapshot {job.snapshot_id}")
+        version = destination.metadata.format_version
+        sort_ids = _sort_order_map(job)
+        files = [relocated(df, path, version, sort_ids.get(df.sort_order_id)) for df, path in pairs]
+        for df in positions:
+            target = target_path(job, df.file_path)
+            size, lower, upper = rewrite_position_deletes(
+                job.source.io, df.file_path, destination.io, target, lambda p: target_path(job, p)
+            )
+            moved = relocated(
+                df,
+                target,
+                version,
+                None,
+                file_size_in_bytes=size,
+                lower_bounds={**(df.lower_bounds or {}), **lower},
+                upper_bounds={**(df.upper_bounds or {}), **upper},
+                split_offsets=None,
+            )
+            files.append(moved)
+            job.on_progress(1, size)
+        return self._commit_replay(job, operation, files, removed, "files")
+
+    def _replay_rewrite(self, job: CopyJob, delta: FileDelta, operation: str) -> ReplayCommit:
+        """Rewrite what the commit touched: its added files alone for a plain append, else its partitions."""
+        source, destination = job.source, job.destination
+        if any(f.content == DataFileContent.EQUALITY_DELETES for f in delta.added):
+            raise TerminalError(
+                f"{job.task}: source snapshot {job.snapshot_id} adds equality deletes, which the local reader "
+                "cannot apply to rewrite its partitions; use strategy file-copy for this table, which carries them"
+            )
+        snapshot = source.snapshot_by_id(job.snapshot_id)
+        tasks = list(source.scan(snapshot_id=job.snapshot_id).plan_files()) if snapshot is not None else []
+        current = destination.current_snapshot()
+        dest_files = [f for f in live_files(destination, current) if f.content == DataFileContent.DATA]
+        plain_append = (
+            not delta.full and not delta.removed and all(f.content == DataFileContent.DATA for f in delta.added)
+        )
+        if plain_append:
+            added = {f.file_path for f in delta.added}
+            todo, removed = [t for t in tasks if t.file.file_path in added], set()
+        else:
+            touched = _partitions_touched(job, delta)
+            if touched is None:  # the whole table: a spec change, a full replacement
+                todo, removed = tasks, {f.file_path for f in dest_files}
+            else:
+                todo = [t for t in tasks if (t.file.spec_id, _key(t.file)) in touched]
+                removed = {f.file_path for f in dest_files if (f.spec_id, _key(f)) in touched}
+        written: list[DataFile] = []
+        scratch = destination.transaction()
+        counter = itertools.count(0)
+        write_uuid = uuid.uuid4()
+        try:
+            for chunk in self._chunks(job, sorted(todo, key=lambda t: t.file.file_path)):
+                if job.cancel is not None and job.cancel.is_set():
+                    raise CopyInterrupted(f"{job.task}: interrupted inside the replay of snapshot {job.snapshot_id}")
+                for data_file in write_data_files(scratch.table_metadata, chunk, destination.io, write_uuid, counter):
+                    data_file.spec_id = scratch.table_metadata.default_spec_id
+                    written.append(data_file)
+                    job.on_progress(1, data_file.file_size_in_bytes)
+            return self._commit_replay(job, operation, written, removed, "rewrite")
+        except BaseException:
+            for data_file in written:
+                _forget(destination.io, data_file.file_path)
+            raise
+
+    def _commit_replay(
+        self, job: CopyJob, operation: str, files: list[DataFile], removed: set[str], how: str
+    ) -> ReplayCommit:
+        destination = job.destination
+        markers = {**job.summary_markers}
+        try:
+            with destination.transaction() as txn:
+                with replay_files(txn, operation, markers, removed) as commit:
+                    for data_file in files:
+                        commit.add_file(data_file)
+        except CommitFailedException as exc:
+            raise CommitConflictError(
+                f"{job.task}: destination commit replaying source snapshot {job.snapshot_id} conflicted: {exc}"
+            ) from exc
+        snapshot = destination.current_snapshot()
+        return ReplayCommit(
+            dest_snapshot_id=snapshot.snapshot_id if snapshot else None,
+            how=how,
+            files_added=len(files),
+            files_removed=len(removed),
+            bytes=sum(f.file_size_in_bytes for f in files),
+            rows=sum(f.record_count for f in files if f.content == DataFileContent.DATA),
+        )
+
+
+@dataclass(frozen=True)
+class FileDelta:
+    """What one source commit changed, file by file (data and delete files)."""
+
+    added: tuple[DataFile, ...]
+    removed: tuple[DataFile, ...]
+    full: bool = False  # ``added`` is the snapshot's whole content and replaces everything the destination holds
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.file_size_in_bytes for f in self.added)
+
+
+@dataclass(frozen=True)
+class ReplayCommit:
+    """The destination commit that replays one source commit."""
+
+    dest_snapshot_id: int | None
+    how: str  # files | rewrite
+    files_added: int
+    files_removed: int
+    bytes: int
+    rows: int
+
+
+def snapshot_delta(table: Table, snapshot: Snapshot) -> FileDelta:
+    """The files ``snapshot`` added and removed: the entries it wrote into the manifests it added."""
+    added: list[DataFile] = []
+    removed: list[DataFile] = []
+    for manifest in snapshot.manifests(table.io):
+        if manifest.added_snapshot_id != snapshot.snapshot_id:
+            continue
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+            if entry.snapshot_id != snapshot.snapshot_id:
+                continue
+            if entry.status == ManifestEntryStatus.ADDED:
+                added.append(entry.data_file)
+            elif entry.status == ManifestEntryStatus.DELETED:
+                removed.append(entry.data_file)
+    return FileDelta(tuple(added), tuple(removed))
+
+
+def full_delta(table: Table, snapshot: Snapshot) -> FileDelta:
+    """The whole content of ``snapshot``, replacing whatever the destination holds."""
+    return FileDelta(tuple(live_files(table, snapshot)), (), full=True)
+
+
+def live_files(table: Table, snapshot: Snapshot | None) -> list[DataFile]:
+    """Every live data and delete file of ``snapshot`` (none for no snapshot)."""
+    if snapshot is None:
+        return []
+    return [
+        entry.data_file
+        for manifest in snapshot.manifests(table.io)
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+    ]
+
+
+def _carriable(job: CopyJob, delta: FileDelta) -> bool:
+    """Whether every added file can be carried byte for byte (Parquet, under a spec both tables share)."""
+    source_specs, dest_specs = job.source.metadata.specs(), job.destination.metadata.specs()
+    for data_file in delta.added:
+        dest = dest_specs.get(data_file.spec_id)
+        if dest is None or dest.fields != source_specs[data_file.spec_id].fields:
+            return False
+        if str(data_file.file_format).upper().rsplit(".", 1)[-1] != "PARQUET":
+            return False
+    return True
+
+
+def _key(data_file: DataFile) -> tuple[object, ...]:
+    return tuple(data_file.partition[i] for i in range(len(data_file.partition)))
+
+
+def _partitions_touched(job: CopyJob, delta: FileDelta) -> set[tuple[int, tuple[object, ...]]] | None:
+    """(spec id, partition) of every file the commit added or removed; None: the whole table must be
+    rewritten (a full replacement, an unpartitioned table, or files under a spec other than the
+    destination's current one, which a rewrite writes into)."""
+    if delta.full:
+        return None
+    spec = job.destination.spec()
+    if spec.is_unpartitioned():
+        return None
+    source_spec = job.source.metadata.specs().get(spec.spec_id)
+    if source_spec is None or source_spec.fields != spec.fields:
+        return None
+    touched = set()
+    for data_file in (*delta.added, *delta.removed):
+        if data_file.spec_id != spec.spec_id:
+            return None
+        touched.add((data_file.spec_id, _key(data_file)))
+    return touched
 
 
 def commit_copied(job: CopyJob, index: int, pairs: Sequence[tuple[DataFile, str]]) -> BatchCommit:

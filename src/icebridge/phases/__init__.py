@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING, Any
 from icebridge.events import Event, Note, PhaseStarted
 from icebridge.model import Phase
 
+# The markers every destination commit carries in its snapshot summary (read back on resume).
+TASK_KEY = "icebridge.task"  # the source table, catalog.ns.table
+SNAPSHOT_KEY = "icebridge.source-snapshot-id"  # the source snapshot the commit copies or replays
+BATCH_KEY = "icebridge.batch"  # a copy's batch number
+BATCHING_KEY = "icebridge.batching"  # how the copy grouped files into batches
+REPLAY_KEY = "icebridge.replay"  # a sync's commit: how it replayed its source commit (files, rewrite, reload)
+SOURCE_UUID_KEY = "icebridge.source-table-uuid"  # the source table's uuid: a re-created source differs
+
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
@@ -45,6 +53,8 @@ class TableWork:
     destination: Table | None = None
     snapshot_id: int | None = None  # the pinned source snapshot (None: the source had none)
     level: int | None = None  # validate up to this level only (``icebridge validate --level``)
+    allow_reload: bool = False  # sync: a broken lineage is healed by a full reload instead of refused
+    discard_writes: bool = False  # rollback: even though the destination received commits after cut-over
 
     @property
     def app(self) -> AppContext:

@@ -16,17 +16,12 @@ from icebridge.engines import BatchCommit, Batching, CopyJob, engine_for, strate
 from icebridge.errors import DestinationConflictError
 from icebridge.events import BatchCommitted, Progress
 from icebridge.model import Phase, Strategy, TableRef
-from icebridge.phases import PhaseResult
+from icebridge.phases import BATCH_KEY, BATCHING_KEY, REPLAY_KEY, SNAPSHOT_KEY, SOURCE_UUID_KEY, TASK_KEY, PhaseResult
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from icebridge.phases import TableWork
-
-TASK_KEY = "icebridge.task"
-SNAPSHOT_KEY = "icebridge.source-snapshot-id"
-BATCH_KEY = "icebridge.batch"
-BATCHING_KEY = "icebridge.batching"
 
 
 @dataclass(frozen=True)
@@ -36,16 +31,24 @@ class DestinationProgress:
     source_snapshot_id: int | None
     batches: frozenset[int]
     batching: Batching | None
+    synced: bool = False  # a sync has replayed commits since: the copy is complete
 
 
 def destination_progress(destination: Table, task: str) -> DestinationProgress:
-    """Read the checkpoint markers of every destination snapshot written for ``task``."""
+    """Read the checkpoint markers of every destination snapshot written for ``task``.
+
+    Commits a sync made (``icebridge.replay``) follow a complete copy and are not batches of it.
+    """
     snapshot_ids: set[int] = set()
     batches: set[int] = set()
     batchings: set[str] = set()
+    synced = False
     for snapshot in destination.metadata.snapshots:
         summary = snapshot.summary.additional_properties if snapshot.summary else {}
         if summary.get(TASK_KEY) != task:
+            continue
+        if REPLAY_KEY in summary:
+            synced = True
             continue
         snapshot_ids.add(int(summary[SNAPSHOT_KEY]))
         batches.add(int(summary[BATCH_KEY]))
@@ -70,6 +73,7 @@ def destination_progress(destination: Table, task: str) -> DestinationProgress:
         source_snapshot_id=next(iter(snapshot_ids), None),
         batches=frozenset(batches),
         batching=Batching.parse(next(iter(batchings))) if batchings else None,
+        synced=synced,
     )
 
 
@@ -94,6 +98,10 @@ def run(work: TableWork) -> PhaseResult:
     work.advance(Phase.COPY, files_total=size.files, bytes_total=size.bytes)
     spec = strategy_spec(task.strategy)
     destination.refresh()
+    if history_of(work) == "all":
+        return PhaseResult(Phase.COPY, "nothing copied: history all, sync replays every live source snapshot")
+    if not spec.remote_markers and destination_progress(destination, task.source).synced:
+        return PhaseResult(Phase.COPY, "copied before; sync has replayed source commits since")
     recorded = work.store.checkpoints(task.id, snapshot_id)
     if spec.remote_markers:
         progress = DestinationProgress(None, frozenset(c.batch for c in recorded), None)
@@ -157,6 +165,7 @@ def run(work: TableWork) -> PhaseResult:
             TASK_KEY: task.source,
             SNAPSHOT_KEY: str(snapshot_id),
             BATCHING_KEY: batching.marker(),
+            SOURCE_UUID_KEY: str(source.metadata.table_uuid),
         },
     )
     result = work.app.engine(engine_for(task.strategy, preferred=work.scope.engine)).copy(job)
@@ -172,6 +181,12 @@ def run(work: TableWork) -> PhaseResult:
     message = f"{result.batches_total} batches ({result.batches_skipped} already done), {result.rows} rows written"
     work.note("copied", message)
     return PhaseResult(Phase.COPY, message)
+
+
+def history_of(work: TableWork) -> str:
+    """The history the table's mapping rule asks for: ``current`` (the default) or ``all``."""
+    rule = work.config.rule_for(TableRef.parse(work.task.source))
+    return rule.history if rule is not None else "current"
 
 
 def referenced_files(destination: Table) -> set[str]:

@@ -131,17 +131,17 @@ def build(
             reason = f"{reason}; --engine {engine} for this run"
         carrier = engines.get(engine_for(strategy, preferred=engine))
         findings = strategy_findings(fact.table, fact, strategy, carrier)
-        items.append(
-            PlanItem(
-                ref, destination, strategy, reason, tuple(findings), bytes_to_move=fact.data_bytes + fact.delete_bytes
-            )
-        )
+        moved = fact.data_bytes + fact.delete_bytes if strategy != Strategy.REGISTER else 0  # register moves none
+        items.append(PlanItem(ref, destination, strategy, reason, tuple(findings), bytes_to_move=moved))
     items = _mark_collisions(items)
     if check_destinations:
         places = PlaceIndex(source_places(ctx, facts))
         present = _Present(ctx)
         checked = []
         for item in items:
+            carrier = engines.get(engine_for(item.strategy, preferred=engine))
+            if not isinstance(carrier, str):
+                item = item.with_findings(*carrier.destination_findings(item, ctx.catalogs))
             item = _check_catalog_properties(ctx, item)
             item = _check_location(ctx, _check_destination(ctx, item, present), places, present)
             ctx.bus.publish(Progress(phase="plan", table=str(item.source), files=1))

@@ -14,9 +14,11 @@ from icebridge.errors import StateError
 from icebridge.store.repository import (
     READ_ONLY,
     CheckpointRow,
+    CutoverStepRow,
     EventRow,
     FindingRow,
     RunRow,
+    SnapshotMapRow,
     Store,
     TaskRow,
     ValidationRow,
@@ -24,9 +26,11 @@ from icebridge.store.repository import (
 
 __all__ = [
     "CheckpointRow",
+    "CutoverStepRow",
     "EventRow",
     "FindingRow",
     "RunRow",
+    "SnapshotMapRow",
     "Store",
     "TaskRow",
     "ValidationRow",

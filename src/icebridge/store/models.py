@@ -190,12 +190,16 @@ class Event(Base):
     __tablename__ = "event"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     run_id: Mapped[int | None] = mapped_column(Integer, index=True)
     task_id: Mapped[int | None] = mapped_column(Integer, index=True)
     kind: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the audit log (migration 0006): who did it, and the table's state before and after the step
+    actor: Mapped[str | None] = mapped_column(String(255))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class WrittenFile(Base):
@@ -211,3 +215,39 @@ class WrittenFile(Base):
     path: Mapped[str] = mapped_column(Text)
     path_key: Mapped[str] = mapped_column(String(64))  # sha256 of the normalised path: unique on any backend
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SnapshotMap(Base):
+    """One source snapshot a destination holds: the destination snapshot carrying it, and how."""
+
+    __tablename__ = "snapshot_map"
+    __table_args__ = (UniqueConstraint("task_id", "source_snapshot_id", name="uq_snapshot_map_task_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    source_snapshot_id: Mapped[int] = mapped_column(BigInteger)
+    dest_snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
+    operation: Mapped[str] = mapped_column(String(32))
+    how: Mapped[str] = mapped_column(String(16))  # files | rewrite | copy
+    files_added: Mapped[int] = mapped_column(Integer)
+    files_removed: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CutoverStep(Base):
+    """One step of a table's cut-over procedure, recorded as it starts and when it is done."""
+
+    __tablename__ = "cutover_step"
+    __table_args__ = (UniqueConstraint("task_id", "step", name="uq_cutover_step_task_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # started | done
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -23,17 +23,19 @@ from icebridge.locations import normalize
 from icebridge.model import Finding, Phase, Severity, Status, TableFacts
 from icebridge.store.models import (
     Checkpoint,
+    CutoverStep,
     Event,
     FindingRecord,
     Inventory,
     Run,
+    SnapshotMap,
     Task,
     Validation,
     WrittenFile,
     utcnow,
 )
 
-RUN_KINDS = frozenset({"inventory", "preflight", "plan", "migrate", "cutover", "rollback", "validate", "demo"})
+RUN_KINDS = frozenset({"inventory", "preflight", "plan", "migrate", "sync", "cutover", "rollback", "validate", "demo"})
 RUN_STATUSES = frozenset({"queued", "running", "succeeded", "failed", "interrupted"})
 FINISHED_STATUSES = frozenset({"succeeded", "failed", "interrupted"})
 ERROR_KINDS = frozenset({"terminal", "transient"})
@@ -113,6 +115,36 @@ class TaskRow:
 
 
 @dataclass(frozen=True)
+class SnapshotMapRow:
+    """One source snapshot a destination holds, and the destination snapshot that carries it."""
+
+    task_id: int
+    run_id: int | None
+    source_snapshot_id: int
+    dest_snapshot_id: int | None
+    operation: str
+    how: str  # files | rewrite | copy
+    files_added: int
+    files_removed: int
+    bytes: int
+    seconds: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CutoverStepRow:
+    """One step of a table's cut-over procedure."""
+
+    task_id: int
+    run_id: int | None
+    step: str
+    status: str  # started | done
+    details: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
 class CheckpointRow:
     """One committed copy batch."""
 
@@ -172,6 +204,31 @@ class EventRow:
     kind: str
     message: str
     data: dict[str, Any] | None
+    actor: str | None = None  # who did it: the run's user, else the OS user of the process that logged it
+    before: dict[str, Any] | None = None  # the table's state as the previous entry left it
+    after: dict[str, Any] | None = None  # the table's state after this step
+
+
+# What of a task's row the audit log keeps before and after each step (None values left out).
+AUDIT_STATE = ("phase", "status", "source_snapshot_id", "archived_metadata_location", "error")
+
+
+def _state_of(task: Task) -> dict[str, Any]:
+    return {k: v for k in AUDIT_STATE if (v := getattr(task, k)) is not None}
+
+
+def local_actor() -> str:
+    """The operating-system user of this process and its host, the actor of work no API user asked for."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        import os
+
+        user = f"uid {os.getuid()}"
+    return f"{user} on {socket.gethostname()}"
 
 
 def _run_row(r: Run) -> RunRow:
@@ -241,6 +298,34 @@ def _checkpoint_row(c: Checkpoint) -> CheckpointRow:
     )
 
 
+def _map_row(m: SnapshotMap) -> SnapshotMapRow:
+    return SnapshotMapRow(
+        task_id=m.task_id,
+        run_id=m.run_id,
+        source_snapshot_id=m.source_snapshot_id,
+        dest_snapshot_id=m.dest_snapshot_id,
+        operation=m.operation,
+        how=m.how,
+        files_added=m.files_added,
+        files_removed=m.files_removed,
+        bytes=m.bytes,
+        seconds=m.seconds,
+        created_at=m.created_at,
+    )
+
+
+def _step_row(c: CutoverStep) -> CutoverStepRow:
+    return CutoverStepRow(
+        task_id=c.task_id,
+        run_id=c.run_id,
+        step=c.step,
+        status=c.status,
+        details=dict(c.details or {}),
+        started_at=c.started_at,
+        finished_at=c.finished_at,
+    )
+
+
 def _finding_row(f: FindingRecord) -> FindingRow:
     return FindingRow(
         id=f.id,
@@ -276,6 +361,9 @@ def _event_row(e: Event) -> EventRow:
         kind=e.kind,
         message=e.message,
         data=dict(e.data) if e.data is not None else None,
+        actor=e.actor,
+        before=dict(e.before) if e.before is not None else None,
+        after=dict(e.after) if e.after is not None else None,
     )
 
 
@@ -307,6 +395,7 @@ class Store:
         # polls and streams read while a copy writes)
         self._read = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
         self.url = display_url or engine.url.render_as_string(hide_password=True)
+        self._local_actor = local_actor()
 
     def __enter__(self) -> Store:
         """Use the store as a context manager that closes it."""
@@ -948,6 +1037,115 @@ class Store:
             rows = s.execute(stmt.order_by(Checkpoint.batch, Checkpoint.id)).scalars().all()
             return [_checkpoint_row(c) for c in rows]
 
+    # ---------------------------------------------------------- sync and cut-over
+
+    def record_replay(
+        self,
+        task_id: int,
+        run_id: int | None,
+        source_snapshot_id: int,
+        dest_snapshot_id: int | None,
+        operation: str,
+        how: str,
+        files_added: int = 0,
+        files_removed: int = 0,
+        bytes: int = 0,
+        seconds: float | None = None,
+    ) -> SnapshotMapRow:
+        """Record which destination snapshot carries a source snapshot; a pair recorded already is kept."""
+        key = (SnapshotMap.task_id == task_id, SnapshotMap.source_snapshot_id == source_snapshot_id)
+        try:
+            with self._session.begin() as s:
+                found = s.execute(select(SnapshotMap).where(*key)).scalar_one_or_none()
+                if found is not None:
+                    return _map_row(found)
+                row = SnapshotMap(
+                    task_id=task_id,
+                    run_id=run_id,
+                    source_snapshot_id=source_snapshot_id,
+                    dest_snapshot_id=dest_snapshot_id,
+                    operation=operation,
+                    how=how,
+                    files_added=files_added,
+                    files_removed=files_removed,
+                    bytes=bytes,
+                    seconds=seconds,
+                    created_at=utcnow(),
+                )
+                s.add(row)
+                s.flush()
+                return _map_row(row)
+        except IntegrityError as exc:
+            with self._session.begin() as s:
+                found = s.execute(select(SnapshotMap).where(*key)).scalar_one_or_none()
+                if found is not None:
+                    return _map_row(found)
+            raise StateError(f"cannot record the snapshot map of task {task_id}: {exc.orig}") from exc
+
+    def snapshot_map(self, task_id: int) -> list[SnapshotMapRow]:
+        """A task's source → destination snapshot map, in the order the snapshots were recorded."""
+        with self._read.begin() as s:
+            rows = s.execute(
+                select(SnapshotMap).where(SnapshotMap.task_id == task_id).order_by(SnapshotMap.id)
+            ).scalars()
+            return [_map_row(r) for r in rows]
+
+    def sync_summary(self) -> dict[int, tuple[int, datetime | None]]:
+        """Per task: how many source commits a sync replayed, and when the last one was (one grouped query)."""
+        with self._read.begin() as s:
+            rows = s.execute(
+                select(SnapshotMap.task_id, func.count(), func.max(SnapshotMap.created_at))
+                .where(SnapshotMap.how != "copy")
+                .group_by(SnapshotMap.task_id)
+            ).all()
+        return {int(t): (int(n), _aware(at) if at is not None else None) for t, n, at in rows}
+
+    def forget_snapshot_map(self, task_id: int) -> None:
+        """Forget a task's snapshot map (a reload re-copies the table from scratch)."""
+        with self._session.begin() as s:
+            s.execute(delete(SnapshotMap).where(SnapshotMap.task_id == task_id))
+
+    def start_cutover_step(self, task_id: int, run_id: int | None, step: str) -> CutoverStepRow:
+        """Record that a cut-over step starts (a step started before and not done is started again)."""
+        with self._session.begin() as s:
+            found = s.execute(
+                select(CutoverStep).where(CutoverStep.task_id == task_id, CutoverStep.step == step)
+            ).scalar_one_or_none()
+            if found is None:
+                found = CutoverStep(
+                    task_id=task_id, run_id=run_id, step=step, status="started", details={}, started_at=utcnow()
+                )
+                s.add(found)
+            elif found.status != "done":
+                found.run_id, found.started_at = run_id, utcnow()
+            s.flush()
+            return _step_row(found)
+
+    def finish_cutover_step(self, task_id: int, step: str, details: dict[str, Any]) -> CutoverStepRow:
+        """Record that a cut-over step is done, with what it did."""
+        with self._session.begin() as s:
+            found = s.execute(
+                select(CutoverStep).where(CutoverStep.task_id == task_id, CutoverStep.step == step)
+            ).scalar_one_or_none()
+            if found is None:
+                raise StateError(f"task {task_id}: cut-over step {step!r} finished but never started")
+            found.status, found.details, found.finished_at = "done", details, utcnow()
+            s.flush()
+            return _step_row(found)
+
+    def cutover_steps(self, task_id: int) -> list[CutoverStepRow]:
+        """A task's recorded cut-over steps, in the order they started."""
+        with self._read.begin() as s:
+            rows = s.execute(
+                select(CutoverStep).where(CutoverStep.task_id == task_id).order_by(CutoverStep.id)
+            ).scalars()
+            return [_step_row(r) for r in rows]
+
+    def forget_cutover_step(self, task_id: int, step: str) -> None:
+        """Forget one cut-over step (rollback undid it)."""
+        with self._session.begin() as s:
+            s.execute(delete(CutoverStep).where(CutoverStep.task_id == task_id, CutoverStep.step == step))
+
     # -------------------------------------------------------------- findings
 
     def add_findings(self, run_id: int, findings: Iterable[Finding]) -> int:
@@ -1064,8 +1262,31 @@ class Store:
         task_id: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        """Append one event to the log."""
+        """Append one event to the log, with its actor and, for a table's event, the table's state
+        before (as the table's previous entry left it) and after. A step that read state of its own
+        (``data`` holding ``before`` and ``after`` mappings, at its top or under ``governance``, as a
+        governance step's grants) adds it."""
         with self._session.begin() as s:
+            run = s.get(Run, run_id) if run_id is not None else None
+            actor = (run.started_by if run is not None else None) or self._local_actor
+            before = after = None
+            task = s.get(Task, task_id) if task_id is not None else None
+            if task is not None:
+                last = s.execute(
+                    select(Event.after)
+                    .where(Event.task_id == task_id, Event.after.is_not(None))
+                    .order_by(Event.id.desc())
+                    .limit(1)
+                ).scalar()
+                before = {k: last[k] for k in AUDIT_STATE if k in last} if last else None
+                after = _state_of(task)
+                own = dict(data or {})
+                if isinstance(own.get("governance"), dict):  # a governance step carried in a step's details
+                    own = own["governance"]
+                own_before, own_after = own.get("before"), own.get("after")
+                if isinstance(own_before, dict) and isinstance(own_after, dict):
+                    before = {**(before or {}), **own_before}
+                    after = {**after, **own_after}
             s.add(
                 Event(
                     ts=utcnow(),
@@ -1074,19 +1295,36 @@ class Store:
                     kind=kind,
                     message=message,
                     data=dict(data) if data is not None else None,
+                    actor=actor,
+                    before=before,
+                    after=after,
                 )
             )
 
     def events(
-        self, run_id: int | None = None, task_id: int | None = None, limit: int = 1000, after: int | None = None
+        self,
+        run_id: int | None = None,
+        task_id: int | None = None,
+        limit: int = 1000,
+        after: int | None = None,
+        task_ids: Iterable[int] | None = None,
+        since: datetime | None = None,
+        kinds: Iterable[str] | None = None,
     ) -> list[EventRow]:
-        """The newest ``limit`` events (optionally of one run and/or task), oldest first; with ``after``, the
-        first ``limit`` events logged after the event of that id."""
+        """The newest ``limit`` events (optionally of one run and/or task, of any of ``task_ids``, logged
+        at or after ``since``, of any of ``kinds``), oldest first; with ``after``, the first ``limit``
+        events logged after the event of that id."""
         stmt = select(Event)
+        if kinds is not None:
+            stmt = stmt.where(Event.kind.in_(list(kinds)))
         if run_id is not None:
             stmt = stmt.where(Event.run_id == run_id)
         if task_id is not None:
             stmt = stmt.where(Event.task_id == task_id)
+        if task_ids is not None:
+            stmt = stmt.where(Event.task_id.in_(list(task_ids)))
+        if since is not None:
+            stmt = stmt.where(Event.ts >= since)
         with self._read.begin() as s:
             if after is not None:
                 rows = s.execute(stmt.where(Event.id > after).order_by(Event.id).limit(limit)).scalars().all()

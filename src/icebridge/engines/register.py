@@ -1,0 +1,270 @@
+"""The ``register`` strategy: zero-copy. The destination gets its own metadata, which references the
+source's data and delete files where they are; no data byte is copied.
+
+Scaffold writes the destination's own table metadata (the source's schema with its field ids, its
+specs and sort order) under the destination's location and registers it, as for every table. The
+copy then commits the pinned snapshot's live files by reference: the manifest entries (partition,
+counts, column stats, sizes) of every live data file and delete file, with their paths unchanged.
+Only manifests, manifest lists and metadata files are written, all under the destination's location
+and recorded in the task's ledger, so a cleanup removes nothing but those.
+
+Delete files keep their meaning because the order of sequence numbers is kept: the live files are
+grouped by their data sequence number in the source and each group becomes one destination commit,
+in ascending order, so a position delete still applies to the data files at or before its own
+sequence number and an equality delete to those strictly before it. Each commit carries the copy's
+markers (``icebridge.task``, ``icebridge.source-snapshot-id``, ``icebridge.batch``), so a resumed
+copy commits no group twice. A v1 source (all sequence numbers 0) is one commit.
+
+The files are shared from then on: an expiry, an orphan-file cleanup or a purge on the source would
+delete files the destination reads. Plan and pre-flight say so, and refuse a destination catalog that
+cannot register a metadata file (Unity Catalog's managed tables).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.manifest import (
+    DataFile,
+    DataFileContent,
+    ManifestContent,
+    ManifestEntry,
+    ManifestEntryStatus,
+    ManifestFile,
+    ManifestWriterV2,
+)
+from pyiceberg.table.snapshots import Operation
+
+from icebridge.engines import BaseEngine, BatchCommit, CatalogAccess, CopyJob, CopyResult, StrategySpec
+from icebridge.engines._pyiceberg import MultiSpecFastAppend, relocated
+from icebridge.errors import CommitConflictError, CopyInterrupted, RegisterUnsupportedError, TerminalError
+from icebridge.model import Finding, PlanItem, Severity, TableFacts, TableRef
+from icebridge.units import human_bytes
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table, Transaction
+    from pyiceberg.table.metadata import TableMetadata
+
+REGISTER = "register"
+
+
+class RegisterEngine(BaseEngine):
+    """Commits the source's files by reference into the destination's own metadata; copies no byte."""
+
+    name = REGISTER
+    specs: ClassVar[tuple[StrategySpec, ...]] = (
+        StrategySpec(REGISTER, REGISTER, byte_copy=True, validation_levels=(1, 2, 3)),
+    )
+    strategies = frozenset({REGISTER})
+
+    def choose_strategy(self, facts: TableFacts) -> tuple[str, str]:
+        return REGISTER, "register: the source's files are referenced in place, nothing is copied"
+
+    def strategy_findings(self, table: str, facts: TableFacts, strategy: str) -> list[Finding]:
+        """The files become shared: said plainly for every table, with what must not happen on the source."""
+        return [shared_files_finding(table, facts)]
+
+    def destination_findings(self, item: PlanItem, catalogs: CatalogAccess) -> list[Finding]:
+        """A destination catalog that cannot register a metadata file is a blocker."""
+        if item.destination is None:
+            return []
+        problem = register_problem(catalogs, item.destination)
+        if problem is None:
+            return []
+        return [
+            Finding(
+                str(item.source),
+                Severity.BLOCKER,
+                "register-unsupported",
+                problem,
+                "map the table to a catalog that registers metadata files (SQL, Glue, Hive, a REST server "
+                "offering register), or use strategy file-copy",
+            )
+        ]
+
+    def preflight(self, items: Sequence[PlanItem], catalogs: CatalogAccess) -> list[Finding]:
+        """The destination can register, and its storage takes the metadata IceBridge writes there."""
+        from icebridge.engines.local import storage_probe
+
+        findings = [f for item in items for f in self.destination_findings(item, catalogs)]
+        blocked = {f.table for f in findings}
+        return findings + storage_probe([i for i in items if str(i.source) not in blocked], catalogs)
+
+    def copy(self, job: CopyJob) -> CopyResult:
+        """Commit the pinned snapshot's live files by reference, one commit per source sequence number."""
+        self.check_strategy(job)
+        groups = live_file_groups(job.source, job.snapshot_id)
+        commits: list[BatchCommit] = []
+        skipped = 0
+        for index, files in enumerate(groups):
+            if index in job.committed_batches:
+                skipped += 1
+                continue
+            if job.cancel is not None and job.cancel.is_set():
+                raise CopyInterrupted(f"{job.task}: interrupted after {len(commits)} commits")
+            started = time.perf_counter()
+            commit = commit_by_reference(job, index, files)
+            commit = BatchCommit(
+                commit.batch, commit.dest_snapshot_id, commit.files, commit.rows, 0, time.perf_counter() - started
+            )
+            job.on_progress(len(files), sum(f.file_size_in_bytes for f in files))
+            job.on_commit(commit)
+            commits.append(commit)
+        return CopyResult(batches_total=len(groups), batches_skipped=skipped, commits=tuple(commits))
+
+
+def shared_files_finding(table: str, facts: TableFacts) -> Finding:
+    """What register means for the source: its files become the destination's too."""
+    return Finding(
+        table,
+        Severity.WARNING,
+        "register-shares-files",
+        f"register copies nothing: the destination will read the source's {facts.data_files} data and "
+        f"{facts.delete_files} delete file(s) ({human_bytes(facts.data_bytes + facts.delete_bytes)}) where they are, "
+        "so the files are shared; a snapshot expiry, an orphan-file cleanup or a purge on the source side "
+        "would delete files the destination reads",
+        "turn off snapshot expiry and orphan-file cleanup on the source, never drop it with PURGE, and keep "
+        "its storage; or use strategy file-copy to give the destination files of its own",
+    )
+
+
+def register_problem(catalogs: CatalogAccess, destination: TableRef) -> str | None:
+    """Why ``destination``'s catalog cannot take a registered table (None: it can)."""
+    if catalogs.supports_register(destination.catalog):
+        return None
+    return (
+        f"catalog {destination.catalog!r} cannot register a metadata file (Unity Catalog's managed tables do not "
+        "support it), so the destination cannot reference the source's files: register is not possible there"
+    )
+
+
+def check_can_register(catalogs: CatalogAccess, destination: TableRef) -> None:
+    """Raise :class:`RegisterUnsupportedError` before anything is written where register is impossible."""
+    problem = register_problem(catalogs, destination)
+    if problem is not None:
+        raise RegisterUnsupportedError(f"{destination}: {problem}; use strategy file-copy for this table")
+
+
+def live_file_groups(source: Table, snapshot_id: int) -> list[list[DataFile]]:
+    """The snapshot's live data and delete files grouped by data sequence number, ascending; in a group,
+    data files before delete files, each sorted by path (a stable order, so a resume regroups alike)."""
+    snapshot = source.snapshot_by_id(snapshot_id)
+    if snapshot is None:
+        raise TerminalError(f"source snapshot {snapshot_id} no longer exists (expired?)")
+    by_sequence: dict[int, list[DataFile]] = defaultdict(list)
+    for manifest in snapshot.manifests(source.io):
+        for entry in manifest.fetch_manifest_entry(source.io, discard_deleted=True):
+            by_sequence[entry.sequence_number or 0].append(entry.data_file)
+    return [
+        sorted(by_sequence[seq], key=lambda f: (f.content != DataFileContent.DATA, f.file_path))
+        for seq in sorted(by_sequence)
+    ]
+
+
+class _DeleteManifestWriter(ManifestWriterV2):
+    """A v2 manifest of delete files (PyIceberg 0.12 writes data manifests only)."""
+
+    def content(self) -> ManifestContent:
+        return ManifestContent.DELETES
+
+    @property
+    def _meta(self) -> dict[str, str]:
+        return {**super()._meta, "content": "deletes"}
+
+
+class ReferenceAppend(MultiSpecFastAppend):
+    """A fast append of existing files, data and delete files alike: one manifest per spec and content."""
+
+    def _manifests(self) -> list[ManifestFile]:
+        metadata = self._transaction.table_metadata
+        specs = metadata.specs()
+        by_key: dict[tuple[int, bool], list[DataFile]] = defaultdict(list)
+        for data_file in self._added_data_files:
+            by_key[(data_file.spec_id, data_file.content != DataFileContent.DATA)].append(data_file)
+        added: list[ManifestFile] = []
+        for (spec_id, deletes), files in sorted(by_key.items()):
+            if deletes:
+                writer: ManifestWriterV2 = _DeleteManifestWriter(
+                    specs[spec_id],
+                    metadata.schema(),
+                    self.new_manifest_output(),
+                    self._snapshot_id,
+                    self._compression,
+                )
+            else:
+                writer = self.new_manifest_writer(spec=specs[spec_id])  # type: ignore[assignment]
+            with writer:
+                for data_file in files:
+                    writer.add_entry(_added(self._snapshot_id, data_file))
+            added.append(writer.to_manifest_file())
+        return self._process_manifests(added + self._existing_manifests())
+
+
+def _added(snapshot_id: int, data_file: DataFile) -> ManifestEntry:
+    return ManifestEntry.from_args(
+        status=ManifestEntryStatus.ADDED,
+        snapshot_id=snapshot_id,
+        sequence_number=None,  # inherited from this commit: the destination's order of sequence numbers
+        file_sequence_number=None,
+        data_file=data_file,
+    )
+
+
+def _sort_ids(source: TableMetadata, destination: TableMetadata) -> dict[int | None, int | None]:
+    """Source sort order id → the destination's order with the same fields (None where there is none)."""
+    return {
+        order.order_id: next((d.order_id for d in destination.sort_orders if d.fields == order.fields), None)
+        for order in source.sort_orders
+    }
+
+
+def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> BatchCommit:
+    """One destination commit adding ``files`` as they are (same paths), carrying the job's markers."""
+    destination = job.destination
+    destination.refresh()
+    version = destination.metadata.format_version
+    dest_specs = destination.metadata.specs()
+    sort_ids = _sort_ids(job.source.metadata, destination.metadata)
+    for data_file in files:
+        source_spec = job.source.metadata.specs().get(data_file.spec_id)
+        if dest_specs.get(data_file.spec_id) is None or (
+            source_spec is not None and dest_specs[data_file.spec_id].fields != source_spec.fields
+        ):
+            raise TerminalError(
+                f"{job.task}: {data_file.file_path} belongs to partition spec {data_file.spec_id}, which the "
+                "destination does not have as the source does; use strategy file-copy or rewrite for this table"
+            )
+    references = [
+        relocated(
+            f,
+            f.file_path,
+            version,
+            sort_ids.get(f.sort_order_id) if f.content != DataFileContent.POSITION_DELETES else None,
+        )
+        for f in files
+    ]
+    markers = {**job.summary_markers, "icebridge.batch": str(index)}
+    deletes = any(f.content != DataFileContent.DATA for f in references)
+    try:
+        with destination.transaction() as txn:
+            with _append(txn, markers, Operation.OVERWRITE if deletes else Operation.APPEND) as append:
+                for reference in references:
+                    append.append_data_file(reference)
+    except CommitFailedException as exc:
+        raise CommitConflictError(f"{job.task}: destination commit of group {index} conflicted: {exc}") from exc
+    snapshot = destination.current_snapshot()
+    return BatchCommit(
+        batch=index,
+        dest_snapshot_id=snapshot.snapshot_id if snapshot else None,
+        files=len(references),
+        rows=sum(f.record_count for f in references if f.content == DataFileContent.DATA),
+        bytes=0,
+    )
+
+
+def _append(txn: Transaction, markers: dict[str, str], operation: Operation) -> ReferenceAppend:
+    return ReferenceAppend(operation=operation, transaction=txn, io=txn._table.io, snapshot_properties=markers)
