@@ -51,6 +51,8 @@ export async function recentRuns(kinds = ['migrate', 'validate', 'cutover', 'rol
   );
 }
 
+const FINISHED = ['succeeded', 'failed', 'interrupted'];
+
 function ms(iso) {
   return new Date(iso).getTime();
 }
@@ -290,6 +292,16 @@ async function watch(main, runId) {
   }
   draw(true);
   const ticker = setInterval(() => draw(), 1000);
+  // a stream opened while the run waits in the queue is read from the event log (no progress
+  // increments): wait until a worker has taken the run, so the stream follows it live
+  while (detail.status === 'queued' && !controller.signal.aborted) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    try {
+      detail = await api(`/runs/${runId}`);
+    } catch (error) {
+      break;
+    }
+  }
 
   follow(
     runId,
@@ -307,9 +319,16 @@ async function watch(main, runId) {
     .then(async () => {
       clearInterval(ticker);
       try {
-        const final = await api(`/runs/${runId}`);
-        model.status = final.status;
-        for (const t of final.tables) Object.assign(model.table(t.source), { status: t.status, phase: t.phase, message: t.message || '', finalBytes: t.bytes });
+        // the run's detail may lag its stream by a moment: wait until it too says the run ended
+        for (let tries = 0; tries < 40; tries += 1) {
+          const final = await api(`/runs/${runId}`);
+          if (FINISHED.includes(final.status)) {
+            model.status = final.status;
+            for (const t of final.tables) Object.assign(model.table(t.source), { status: t.status, phase: t.phase, message: t.message || '', finalBytes: t.bytes });
+            break;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
       } catch (error) {
         clear(problems, errorBox(error));
       }
@@ -318,7 +337,9 @@ async function watch(main, runId) {
       if (['migrate', 'validate', 'cutover'].includes(detail.kind)) clear(after, h('a', { href: `#/validate/${runId}`, text: `See the validation of run ${runId}` }));
     })
     .catch((error) => {
-      if (error.name !== 'AbortError') clear(problems, errorBox(error));
+      if (error.name === 'AbortError') return;
+      console.error(error);
+      clear(problems, errorBox(error));
     });
 
   return () => {
