@@ -57,3 +57,15 @@ def test_two_thousand_tables(tmp_path: Path, serve: Any, wizard: Any) -> None:
     expect(page.get_by_role("img", name="Bytes by namespace")).to_be_visible()
     tab.accessible()
     tab.shot("discover-2000")
+
+
+def test_a_server_without_auth_asks_for_no_token(tmp_path: Path, serve: Any, wizard: Any) -> None:
+    from playwright.sync_api import expect
+
+    server = serve(large_inventory(tmp_path / "estate", 30), "--no-auth")
+    tab = wizard(server)
+    tab.open("discover")
+    status = tab.page.locator("#inventory-status")
+    expect(status).to_have_text("Showing 1–30 of 30 matching tables (30 in the inventory).")
+    expect(tab.page.get_by_role("button", name="Sign out")).to_be_hidden()
+    expect(tab.page.get_by_label("API token")).to_have_count(0)
