@@ -82,6 +82,7 @@ class RunModel {
     entry.phaseStart = at;
     entry.files = 0;
     entry.bytes = 0;
+    entry.phaseCommitted = { files: 0, bytes: 0 };
   }
 
   apply(kind, event) {
@@ -116,6 +117,13 @@ class RunModel {
         break;
       case 'batch-committed':
         entry.committed += data.bytes || 0;
+        // a stream read from the event log has no progress increments: the commits move the bar then
+        if (entry.phaseCommitted) {
+          entry.phaseCommitted.files += data.files || 0;
+          entry.phaseCommitted.bytes += data.bytes || 0;
+          entry.files = Math.max(entry.files, entry.phaseCommitted.files);
+          entry.bytes = Math.max(entry.bytes, entry.phaseCommitted.bytes);
+        }
         entry.lastBatch = { batch: data.batch, at: event.at, shown: null };
         this.commits.push({ x: (at - this.t0) / 1000, bytes: data.bytes || 0 });
         break;
