@@ -149,3 +149,22 @@ def test_only_the_mappings_section_of_the_file_is_rewritten(tmp_path: Path) -> N
     last = "mappings:\n- source: foreign.*.*\n  target: 'managed.{namespace}'"  # no newline at the end
     assert replace_mappings(head + last, tmp_path, rules) == head + section
     assert replace_mappings(head, tmp_path, rules) == head + section  # none yet: added at the end
+
+
+def test_a_symlinked_configuration_stays_a_symlink(est: Estate) -> None:
+    from icebridge.app.mappings import MappingService, RuleInput, SaveRequest
+    from icebridge.context import AppContext
+
+    link = est.root / "linked.yaml"
+    link.symlink_to(est.config)
+    ctx = AppContext(load_config(link))
+    try:
+        service = MappingService(ctx)
+        version = service.rules().version
+        rule = RuleInput(source="foreign.*.*", target="managed.copies")
+        service.save(SaveRequest(rules=[rule], version=version))
+    finally:
+        ctx.close()
+    assert link.is_symlink() and link.resolve() == est.config.resolve()
+    assert [r.target for r in load_config(est.config).mappings] == ["managed.copies"]
+    assert [p.name for p in est.root.glob(".*.tmp")] == []  # no temporary file left behind
