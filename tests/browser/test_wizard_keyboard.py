@@ -33,7 +33,7 @@ def test_keyboard_only(tmp_path: Path, serve: Any, wizard: Any) -> None:
     tab = wizard(server)
     page = tab.page
     tab.open("discover")
-    assert focused(page) == "input:token"  # the prompt takes the focus
+    expect(page.get_by_label("API token")).to_be_focused()  # the prompt takes the focus
     page.keyboard.type(TOKEN)
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1, name="Discover")).to_be_focused()
