@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table, Transaction
     from pyiceberg.table.metadata import TableMetadata
 
+    from icebridge.engines.local import FileDelta, ReplayCommit
+
 REGISTER = "register"
 
 
@@ -115,6 +117,51 @@ class RegisterEngine(BaseEngine):
             job.on_commit(commit)
             commits.append(commit)
         return CopyResult(batches_total=len(groups), batches_skipped=skipped, commits=tuple(commits))
+
+    def replay(self, job: CopyJob, delta: FileDelta, operation: str) -> ReplayCommit:
+        """Carry one source commit by reference: the files it added are committed at their own paths, the
+        files it removed are removed, in one destination commit with the commit's own operation.
+
+        A delta that replaces the whole table (a history's first commit, a reload) becomes one commit,
+        which keeps the meaning of its delete files unless equality deletes and data of several sequence
+        numbers are mixed in it; that case is refused (the order of sequence numbers would be lost).
+        """
+        from icebridge.engines._pyiceberg import replay_files
+        from icebridge.engines.local import ReplayCommit, live_files
+
+        self.check_strategy(job)
+        destination = job.destination
+        destination.refresh()
+        if delta.full and len(live_file_groups(job.source, job.snapshot_id)) > 1:
+            if any(f.content == DataFileContent.EQUALITY_DELETES for f in delta.added):
+                raise TerminalError(
+                    f"{job.task}: source snapshot {job.snapshot_id} holds equality deletes and data of several "
+                    "sequence numbers, which one commit cannot reference with their meaning kept; map the table "
+                    "with 'history: current' (register then commits one sequence number at a time)"
+                )
+        removed = {f.file_path for f in delta.removed}
+        if delta.full:
+            removed = {f.file_path for f in live_files(destination, destination.current_snapshot())}
+        references = _references(job, delta.added)
+        try:
+            with destination.transaction() as txn:
+                with replay_files(txn, operation, dict(job.summary_markers), removed) as commit:
+                    for reference in references:
+                        commit.add_file(reference)
+        except CommitFailedException as exc:
+            raise CommitConflictError(
+                f"{job.task}: destination commit referencing source snapshot {job.snapshot_id} conflicted: {exc}"
+            ) from exc
+        job.on_progress(len(references), sum(f.file_size_in_bytes for f in references))
+        snapshot = destination.current_snapshot()
+        return ReplayCommit(
+            dest_snapshot_id=snapshot.snapshot_id if snapshot else None,
+            how="reference",
+            files_added=len(references),
+            files_removed=len(removed),
+            bytes=0,
+            rows=sum(f.record_count for f in references if f.content == DataFileContent.DATA),
+        )
 
 
 def shared_files_finding(table: str, facts: TableFacts) -> Finding:
@@ -222,10 +269,9 @@ def _sort_ids(source: TableMetadata, destination: TableMetadata) -> dict[int | N
     }
 
 
-def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> BatchCommit:
-    """One destination commit adding ``files`` as they are (same paths), carrying the job's markers."""
+def _references(job: CopyJob, files: Sequence[DataFile]) -> list[DataFile]:
+    """``files`` as the destination's entries at the same paths; a file of a spec it lacks is refused."""
     destination = job.destination
-    destination.refresh()
     version = destination.metadata.format_version
     dest_specs = destination.metadata.specs()
     sort_ids = _sort_ids(job.source.metadata, destination.metadata)
@@ -238,7 +284,7 @@ def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> 
                 f"{job.task}: {data_file.file_path} belongs to partition spec {data_file.spec_id}, which the "
                 "destination does not have as the source does; use strategy file-copy or rewrite for this table"
             )
-    references = [
+    return [
         relocated(
             f,
             f.file_path,
@@ -247,6 +293,13 @@ def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> 
         )
         for f in files
     ]
+
+
+def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> BatchCommit:
+    """One destination commit adding ``files`` as they are (same paths), carrying the job's markers."""
+    destination = job.destination
+    destination.refresh()
+    references = _references(job, files)
     markers = {**job.summary_markers, "icebridge.batch": str(index)}
     deletes = any(f.content != DataFileContent.DATA for f in references)
     try:
