@@ -28,25 +28,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.manifest import (
-    DataFile,
-    DataFileContent,
-    ManifestContent,
-    ManifestEntry,
-    ManifestEntryStatus,
-    ManifestFile,
-    ManifestWriterV2,
-)
-from pyiceberg.table.snapshots import Operation
+from pyiceberg.manifest import DataFile, DataFileContent
 
 from icebridge.engines import BaseEngine, BatchCommit, CatalogAccess, CopyJob, CopyResult, StrategySpec
-from icebridge.engines._pyiceberg import MultiSpecFastAppend, relocated
+from icebridge.engines._pyiceberg import relocated, replay_files
 from icebridge.errors import CommitConflictError, CopyInterrupted, RegisterUnsupportedError, TerminalError
 from icebridge.model import Finding, PlanItem, Severity, TableFacts, TableRef
 from icebridge.units import human_bytes
 
 if TYPE_CHECKING:
-    from pyiceberg.table import Table, Transaction
+    from pyiceberg.table import Table
     from pyiceberg.table.metadata import TableMetadata
 
     from icebridge.engines.local import FileDelta, ReplayCommit
@@ -126,7 +117,6 @@ class RegisterEngine(BaseEngine):
         which keeps the meaning of its delete files unless equality deletes and data of several sequence
         numbers are mixed in it; that case is refused (the order of sequence numbers would be lost).
         """
-        from icebridge.engines._pyiceberg import replay_files
         from icebridge.engines.local import ReplayCommit, live_files
 
         self.check_strategy(job)
@@ -212,55 +202,6 @@ def live_file_groups(source: Table, snapshot_id: int) -> list[list[DataFile]]:
     ]
 
 
-class _DeleteManifestWriter(ManifestWriterV2):
-    """A v2 manifest of delete files (PyIceberg 0.12 writes data manifests only)."""
-
-    def content(self) -> ManifestContent:
-        return ManifestContent.DELETES
-
-    @property
-    def _meta(self) -> dict[str, str]:
-        return {**super()._meta, "content": "deletes"}
-
-
-class ReferenceAppend(MultiSpecFastAppend):
-    """A fast append of existing files, data and delete files alike: one manifest per spec and content."""
-
-    def _manifests(self) -> list[ManifestFile]:
-        metadata = self._transaction.table_metadata
-        specs = metadata.specs()
-        by_key: dict[tuple[int, bool], list[DataFile]] = defaultdict(list)
-        for data_file in self._added_data_files:
-            by_key[(data_file.spec_id, data_file.content != DataFileContent.DATA)].append(data_file)
-        added: list[ManifestFile] = []
-        for (spec_id, deletes), files in sorted(by_key.items()):
-            if deletes:
-                writer: ManifestWriterV2 = _DeleteManifestWriter(
-                    specs[spec_id],
-                    metadata.schema(),
-                    self.new_manifest_output(),
-                    self._snapshot_id,
-                    self._compression,
-                )
-            else:
-                writer = self.new_manifest_writer(spec=specs[spec_id])  # type: ignore[assignment]
-            with writer:
-                for data_file in files:
-                    writer.add_entry(_added(self._snapshot_id, data_file))
-            added.append(writer.to_manifest_file())
-        return self._process_manifests(added + self._existing_manifests())
-
-
-def _added(snapshot_id: int, data_file: DataFile) -> ManifestEntry:
-    return ManifestEntry.from_args(
-        status=ManifestEntryStatus.ADDED,
-        snapshot_id=snapshot_id,
-        sequence_number=None,  # inherited from this commit: the destination's order of sequence numbers
-        file_sequence_number=None,
-        data_file=data_file,
-    )
-
-
 def _sort_ids(source: TableMetadata, destination: TableMetadata) -> dict[int | None, int | None]:
     """Source sort order id → the destination's order with the same fields (None where there is none)."""
     return {
@@ -304,9 +245,9 @@ def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> 
     deletes = any(f.content != DataFileContent.DATA for f in references)
     try:
         with destination.transaction() as txn:
-            with _append(txn, markers, Operation.OVERWRITE if deletes else Operation.APPEND) as append:
+            with replay_files(txn, "overwrite" if deletes else "append", markers, set()) as commit:
                 for reference in references:
-                    append.append_data_file(reference)
+                    commit.add_file(reference)
     except CommitFailedException as exc:
         raise CommitConflictError(f"{job.task}: destination commit of group {index} conflicted: {exc}") from exc
     snapshot = destination.current_snapshot()
@@ -317,7 +258,3 @@ def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> 
         rows=sum(f.record_count for f in references if f.content == DataFileContent.DATA),
         bytes=0,
     )
-
-
-def _append(txn: Transaction, markers: dict[str, str], operation: Operation) -> ReferenceAppend:
-    return ReferenceAppend(operation=operation, transaction=txn, io=txn._table.io, snapshot_properties=markers)
