@@ -33,7 +33,16 @@ BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_DATA_DIR = BENCH_DIR / "data"
 DEFAULT_OUTPUT = BENCH_DIR / "RESULTS.md"
 FIRST = ("copy", "commits", "control_plane", "sync")  # sync after commits: it compares with their ceiling
-VERSIONED = ("icebridge", "pyiceberg", "pyarrow", "duckdb", "sqlalchemy", "psycopg2-binary", "tpchgen-cli")
+VERSIONED = (
+    "icebridge",
+    "pyiceberg",
+    "pyarrow",
+    "duckdb",
+    "sqlalchemy",
+    "psycopg2-binary",
+    "tpchgen-cli",
+    "playwright",
+)
 
 RunFn = Callable[[Path, bool], str]
 

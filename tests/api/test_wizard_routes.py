@@ -132,3 +132,39 @@ def test_storage_check_and_lag(est: Estate, serve: Any) -> None:
     est.foreign().load_table(("shop", "events")).append(events_arrow(10_000, 5))
     after = client.get("/api/v1/lag", params={"tables": "foreign.shop.events"}).json()
     assert [t["snapshots_behind"] for t in after["tables"]] == [1]
+
+
+def test_only_the_mappings_section_of_the_file_is_rewritten(tmp_path: Path) -> None:
+    from icebridge.app.mappings import replace_mappings
+    from icebridge.config import MappingRule
+
+    rules = [MappingRule(source="foreign.a.*", target="managed.b", rename="x_{table}")]
+    section = "mappings:\n- source: foreign.a.*\n  target: managed.b\n  rename: x_{table}\n"
+    head = "# my estate\nstate: ${STATE_URL}\ncatalogs:\n  foreign: {type: sql, uri: 'sqlite:///f.db'}\n"
+    tail = "# after the rules\nmigrate:\n  concurrency: 3  # two cores\n"
+    block = "mappings:\n  # first match wins\n  - source: foreign.*.*\n    target: managed.{namespace}\n"
+    assert replace_mappings(head + block + tail, tmp_path, rules) == head + section + tail
+    flow = "mappings: [{source: foreign.*.*, target: managed.x}]  # one rule\n"
+    assert replace_mappings(head + flow + tail, tmp_path, rules) == head + section + tail
+    last = "mappings:\n- source: foreign.*.*\n  target: 'managed.{namespace}'"  # no newline at the end
+    assert replace_mappings(head + last, tmp_path, rules) == head + section
+    assert replace_mappings(head, tmp_path, rules) == head + section  # none yet: added at the end
+
+
+def test_a_symlinked_configuration_stays_a_symlink(est: Estate) -> None:
+    from icebridge.app.mappings import MappingService, RuleInput, SaveRequest
+    from icebridge.context import AppContext
+
+    link = est.root / "linked.yaml"
+    link.symlink_to(est.config)
+    ctx = AppContext(load_config(link))
+    try:
+        service = MappingService(ctx)
+        version = service.rules().version
+        rule = RuleInput(source="foreign.*.*", target="managed.copies")
+        service.save(SaveRequest(rules=[rule], version=version))
+    finally:
+        ctx.close()
+    assert link.is_symlink() and link.resolve() == est.config.resolve()
+    assert [r.target for r in load_config(est.config).mappings] == ["managed.copies"]
+    assert [p.name for p in est.root.glob(".*.tmp")] == []  # no temporary file left behind

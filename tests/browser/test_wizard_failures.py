@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
@@ -92,3 +93,25 @@ def test_a_hostile_name_failure_retry_and_cancel(tmp_path: Path, serve: Any, wiz
     assert injected(page) == 0
     tab.accessible()
     tab.shot("cutover-hostile-name")
+
+    # a row written into the destination behind IceBridge's back: validation fails and shows that row
+    destination = managed.load_table(("xss", HOSTILE))
+    destination.append(
+        pa.Table.from_pylist([{"id": 99_999, "label": "not in the source"}], schema=destination.schema().as_arrow())
+    )
+    tab.step("Validate")
+    page.get_by_role("button", name="Validate again").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Run 5: validate")
+    expect(status).to_have_text("failed · 1 of 1 tables done · 1 failed", timeout=120_000)
+    page.get_by_role("link", name="See the validation of run 5").click()
+    expect(page.get_by_role("img", name="Tables passed")).to_contain_text("0/1")
+    report = page.get_by_role("region", name=f"Validation of {TABLE}")
+    expect(report.locator(".meta")).to_contain_text("failed")
+    drill = report.get_by_role("row").filter(has_text="drill-down")
+    expect(drill).to_contain_text("1 row(s) on one side only")
+    drill.get_by_text("Details and differing rows").click()
+    expect(drill.get_by_role("cell", name="not in the source", exact=True)).to_be_visible()
+    expect(drill.get_by_role("cell", name="99999", exact=True)).to_be_visible()
+    assert injected(page) == 0
+    tab.accessible()
+    tab.shot("validate-mismatch")

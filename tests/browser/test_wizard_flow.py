@@ -208,6 +208,13 @@ def test_the_whole_wizard_on_the_demo_estate(demo: Path, serve: Any, wizard: Any
     tab.shot("cutover-confirm")
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
+    opener = page.get_by_role("button", name="Cut over the chosen tables…")
+    expect(opener).to_be_focused()  # the focus goes back where it came from
+    opener.click()
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(opener).to_be_focused()
     foreign = catalog(root, "foreign")
     assert foreign.table_exists(("tpch", "nation"))  # nothing happened on cancel
     page.get_by_role("button", name="Cut over the chosen tables…").click()

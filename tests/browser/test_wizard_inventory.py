@@ -57,3 +57,29 @@ def test_two_thousand_tables(tmp_path: Path, serve: Any, wizard: Any) -> None:
     expect(page.get_by_role("img", name="Bytes by namespace")).to_be_visible()
     tab.accessible()
     tab.shot("discover-2000")
+
+
+def test_a_server_without_auth_asks_for_no_token(tmp_path: Path, serve: Any, wizard: Any) -> None:
+    from playwright.sync_api import expect
+
+    config = large_inventory(tmp_path / "estate", 30)
+    broken = '  broken:\n    type: rest\n    uri: "http://127.0.0.1:9/catalog"\nmappings:'
+    config.write_text(config.read_text().replace("mappings:", broken))
+    server = serve(config, "--no-auth")
+    tab = wizard(server)
+    tab.open("discover")
+    status = tab.page.locator("#inventory-status")
+    expect(status).to_have_text("Showing 1–30 of 30 matching tables (30 in the inventory).")
+    expect(tab.page.get_by_role("button", name="Sign out")).to_be_hidden()
+    expect(tab.page.get_by_label("API token")).to_have_count(0)
+
+    # a catalog that does not answer: the reason in words, on the page
+    tab.step("Connect")
+    tab.page.get_by_role("button", name="Test connection to broken").click()
+    answer = tab.page.get_by_role("region", name="Catalog broken").locator(".result")
+    expect(answer).to_contain_text("Cannot connect to broken:")
+    expect(answer).to_contain_text("catalogs.broken: cannot load catalog")
+    expect(answer).to_contain_text("Connection refused")
+    expect(answer).to_have_class("result bad")
+    tab.accessible()
+    tab.shot("connect-refused")

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +117,9 @@ class SaveRequest(BaseModel):
 
     rules: list[RuleInput] = Field(min_length=1, max_length=1000)
     version: str = Field(max_length=128)
+
+
+_SAVING = threading.Lock()  # two saves in this process: the second sees the first's version
 
 
 def _version(text: bytes) -> str:
@@ -275,22 +279,29 @@ class MappingService:
         if problems:
             first = problems[0]
             raise ConfigError(f"{path}: mappings[{first.index}].{first.field}: {first.message}; nothing was saved")
+        with _SAVING:
+            return self._save(path, rules, request.version)
+
+    def _save(self, path: Path, rules: list[MappingRule], version: str) -> MappingRules:
         raw = self._read(path)
-        if _version(raw) != request.version:
+        if _version(raw) != version:
             raise ConfigChangedError(
                 f"{path} changed since the rules were read (by another user or an editor); "
                 "reload the rules, apply your edits again, and save; nothing was saved"
             )
         text = replace_mappings(raw.decode("utf-8"), path, rules)
-        folder = path.resolve().parent
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        target = path.resolve()  # a symlinked configuration stays a symlink: its target is rewritten
+        handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         temp = Path(temp_name)
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 out.write(text)
-            os.chmod(temp, path.stat().st_mode & 0o7777)
-            checked = load_config(temp)  # the whole file as the CLI will read it
-            os.replace(temp, path)
+            os.chmod(temp, target.stat().st_mode & 0o7777)
+            try:
+                checked = load_config(temp)  # the whole file as the CLI will read it
+            except ConfigError as exc:
+                raise ConfigError(f"{str(exc).replace(str(temp), str(path))}; nothing was saved") from exc
+            os.replace(temp, target)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise

@@ -78,14 +78,15 @@ async function route() {
     leave();
     leave = null;
   }
+  // a server started with --no-auth (loopback only) answers without a token: no prompt then
   const token = session.token();
-  if (!token || !(await check(token))) {
+  if (!(await check(token || ''))) {
     session.signOut();
     prompt(token ? 'The saved token is no longer accepted. Sign in again.' : '');
     return;
   }
   nav.hidden = false;
-  signOut.hidden = false;
+  signOut.hidden = !token;
   const [id, ...params] = (window.location.hash.replace(/^#\/?/, '') || 'connect').split('/');
   const step = STEPS.find(([name]) => name === id) || STEPS[0];
   drawSteps(step[0]);

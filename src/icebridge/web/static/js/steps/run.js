@@ -51,6 +51,8 @@ export async function recentRuns(kinds = ['migrate', 'validate', 'cutover', 'rol
   );
 }
 
+const FINISHED = ['succeeded', 'failed', 'interrupted'];
+
 function ms(iso) {
   return new Date(iso).getTime();
 }
@@ -80,6 +82,7 @@ class RunModel {
     entry.phaseStart = at;
     entry.files = 0;
     entry.bytes = 0;
+    entry.phaseCommitted = { files: 0, bytes: 0 };
   }
 
   apply(kind, event) {
@@ -114,6 +117,13 @@ class RunModel {
         break;
       case 'batch-committed':
         entry.committed += data.bytes || 0;
+        // a stream read from the event log has no progress increments: the commits move the bar then
+        if (entry.phaseCommitted) {
+          entry.phaseCommitted.files += data.files || 0;
+          entry.phaseCommitted.bytes += data.bytes || 0;
+          entry.files = Math.max(entry.files, entry.phaseCommitted.files);
+          entry.bytes = Math.max(entry.bytes, entry.phaseCommitted.bytes);
+        }
         entry.lastBatch = { batch: data.batch, at: event.at, shown: null };
         this.commits.push({ x: (at - this.t0) / 1000, bytes: data.bytes || 0 });
         break;
@@ -290,6 +300,16 @@ async function watch(main, runId) {
   }
   draw(true);
   const ticker = setInterval(() => draw(), 1000);
+  // a stream opened while the run waits in the queue is read from the event log (no progress
+  // increments): wait until a worker has taken the run, so the stream follows it live
+  while (detail.status === 'queued' && !controller.signal.aborted) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    try {
+      detail = await api(`/runs/${runId}`);
+    } catch (error) {
+      break;
+    }
+  }
 
   follow(
     runId,
@@ -307,9 +327,16 @@ async function watch(main, runId) {
     .then(async () => {
       clearInterval(ticker);
       try {
-        const final = await api(`/runs/${runId}`);
-        model.status = final.status;
-        for (const t of final.tables) Object.assign(model.table(t.source), { status: t.status, phase: t.phase, message: t.message || '', finalBytes: t.bytes });
+        // the run's detail may lag its stream by a moment: wait until it too says the run ended
+        for (let tries = 0; tries < 40; tries += 1) {
+          const final = await api(`/runs/${runId}`);
+          if (FINISHED.includes(final.status)) {
+            model.status = final.status;
+            for (const t of final.tables) Object.assign(model.table(t.source), { status: t.status, phase: t.phase, message: t.message || '', finalBytes: t.bytes });
+            break;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
       } catch (error) {
         clear(problems, errorBox(error));
       }
@@ -318,7 +345,9 @@ async function watch(main, runId) {
       if (['migrate', 'validate', 'cutover'].includes(detail.kind)) clear(after, h('a', { href: `#/validate/${runId}`, text: `See the validation of run ${runId}` }));
     })
     .catch((error) => {
-      if (error.name !== 'AbortError') clear(problems, errorBox(error));
+      if (error.name === 'AbortError') return;
+      console.error(error);
+      clear(problems, errorBox(error));
     });
 
   return () => {

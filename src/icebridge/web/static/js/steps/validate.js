@@ -98,11 +98,14 @@ function tableReport(table) {
 }
 
 function details(data) {
-  const entries = Object.entries(data || {});
+  const shown = new Set(['summary', 'level_name', 'proves']); // already in the row
+  const entries = Object.entries(data || {}).filter(([key]) => !shown.has(key));
   if (!entries.length) return null;
   const out = h('details', {}, h('summary', { text: 'Details and differing rows' }));
-  for (const [key, value] of entries) {
+  for (let [key, value] of entries) {
     if (Array.isArray(value) && value.length && typeof value[0] === 'object' && value[0] !== null) {
+      // drill-down samples carry their row as an object: its columns become the table's columns
+      value = value.map((v) => (v.row && typeof v.row === 'object' && !Array.isArray(v.row) ? { ...withoutRow(v), ...v.row } : v));
       const columns = [...new Set(value.flatMap((v) => Object.keys(v)))];
       out.append(
         h('h4', { text: key }),
@@ -113,4 +116,10 @@ function details(data) {
     }
   }
   return out;
+}
+
+function withoutRow(entry) {
+  const copy = { ...entry };
+  delete copy.row;
+  return copy;
 }
