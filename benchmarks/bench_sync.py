@@ -197,6 +197,9 @@ def run(data_dir: Path, quick: bool) -> str:
         "- *sync run* is the whole command: the replay, then validation at the strategy's levels (1, 2, 3), whose "
         "file-identity level reads every file of both tables, so it grows with the table; *replay alone* and "
         "*bytes moved* are what grows with the change.",
+        "- A replayed commit also reads the source commit's manifest list and rewrites the destination's metadata "
+        "file, both of which grow with the number of snapshots, so the 100th append costs more than the first; "
+        "a commit that removes files (the delete) reads the destination's manifests to find them.",
     ]
     if ceiling:
         best = max((c[1] / c[3] for c in cases if c[3] > 0), default=0.0)
