@@ -229,3 +229,29 @@ def test_a_snapshot_arriving_in_the_quiet_period_stops_the_cutover(live: Live) -
     assert code == 0, cut
     assert "1 commit(s) replayed" in cut["tables"][0]["message"]
     assert rows(live.destination()) == expected
+
+
+def test_sync_and_cutover_records_on_both_store_backends(tmp_path, state_url: str) -> None:  # type: ignore[no-untyped-def]
+    from tests.sync.conftest import make_live
+
+    live = make_live(tmp_path, state_url=state_url)
+    assert live.cli("migrate")[0] == 0
+    write_commits(live.source())
+    assert live.cli("sync")[0] == 0
+    code, status = live.cli_json("status")
+    assert code == 0 and status["tables"][0]["synced_commits"] >= 3
+    assert live.cli("cutover")[0] == 0
+    store = live.store()
+    try:
+        task = live.task()
+        assert [s.step for s in store.cutover_steps(task.id)] == [
+            "freeze",
+            "quiet",
+            "sync",
+            "validate",
+            "swap",
+            "archive",
+        ]
+        assert {r.how for r in store.snapshot_map(task.id)} == {"copy", "files"}
+    finally:
+        store.close()
