@@ -23,9 +23,10 @@ demo: install ## Build a sample foreign estate under ./demo and migrate it end t
 serve: install ## Serve the REST API for the demo's configuration on 127.0.0.1:8000 (make demo first)
 	$(BIN)/icebridge serve -c demo/icebridge.yaml --no-auth
 
-test: install spark-runtime rest-catalog ## Run every test (installs and starts PostgreSQL and Prometheus, builds the Spark runtime and the REST catalog if missing)
+test: install spark-runtime rest-catalog ## Run every test (installs and starts PostgreSQL and Prometheus, Chromium and axe-core for the wizard's browser tests, builds the Spark runtime and the REST catalog if missing)
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-prometheus.sh
+	bash scripts/ensure-browser.sh
 	$(BIN)/pytest -q
 
 test-fast: install ## Unit tests only

@@ -55,10 +55,17 @@ def build_estate(root: Path, tables: int) -> float:
         return float(json.loads((root / READY).read_text())["seconds"])
     started = time.monotonic()
     shutil.rmtree(root, ignore_errors=True)
-    warehouse = root / "warehouse"
-    warehouse.mkdir(parents=True)
-    uri = f"sqlite:///{root / 'catalog.db'}"
-    catalog = SqlCatalog(CATALOG, uri=uri, warehouse=f"file://{warehouse}")
+    stamp_estate(f"sqlite:///{root / 'catalog.db'}", CATALOG, root / "warehouse", tables)
+    seconds = time.monotonic() - started
+    (root / READY).write_text(json.dumps({"tables": tables, "seconds": seconds}))
+    return seconds
+
+
+def stamp_estate(uri: str, catalog_name: str, warehouse: Path, tables: int) -> None:
+    """``tables`` one-snapshot tables in SQL catalog ``catalog_name`` at ``uri`` (SQLite or PostgreSQL), their
+    files under ``warehouse``, in namespaces of ``TABLES_PER_NAMESPACE``, stamped out from one template."""
+    warehouse.mkdir(parents=True, exist_ok=True)
+    catalog = SqlCatalog(catalog_name, uri=uri, warehouse=f"file://{warehouse}")
     template = _template_table(catalog, warehouse)
     base = json.loads(Path(template.metadata_location.removeprefix("file://")).read_text())
     manifest_list = Path(base["snapshots"][0]["manifest-list"].removeprefix("file://"))
@@ -84,7 +91,7 @@ def build_estate(root: Path, tables: int) -> float:
         meta_path.write_text(json.dumps(meta))
         rows.append(
             {
-                "catalog_name": CATALOG,
+                "catalog_name": catalog_name,
                 "table_namespace": namespace,
                 "table_name": name,
                 "metadata_location": f"file://{meta_path}",
@@ -103,9 +110,7 @@ def build_estate(root: Path, tables: int) -> float:
         catalog.drop_namespace("template")
     finally:
         engine.dispose()
-    seconds = time.monotonic() - started
-    (root / READY).write_text(json.dumps({"tables": tables, "seconds": seconds}))
-    return seconds
+        catalog.engine.dispose()
 
 
 def _template_table(catalog: SqlCatalog, warehouse: Path) -> Any:

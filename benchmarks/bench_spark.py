@@ -7,7 +7,10 @@ IceBridge runs for it:
 
 - **spark-sql**: ``SparkEngine.copy`` — one ``INSERT INTO … SELECT … VERSION AS OF`` on ``local[2]``
   (driver memory 2g, the jars of ``make spark-runtime``); the time is the statement alone;
-- **rewrite** / **file-copy**: ``LocalEngine.copy``, as ``icebridge migrate`` runs it.
+- **rewrite** / **file-copy**: ``LocalEngine.copy``, as ``icebridge migrate`` runs it;
+- **spark file-copy ×1 / ×2**: ``SparkEngine.copy`` with strategy file-copy — the executors copy the files
+  (``engines.spark_copy``), with at most 1 or 2 Spark tasks at once (one or both of ``local[2]``'s cores);
+  the time includes starting the executors' Python workers.
 
 Starting the SparkSession (JVM, jars, catalogs) is timed apart: it is paid once per process, not per
 table. Every copy is then validated by IceBridge (not timed) so a fast wrong copy cannot win.
@@ -15,7 +18,9 @@ table. Every copy is then validated by IceBridge (not timed) so a fast wrong cop
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -84,13 +89,17 @@ def _config(work: Path, database_url: str) -> Path:
     return path
 
 
+SPARK_FILE_COPY = {"spark file-copy ×1": 1, "spark file-copy ×2": 2}
+
+
 def _copy_once(ctx: Any, engine: Any, method: str, round_no: int) -> Copy:
     from icebridge.engines import Batching, CopyJob
     from icebridge.model import Strategy, TableRef
     from icebridge.phases import scaffold, validate
 
     source_ref = TableRef(SOURCE, IDENTIFIER[:-1], IDENTIFIER[-1])
-    dest_ref = TableRef(TARGET, ("copies",), f"{method.replace('-', '_')}_{round_no}")
+    slug = "".join(ch if ch.isalnum() else "_" for ch in method)
+    dest_ref = TableRef(TARGET, ("copies",), f"{slug}_{round_no}")
     source = ctx.catalogs.load_table(source_ref)
     snapshot = source.current_snapshot()
     destination, _ = scaffold.ensure(ctx.catalogs, source, dest_ref)
@@ -102,14 +111,19 @@ def _copy_once(ctx: Any, engine: Any, method: str, round_no: int) -> Copy:
         source=source,
         destination=destination,
         snapshot_id=snapshot.snapshot_id,
-        strategy=Strategy(method),
+        strategy=Strategy("file-copy" if method in SPARK_FILE_COPY else method),
         batching=Batching(files=settings.files_per_commit, bytes=settings.commit_bytes),
         chunk_bytes=settings.chunk_bytes,
         summary_markers={"icebridge.task": str(source_ref), "icebridge.source-snapshot-id": str(snapshot.snapshot_id)},
     )
     started = time.monotonic()
     try:
-        result = engine.copy(job)
+        if method in SPARK_FILE_COPY:
+            from icebridge.engines import spark_copy
+
+            result = spark_copy.copy(engine, job, max_tasks=SPARK_FILE_COPY[method])
+        else:
+            result = engine.copy(job)
     except Exception as exc:
         return Copy(method, round_no, None, 0, None, f"{type(exc).__name__}: {str(exc)[:200]}")
     seconds = time.monotonic() - started
@@ -158,14 +172,17 @@ def run(data_dir: Path, quick: bool) -> str:
         source_catalog.create_namespace(IDENTIFIER[:-1])
         source_catalog.register_table(IDENTIFIER, table.metadata_location)  # zero-copy: same files
         ctx = AppContext(config)
+        # the executors' Python workers (spark file-copy) run this interpreter, as pyspark's PYSPARK_PYTHON says
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         engine = SparkEngine(config)
         engine.session().sparkContext.setLogLevel("ERROR")
         session_seconds = engine.session_seconds
         local = LocalEngine(config)
-        methods = ["spark-sql", *sorted(str(s) for s in local.strategies)]
+        methods = ["spark-sql", *sorted(str(s) for s in local.strategies), *SPARK_FILE_COPY]
         for round_no in range(1, rounds + 1):
             for method in methods:
-                copies.append(_copy_once(ctx, engine if method == "spark-sql" else local, method, round_no))
+                runner = local if method in local.strategies else engine
+                copies.append(_copy_once(ctx, runner, method, round_no))
     finally:
         if engine is not None and engine._session is not None:
             engine._session.stop()
@@ -214,6 +231,7 @@ def _report(copies: list[Copy], size: int, rows: int, session_seconds: float | N
             if method != "spark-sql":
                 ratio = fmt_ratio(spark / seconds)
                 lines.append(f"- best {method}: {seconds:.2f} s, spark-sql {spark:.2f} s: {method} is {ratio} as fast")
+    lines += ["", *_capacity(best, size)]
     failed = [c for c in copies if not c.validated]
     if failed:
         raise BenchmarkError(
@@ -221,3 +239,57 @@ def _report(copies: list[Copy], size: int, rows: int, session_seconds: float | N
             "\n".join(lines),
         )
     return "\n".join(lines) + "\n"
+
+
+PB = 10**15
+DAY = 86_400.0
+TARGET_DAYS = 5.0
+ESTATES = (("1 PB / 500 tables", 1 * PB), ("5 PB / 10,000 tables", 5 * PB))
+EXECUTORS = (1, 8, 32, 128)
+
+
+def _capacity(best: dict[str, float], size: int) -> list[str]:
+    """The rates measured in this run, per executor (a Spark copy task, or one local process), carried to the
+    PRD's estates: days of copying with N executors, and the executors 5 days need."""
+    from benchmarks import SHARED
+
+    rates: list[tuple[str, float]] = []
+    if "spark file-copy ×1" in best:
+        rates.append(("spark file-copy, per executor core (×1)", size / best["spark file-copy ×1"]))
+    if "spark file-copy ×2" in best:
+        per_core = size / best["spark file-copy ×2"] / 2
+        rates.append(("spark file-copy, per executor core (×2 / 2)", per_core))
+    if "file-copy" in best:
+        rates.append(("local file-copy, one process (2 cores)", size / best["file-copy"]))
+    if "rewrite" in best:
+        rates.append(("rewrite, one process (decode + encode)", size / best["rewrite"]))
+    if "spark-sql" in best:
+        rates.append(("spark-sql, local[2] (2 cores)", size / best["spark-sql"]))
+    for key, label in (
+        ("s3_server_side_bytes_per_second", "S3 server-side copy, one process (moto)"),
+        ("s3_streamed_bytes_per_second", "S3 streamed copy, one process (moto)"),
+    ):
+        if key in SHARED:
+            rates.append((label, SHARED[key]))
+    if not rates:
+        return []
+    headers = ["rate measured here", "per executor", *(f"days for 1 PB on {n}" for n in EXECUTORS)]
+    headers += [f"executors for {TARGET_DAYS:.0f} days: {label}" for label, _ in ESTATES]
+    rows = []
+    for label, rate in rates:
+        days = [ESTATES[0][1] / (rate * n) / DAY for n in EXECUTORS]
+        needed = [int(-(-total // (rate * TARGET_DAYS * DAY))) for _l, total in ESTATES]
+        rows.append([label, fmt_rate(rate, 1.0), *(f"{d:,.1f}" for d in days), *(f"{n:,}" for n in needed)])
+    prd = 2 * 10**9
+    return [
+        "### Capacity: the rates measured here carried to the PRD's estates",
+        "",
+        "Copy time only, spread evenly over N executors that each copy at the rate measured here (no shared "
+        "bottleneck assumed: the object store, the network and the catalog's commit rate must keep up). "
+        f"{TARGET_DAYS:.0f} days for 1 PB need {fmt_rate(PB / (TARGET_DAYS * DAY), 1.0)} in all; the PRD's "
+        f"{fmt_rate(prd, 1.0)} per executor would need {int(-(-PB // (prd * TARGET_DAYS * DAY)))} executors for "
+        f"1 PB and {int(-(-5 * PB // (prd * TARGET_DAYS * DAY)))} for 5 PB.",
+        "",
+        md_table(headers, rows),
+        "",
+    ]

@@ -143,19 +143,23 @@ class Catalogs:
     def table_exists(self, ref: TableRef) -> bool:
         return self.get(ref.catalog).table_exists(ref.identifier)
 
-    def planned_location(self, ref: TableRef) -> str | None:
+    def planned_location(
+        self, ref: TableRef, namespace_missing: bool = False, table_missing: bool = False
+    ) -> str | None:
         """Where a table is or would be created: its own location, else the catalog's default for it.
 
         None when the catalog decides only at creation (a REST server asked about a namespace that does not
         exist yet, a namespace without a location in a catalog without a warehouse); scaffold checks the real
-        location then.
+        location then. ``namespace_missing`` / ``table_missing``: the caller already knows (from a listing),
+        so the catalog is not asked again.
         """
         catalog = self.get(ref.catalog)
         try:
-            if catalog.table_exists(ref.identifier):
-                return str(catalog.load_table(ref.identifier).metadata.location)
-            if catalog.namespace_exists(ref.namespace):
-                return self.new_table_location(ref)
+            if not namespace_missing:
+                if not table_missing and catalog.table_exists(ref.identifier):
+                    return str(catalog.load_table(ref.identifier).metadata.location)
+                if table_missing or catalog.namespace_exists(ref.namespace):
+                    return self.new_table_location(ref)
         except Exception:  # an unreadable catalog is reported by the checks that need it
             return None
         warehouse = self.warehouse(ref.catalog)

@@ -248,6 +248,40 @@ class CutoverSettings(_Strict):
     )
 
 
+class LocalSpec(_Strict):
+    """This machine, for the plan's estimates."""
+
+    cores: int | None = Field(default=None, ge=1, le=4096, description="Cores billed (default: this machine's).")
+    price_per_core_hour: float | None = Field(default=None, ge=0, description="Compute price of one core for an hour.")
+
+
+class SparkSpec(_Strict):
+    """A Spark cluster the plan estimates for."""
+
+    executors: int = Field(default=2, ge=1, le=100_000, description="Executors of the cluster.")
+    cores_per_executor: int = Field(default=1, ge=1, le=1024, description="Cores (task slots) of each executor.")
+    price_per_executor_hour: float | None = Field(default=None, ge=0, description="Price of one executor for an hour.")
+
+
+class DatabricksSpec(_Strict):
+    """A Databricks job cluster the plan estimates for: its size and its price in DBU."""
+
+    workers: int = Field(default=2, ge=1, le=100_000, description="Worker nodes of the job cluster.")
+    cores_per_worker: int = Field(default=4, ge=1, le=1024, description="Cores of each worker node.")
+    dbu_per_worker_hour: float | None = Field(default=None, ge=0, description="DBU one worker burns in an hour.")
+    dbu_per_driver_hour: float | None = Field(default=None, ge=0, description="DBU the driver burns in an hour.")
+    price_per_dbu: float | None = Field(default=None, ge=0, description="Price of one DBU.")
+
+
+class EstimateSettings(_Strict):
+    """The compute the plan's estimates are made for, and its prices (a cost is shown only when priced)."""
+
+    currency: str = Field(default="USD", min_length=1, max_length=8)
+    local: LocalSpec = LocalSpec()
+    spark: SparkSpec = SparkSpec()
+    databricks: DatabricksSpec = DatabricksSpec()
+
+
 class FileConfig(_Strict):
     state: str | None = None
     reports: str | ReportSettings | None = Field(
@@ -263,6 +297,7 @@ class FileConfig(_Strict):
     governance: GovernanceSettings = GovernanceSettings()
     audit: AuditSettings = AuditSettings()
     cutover: CutoverSettings = CutoverSettings()
+    estimates: EstimateSettings = EstimateSettings()
 
 
 @dataclass(frozen=True)
@@ -282,6 +317,7 @@ class Config:
     governance: GovernanceSettings = field(default_factory=GovernanceSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     cutover: CutoverSettings = field(default_factory=CutoverSettings)
+    estimates: EstimateSettings = field(default_factory=EstimateSettings)
 
     def api_token(self) -> str | None:
         """The service's bearer token: ``$ICEBRIDGE_API_TOKEN``, else ``service.token``."""
@@ -485,6 +521,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         governance=parsed.governance,
         audit=parsed.audit,
         cutover=parsed.cutover,
+        estimates=parsed.estimates,
     )
     _check_engines(config)
     for name in config.governance.catalogs:

@@ -180,6 +180,10 @@ class RunFinishedError(StateError):
     """A run cannot be changed any more (cancelled after it ended)."""
 
 
+class ConfigChangedError(ConfigError):
+    """The configuration file changed since it was read; read it again before saving over it."""
+
+
 class ReportWriteError(TerminalError):
     """A run's report could not be written (the folder cannot be created, the disk is full)."""
 
@@ -198,6 +202,7 @@ ERROR_TABLE: dict[type[IceBridgeError], tuple[int, int]] = {
     StaleTaskError: (1, 409),
     LeaseLostError: (1, 409),
     ReportWriteError: (2, 500),
+    ConfigChangedError: (2, 409),
     NotFoundError: (2, 404),
     RunFinishedError: (1, 409),
     SourceTableMissingError: (1, 404),

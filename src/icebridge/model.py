@@ -26,7 +26,7 @@ class Strategy(str):
     FILE_COPY: ClassVar[Strategy]
     SPARK_SQL: ClassVar[Strategy]
     DATABRICKS: ClassVar[Strategy]
-    REGISTER: ClassVar[Strategy]  # named by the design, carried out by no engine yet
+    REGISTER: ClassVar[Strategy]
 
 
 Strategy.REWRITE = Strategy("rewrite")

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from icebridge.engines import databricks_sql as dsql
-from icebridge.governance.unity import Grant, parse_show_grants, preflight, show_grants, swap_statements
+from icebridge.governance.unity import preflight
 from icebridge.model import Finding, Severity, TableRef
 
 from .conftest import TOKEN, ContractServer, make_config
@@ -152,49 +151,6 @@ def test_invalid_destination_name_is_a_blocker(contract_server: ContractServer, 
     config = make_config(tmp_path, host=contract_server.url, token=TOKEN)
     findings = preflight(config, SRC, TableRef("managed", ("sales",), "or ders"))
     assert codes(findings) == {"uc-invalid-name": Severity.BLOCKER}
-
-
-def test_grant_swap_from_show_grants(contract_server: ContractServer, tmp_path: Path) -> None:
-    contract_server.on_statement(
-        lambda s: s.startswith("SHOW GRANTS ON TABLE"),
-        ["Principal", "ActionType", "ObjectType", "ObjectKey"],
-        [
-            ["analysts", "SELECT", "TABLE", "uc_foreign.sales.orders"],
-            ["etl`bot", "MODIFY", "TABLE", "uc_foreign.sales.orders"],
-            ["owner@example.com", "OWN", "TABLE", "uc_foreign.sales.orders"],
-            ["everyone", "USE SCHEMA", "SCHEMA", "uc_foreign.sales"],
-            ["auditors", "READ_METADATA", "TABLE", "uc_foreign.sales.orders"],
-        ],
-    )
-    from icebridge.engines.databricks_client import Api, load_settings
-
-    config = make_config(tmp_path, host=contract_server.url, token=TOKEN)
-    settings = load_settings(config)
-    source = dsql.UcTable("uc_foreign", "sales", "orders")
-    grants = show_grants(Api(config, settings), settings, source)
-    [call] = contract_server.calls("POST", "/api/2.0/sql/statements")
-    assert call["body"]["statement"] == "SHOW GRANTS ON TABLE `uc_foreign`.`sales`.`orders`"
-    swap = swap_statements(grants, source, dsql.UcTable("main", "sales", "orders"))
-    assert swap.grant == (
-        "GRANT SELECT ON TABLE `main`.`sales`.`orders` TO `analysts`",
-        "GRANT MODIFY ON TABLE `main`.`sales`.`orders` TO `etl``bot`",
-        "ALTER TABLE `main`.`sales`.`orders` OWNER TO `owner@example.com`",
-    )
-    assert swap.revoke == (
-        "REVOKE SELECT ON TABLE `uc_foreign`.`sales`.`orders` FROM `analysts`",
-        "REVOKE MODIFY ON TABLE `uc_foreign`.`sales`.`orders` FROM `etl``bot`",
-    )
-    assert swap.rollback[0] == "REVOKE SELECT ON TABLE `main`.`sales`.`orders` FROM `analysts`"
-    assert len(swap.skipped) == 2
-    assert any("inherited from schema" in s for s in swap.skipped)
-
-
-def test_show_grants_rows_need_principal_and_action() -> None:
-    assert parse_show_grants([{"principal": "a", "action_type": "apply_tag", "object_type": "table"}]) == [
-        Grant("a", "APPLY TAG", "TABLE", "")
-    ]
-    with pytest.raises(Exception, match="without principal/actionType"):
-        parse_show_grants([{"principal": "a"}])
 
 
 def test_preflight_asks_unity_catalog_through_the_databricks_engine(

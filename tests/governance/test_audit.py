@@ -6,12 +6,14 @@ import getpass
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from icebridge.app.audit import parse_since
 from icebridge.errors import UsageError
 from icebridge.store import open_store
+from tests.api.conftest import serve  # noqa: F401  (the fixture)
 from tests.integration.test_behaviour import Estate, make_estate
 
 
@@ -22,7 +24,14 @@ def small(tmp_path: Path) -> Estate:
     )
 
 
-def test_every_step_of_a_migrated_table_has_actor_time_before_and_after(small: Estate) -> None:
+@pytest.fixture
+def est(tmp_path: Path, backend: dict[str, str]) -> Estate:
+    """The estate with store and catalogs on SQLite, and on PostgreSQL."""
+    return make_estate(tmp_path, backend)
+
+
+def test_every_step_of_a_migrated_table_has_actor_time_before_and_after(est: Estate) -> None:
+    small = est
     started = datetime.now(UTC)
     code, out = small.cli("migrate", "--tables", "foreign.shop.*")
     assert code == 0, out
@@ -118,8 +127,10 @@ def test_a_step_that_read_state_of_its_own_records_it_beside_the_tables(tmp_path
             task_id=task.id,
             data={"adapter": "unity", "action": "swap", "before": grants, "after": {"grants": []}},
         )
+        nested = {"governance": {"adapter": "unity", "action": "unswap", "before": {"grants": []}, "after": grants}}
+        store.event("cutover-step", "swap undone", run_id=run.id, task_id=task.id, data=nested)
         store.event("run-finished", "cutover succeeded", run_id=run.id)
-        first, swap, end = store.events(run_id=run.id)
+        first, swap, unswap, end = store.events(run_id=run.id)
     finally:
         store.close()
     assert (first.actor, first.before, first.after) == (
@@ -130,4 +141,19 @@ def test_a_step_that_read_state_of_its_own_records_it_beside_the_tables(tmp_path
     assert swap.actor == "ada@example.com"
     assert swap.before == {"phase": "planned", "status": "pending", **grants}
     assert swap.after == {"phase": "planned", "status": "pending", "grants": []}
+    assert unswap.before == {"phase": "planned", "status": "pending", "grants": []}
+    assert unswap.after == {"phase": "planned", "status": "pending", **grants}
     assert (end.task_id, end.before, end.after, end.actor) == (None, None, None, "ada@example.com")
+
+
+def test_the_api_takes_the_same_filters(small: Estate, serve: Any) -> None:  # noqa: F811
+    assert small.cli("migrate", "--tables", "foreign.shop.*")[0] == 0
+    _, cli = small.cli_json("audit", "--tables", "shop.c*", "--since", "1h")
+    client = serve(small.config).client()
+    answer = client.get("/api/v1/audit", params={"tables": "shop.c*", "since": "1h"})
+    assert answer.status_code == 200, answer.text
+    assert [e["id"] for e in answer.json()["entries"]] == [e["id"] for e in cli["entries"]]
+    bad = client.get("/api/v1/audit", params={"since": "soon"})
+    assert (bad.status_code, bad.json()["error"]) == (400, "UsageError")
+    none = client.get("/api/v1/audit", params={"tables": "nowhere.*"})
+    assert (none.status_code, none.json()["error"]) == (404, "NotFoundError")

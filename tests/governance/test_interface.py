@@ -99,3 +99,18 @@ def test_governance_errors_are_terminal_conflicts() -> None:
     error = GovernanceError("masks could not be re-applied")
     assert not error.transient
     assert (exit_code(error), http_status(error)) == (1, 409)
+
+
+def test_the_none_adapter_says_when_a_catalog_is_unity_catalog(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    body = yaml.safe_load(path.read_text())
+    body["catalogs"]["managed"] = {
+        "type": "rest",
+        "uri": "https://adb-1.azuredatabricks.net/api/2.1/unity-catalog/iceberg-rest",
+        "warehouse": "main",
+    }
+    path.write_text(yaml.safe_dump(body))
+    adapter = governance_for(AppContext(load_config(path)), SRC, DST)
+    message = adapter.swap(SRC, DST).message
+    assert "governance is 'none'" in message and "'managed' is a Unity Catalog endpoint" in message
+    assert "governance.catalogs.managed: unity" in message

@@ -54,7 +54,7 @@ def test_migrate_with_the_faulty_engine_retries_its_faults_and_copies_everything
 def test_an_unknown_engine_stops_the_command_before_anything_is_recorded(est: Estate) -> None:
     code, out = est.cli("migrate", "--engine", "teleport")
     assert code == 2
-    assert "--engine 'teleport': unknown engine; choose one of databricks, faulty, local, spark" in out
+    assert "--engine 'teleport': unknown engine; choose one of databricks, faulty, local, register, spark" in out
     assert "Traceback" not in out
     store = open_store(est.state_url)
     try:

@@ -91,3 +91,19 @@ def test_quick_run_writes_every_section_with_numbers(tmp_path: Path, pg_server: 
 
     after = COMMITTED.read_bytes() if COMMITTED.exists() else None
     assert after == before, "the quick run must not touch the committed benchmarks/RESULTS.md"
+
+
+def test_only_replaces_its_sections_and_keeps_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import run
+
+    output = tmp_path / "RESULTS.md"
+    monkeypatch.setattr(run, "discover", lambda: ["copy", "commits", "overhead"])
+    monkeypatch.setattr(run, "run_one", lambda name, _dir, _quick: (f"## {name} section\n\nfirst {name}", True))
+    assert run.main(["--output", str(output), "--data-dir", str(tmp_path / "data")]) == 0
+    monkeypatch.setattr(run, "run_one", lambda name, _dir, _quick: (f"## {name} section\n\nsecond {name}", True))
+    assert run.main(["--only", "commits", "--output", str(output), "--data-dir", str(tmp_path / "data")]) == 0
+
+    text = output.read_text()
+    assert "first copy" in text and "first overhead" in text, text
+    assert "second commits" in text and "first commits" not in text, text
+    assert text.index("copy section") < text.index("commits section") < text.index("overhead section"), text

@@ -88,6 +88,7 @@ def test_every_engine_declares_what_its_registry_line_says() -> None:
     assert {s: strategy_spec(s).byte_copy for s in strategy_names()} == {
         "databricks": False,
         "file-copy": True,
+        "register": True,
         "rewrite": False,
         "spark-sql": False,
     }
@@ -100,7 +101,7 @@ def test_every_engine_declares_what_its_registry_line_says() -> None:
 def test_the_faulty_engine_carries_the_local_strategies_when_the_run_asks_for_it() -> None:
     assert engine_for("file-copy") == "local" and engine_for("rewrite", preferred="faulty") == "faulty"
     assert engine_for("spark-sql", preferred="faulty") == "spark"  # it does not carry that one
-    assert engine_for("file-copy", preferred="spark") == "local"
+    assert engine_for("file-copy", preferred="spark") == "spark"  # the executors copy the files there
 
 
 def test_names_are_known_without_importing_any_engine() -> None:
@@ -114,8 +115,8 @@ def test_names_are_known_without_importing_any_engine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     engines, strategies, loaded = json.loads(out.stdout)
-    assert engines == ["databricks", "faulty", "local", "spark"]
-    assert strategies == ["databricks", "file-copy", "rewrite", "spark-sql"]
+    assert engines == ["databricks", "faulty", "local", "register", "spark"]
+    assert strategies == ["databricks", "file-copy", "register", "rewrite", "spark-sql"]
     assert loaded == []
 
 
@@ -197,7 +198,7 @@ def test_a_new_engine_is_its_module_and_one_registry_line(tmp_path: Path, monkey
         (
             {"mappings": [{"source": "foreign.*.*", "target": "managed.x", "strategy": "teleport"}]},
             "mappings[0].strategy",
-            "unknown strategy 'teleport'; known strategies: databricks, file-copy, rewrite, spark-sql",
+            "unknown strategy 'teleport'; known strategies: databricks, file-copy, register, rewrite, spark-sql",
         ),
         ({"engines": {"teleport": {}}}, "engines.teleport", "unknown engine; known engines: databricks, faulty, local"),
         ({"engines": {"faulty": {"crash_after": 2}}}, "engines.faulty.crash_after", "unknown key; allowed keys here"),

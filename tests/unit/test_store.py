@@ -75,7 +75,7 @@ def test_open_creates_every_table_and_reopen_is_a_noop(state_url: str) -> None:
         with engine.connect() as conn:
             revision = MigrationContext.configure(conn).get_current_revision()
         head = ScriptDirectory.from_config(migrations_config()).get_current_head()
-        assert revision == head == "0006"
+        assert revision == head == "0008"
     finally:
         engine.dispose()
 

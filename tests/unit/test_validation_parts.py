@@ -39,6 +39,7 @@ def test_levels_for_each_strategy_and_the_level_option() -> None:
         "spark-sql": (1, 2, 4),
         "databricks": (1, 2, 4),
         "file-copy": (1, 2, 3),
+        "register": (1, 2, 3),
     }
 
     def chosen(spec: StrategySpec, levels: list[int] | None) -> tuple[int, ...]:

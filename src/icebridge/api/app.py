@@ -17,10 +17,25 @@ from icebridge import __version__
 from icebridge.api import errors
 from icebridge.api.deps import MetricsDep
 from icebridge.api.middleware import BearerAuth, BodyLimit
-from icebridge.api.routers import audit, catalogs, inventory, plans, preflight, reports, runs, tasks
+from icebridge.api.routers import (
+    audit,
+    catalogs,
+    inventory,
+    inventory_pages,
+    lag,
+    mappings,
+    plans,
+    preflight,
+    reports,
+    runs,
+    storage,
+    tasks,
+)
 from icebridge.app.launcher import RunLauncher
 from icebridge.context import AppContext
 from icebridge.metrics import LagWatch, Metrics
+from icebridge.web import is_public
+from icebridge.web import mount as mount_wizard
 
 API_PREFIX = "/api/v1"
 
@@ -64,7 +79,11 @@ def create_app(ctx: AppContext, token: str | None, *, workers: bool = True) -> F
     errors.install(app, ctx.config)
     for router in (
         catalogs.router,
+        storage.router,
+        inventory_pages.router,
         inventory.router,
+        mappings.router,
+        lag.router,
         preflight.router,
         plans.router,
         runs.router,
@@ -73,6 +92,7 @@ def create_app(ctx: AppContext, token: str | None, *, workers: bool = True) -> F
         audit.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    mount_wizard(app)
 
     @app.get("/metrics", tags=["metrics"], response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     def prometheus_metrics(metrics: MetricsDep) -> Response:
@@ -82,7 +102,7 @@ def create_app(ctx: AppContext, token: str | None, *, workers: bool = True) -> F
 
     # added innermost first: the body limit, then auth, then CORS outermost (a preflight carries no token)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(BearerAuth, token=token)
+    app.add_middleware(BearerAuth, token=token, public=is_public)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -27,18 +28,21 @@ async def _answer(send: Send, status: int, error: str, message: str, headers: di
 class BearerAuth:
     """Every request needs ``Authorization: Bearer <token>`` (compared in constant time), unless the
     server was started without auth; the caller's identity comes from the Databricks Apps proxy's
-    ``X-Forwarded-*`` headers and is handed to the routes as an :class:`Actor`."""
+    ``X-Forwarded-*`` headers and is handed to the routes as an :class:`Actor`. ``public(method, path)``
+    names the requests answered without the token: the wizard's page and its scripts, which hold no data
+    (every piece of data they show is fetched from the API with the token)."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, public: Callable[[str, str], bool] | None = None) -> None:
         self.app = app
         self._token = token.encode() if token else None
+        self._public = public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if self._token is not None:
+        if self._token is not None and not (self._public and self._public(scope["method"], scope["path"])):
             scheme, _, given = headers.get("authorization", "").partition(" ")
             valid = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token)
             if not valid:

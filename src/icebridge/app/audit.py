@@ -161,3 +161,164 @@ def _entry(row: EventRow, started_by: dict[int, str | None], sources: dict[int, 
         after=row.after,
         data={k: v for k, v in data.items() if k != "table"},
     )
+
+
+# ------------------------------------------------------------------------ the Iceberg audit table
+
+AUDIT_NAMESPACE = "icebridge_audit"
+AUDIT_TABLE = "events"
+LAST_ID_KEY = "icebridge.audit.last-event-id"  # in each append's summary: where the next one starts
+
+
+class AuditExport(BaseModel):
+    """What one export appended: per destination catalog, the entries and the last entry id now held."""
+
+    model_config = ConfigDict(frozen=True)
+
+    appended: dict[str, int] = Field(description="Catalog -> entries appended by this export.")
+    last_id: dict[str, int] = Field(description="Catalog -> the newest entry its audit table holds.")
+
+
+def _audit_schema() -> Any:
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import LongType, NestedField, StringType, TimestamptzType
+
+    return Schema(
+        NestedField(1, "id", LongType(), required=True, doc="The entry's id in the state store's log"),
+        NestedField(2, "at", TimestamptzType(), required=True),
+        NestedField(3, "actor", StringType()),
+        NestedField(4, "run_id", LongType()),
+        NestedField(5, "table_name", StringType(), doc="The source table, catalog.ns.table"),
+        NestedField(6, "destination", StringType()),
+        NestedField(7, "kind", StringType(), required=True),
+        NestedField(8, "message", StringType()),
+        NestedField(9, "before", StringType(), doc="JSON: the table's state before the step"),
+        NestedField(10, "after", StringType(), doc="JSON: the table's state after the step"),
+        NestedField(11, "data", StringType(), doc="JSON: the step's own fields"),
+    )
+
+
+class AuditTableExporter:
+    """Appends the audit log to ``icebridge_audit.events`` in each destination catalog, exactly once.
+
+    Each append carries the id of the newest entry it holds in its snapshot summary, and the next export
+    starts after the id the table's current snapshot names, so an entry is never appended twice and one
+    an interrupted export left out goes with the next. A catalog receives the entries of the tables whose
+    destination it holds.
+    """
+
+    def __init__(self, app: AppContext) -> None:
+        self.app = app
+
+    def export(self) -> AuditExport:
+        """Append what each destination catalog's audit table lacks; the catalogs' own errors are raised."""
+        store = self.app.store
+        by_catalog: dict[str, dict[int, str]] = {}
+        for task in store.list_tasks():
+            by_catalog.setdefault(task.destination.split(".", 1)[0], {})[task.id] = task.destination
+        appended: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for catalog_name, destinations in sorted(by_catalog.items()):
+            table = self._table(catalog_name)
+            mark = _last_id(table)
+            rows = [
+                r
+                for r in _events_after(store, mark, list(destinations))
+                if r.task_id is not None and r.task_id in destinations
+            ]
+            if rows:
+                table.append(
+                    _arrow(rows, destinations, {t.id: t.source for t in store.list_tasks()}),
+                    snapshot_properties={LAST_ID_KEY: str(rows[-1].id)},
+                )
+                mark = rows[-1].id
+            appended[catalog_name] = len(rows)
+            last[catalog_name] = mark
+        return AuditExport(appended=appended, last_id=last)
+
+    def _table(self, catalog_name: str) -> Any:
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+
+        catalog = self.app.catalogs.get(catalog_name)
+        identifier = (AUDIT_NAMESPACE, AUDIT_TABLE)
+        try:
+            catalog.create_namespace_if_not_exists(AUDIT_NAMESPACE)
+        except NamespaceAlreadyExistsError:
+            pass
+        try:
+            return catalog.create_table_if_not_exists(identifier, _audit_schema())
+        except TableAlreadyExistsError:  # created by another process meanwhile
+            return catalog.load_table(identifier)
+
+
+def _last_id(table: Any) -> int:
+    snapshot = table.current_snapshot()
+    if snapshot is None or snapshot.summary is None:
+        return 0
+    return int(snapshot.summary.additional_properties.get(LAST_ID_KEY, 0))
+
+
+def _events_after(store: Any, mark: int, task_ids: list[int]) -> list[EventRow]:
+    out: list[EventRow] = []
+    while True:
+        page = store.events(task_ids=task_ids, after=mark, limit=5000)
+        out.extend(page)
+        if len(page) < 5000:
+            return out
+        mark = page[-1].id
+
+
+def _arrow(rows: list[EventRow], destinations: dict[int, str], sources: dict[int, str]) -> Any:
+    import json
+
+    import pyarrow as pa
+
+    def dumps(value: Any) -> str | None:
+        return json.dumps(value, sort_keys=True, default=str) if value is not None else None
+
+    schema = pa.schema(
+        [
+            pa.field("id", pa.int64(), nullable=False),
+            pa.field("at", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("actor", pa.string()),
+            pa.field("run_id", pa.int64()),
+            pa.field("table_name", pa.string()),
+            pa.field("destination", pa.string()),
+            pa.field("kind", pa.string(), nullable=False),
+            pa.field("message", pa.string()),
+            pa.field("before", pa.string()),
+            pa.field("after", pa.string()),
+            pa.field("data", pa.string()),
+        ]
+    )
+    return pa.Table.from_pylist(
+        [
+            {
+                "id": r.id,
+                "at": r.ts,
+                "actor": r.actor,
+                "run_id": r.run_id,
+                "table_name": sources.get(r.task_id) if r.task_id is not None else None,
+                "destination": destinations.get(r.task_id) if r.task_id is not None else None,
+                "kind": r.kind,
+                "message": r.message,
+                "before": dumps(r.before),
+                "after": dumps(r.after),
+                "data": dumps({k: v for k, v in (r.data or {}).items() if k != "table"}),
+            }
+            for r in rows
+        ],
+        schema=schema,
+    )
+
+
+def export_after_run(app: AppContext) -> str | None:
+    """With ``audit.iceberg_table``, append the audit log to the destination catalogs; a failure is returned
+    as one line (the run's own outcome stands), never raised."""
+    if not app.config.audit.iceberg_table:
+        return None
+    try:
+        AuditTableExporter(app).export()
+    except Exception as exc:  # the audit table is a copy: the store keeps every entry, the next run retries
+        return app.config.redact(f"the audit log could not be appended to {AUDIT_NAMESPACE}.{AUDIT_TABLE}: {exc}")
+    return None

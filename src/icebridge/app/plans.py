@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from icebridge.errors import IceBridgeError, PlanError
 from icebridge.model import Finding, PlanItem, Severity, TableFacts, Throughput
+from icebridge.phases.estimate import Estimates
 from icebridge.selection import check_pattern, matches
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ class PlanResult(BaseModel):
     estimate_seconds: float | None
     concurrency: int
     throughput: dict[str, Throughput]
+    estimates: Estimates | None = Field(
+        default=None, description="Duration and cost per table and in total on each engine, and the notebook way."
+    )
 
 
 class ScriptsResult(BaseModel):
@@ -115,8 +119,15 @@ class PlanService:
 
         prepared = self.prepare(request.tables, engine=request.engine)
         self.save(prepared.items)
+        from icebridge.engines import strategy_spec
+        from icebridge.phases import estimate as estimate_phase
+
         items, rates = plan_phase.with_estimates(self.app, prepared.items)
         concurrency = self.app.config.migrate.concurrency
+        estimates = estimate_phase.estimate(items, rates, self.app.config.estimates, concurrency)
+        self.app.store.set_estimates(
+            (str(i.source), i.estimate_seconds, strategy_spec(str(i.strategy)).engine) for i in items if not i.blocked
+        )
         blocked = sum(i.blocked for i in items) + sum(f.severity is Severity.BLOCKER for f in prepared.findings)
         return PlanResult(
             tables=[_planned(i) for i in items],
@@ -126,6 +137,7 @@ class PlanService:
             estimate_seconds=plan_phase.total_estimate(items, concurrency),
             concurrency=concurrency,
             throughput={str(k): v for k, v in rates.items()},
+            estimates=estimates,
         )
 
     def scripts(self, request: PlanRequest) -> ScriptsResult:

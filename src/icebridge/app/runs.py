@@ -193,6 +193,7 @@ def execute(scope: RunScope, body: Callable[[RunReport], None]) -> RunResult:
             outcomes = [{**dataclasses.asdict(o), "status": str(o.status)} for o in report.outcomes]
             scope.store.finish_run(scope.run_id, report.status, summary, outcomes=outcomes)
             scope.publish(RunFinished(command=scope.command, status=report.status, summary=summary))
+            _export_audit(scope)
     return RunResult(
         run_id=report.run_id,
         kind=report.kind,
@@ -204,6 +205,16 @@ def execute(scope: RunScope, body: Callable[[RunReport], None]) -> RunResult:
         message=report.notice,
         report_error=report_error,
     )
+
+
+def _export_audit(scope: RunScope) -> None:
+    """``audit.iceberg_table``: the run's steps also go to the destination catalogs' audit tables."""
+    from icebridge.app.audit import export_after_run
+    from icebridge.events import Note
+
+    problem = export_after_run(scope.app)
+    if problem is not None:
+        scope.publish(Note(name="audit-export-failed", text=problem))
 
 
 class RunService:

@@ -69,6 +69,9 @@ class TableStatus(BaseModel):
     held_by: str | None = Field(default=None, description="The run working on it now, if one holds it.")
     synced_commits: int = Field(default=0, description="Source commits a sync replayed onto the destination.")
     last_synced_at: datetime | None = Field(default=None, description="When a sync last replayed a source commit.")
+    estimate_seconds: float | None = Field(default=None, description="The plan's estimate of its copy.")
+    estimate_engine: str | None = Field(default=None, description="The engine the estimate was made for.")
+    copy_seconds: float | None = Field(default=None, description="What its copy took: its batches' seconds.")
 
 
 class StatusResult(BaseModel):
@@ -92,8 +95,10 @@ class StatusService:
         runs = self.app.store.list_runs(limit=request.runs)
         tasks = select_tasks(self.app, request.tables)
         synced = self.app.store.sync_summary()
+        copied = self.app.store.copy_seconds()
         return StatusResult(
-            runs=[run_status(self.app, r) for r in runs], tables=[_table(t, synced.get(t.id)) for t in tasks]
+            runs=[run_status(self.app, r) for r in runs],
+            tables=[_table(t, synced.get(t.id), copied.get(t.id)) for t in tasks],
         )
 
     def tables(self, pattern: str | None = None) -> list[TableStatus]:
@@ -143,7 +148,9 @@ def run_owner(run: RunRow) -> str | None:
     return f"{run.owner}|run-{run.id}" if run.owner else None
 
 
-def _table(task: TaskRow, synced: tuple[int, datetime | None] | None = None) -> TableStatus:
+def _table(
+    task: TaskRow, synced: tuple[int, datetime | None] | None = None, copy_seconds: float | None = None
+) -> TableStatus:
     return TableStatus(
         id=task.id,
         source=task.source,
@@ -164,6 +171,9 @@ def _table(task: TaskRow, synced: tuple[int, datetime | None] | None = None) -> 
         duration_seconds=task.work_seconds if task.work_seconds or task.finished_at else None,
         archived_metadata_location=task.archived_metadata_location,
         archived_at=task.archived_at,
+        estimate_seconds=task.estimate_seconds,
+        estimate_engine=task.estimate_engine,
+        copy_seconds=copy_seconds,
         held_by=describe(task.owner) if task.owner else None,
         synced_commits=synced[0] if synced else 0,
         last_synced_at=synced[1] if synced else None,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from icebridge.app.preflight import PreflightResult
     from icebridge.app.runs import RunResult
     from icebridge.app.status import StatusResult
+    from icebridge.phases.estimate import Estimates
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -82,6 +83,8 @@ class ConsoleOutput:
         )
         for rate in result.throughput.values():
             self.say(f"  {rate.strategy}: {human_bytes(rate.bytes_per_second)}/s, from {rate.basis}")
+        if result.estimates is not None:
+            self.out.print(_estimates_table(result.estimates))
 
     def scripts(self, result: ScriptsResult) -> None:
         for name, script in result.scripts.items():
@@ -141,11 +144,13 @@ class ConsoleOutput:
             )
         self.out.print(runs)
         tasks = Table(title="Tables")
-        for col in ("source", "destination", "phase", "status", "rows", "size", "work s", "error"):
+        for col in ("source", "destination", "phase", "status", "rows", "size", "work s", "copy s est/actual", "error"):
             tasks.add_column(col, overflow="fold")
         for t in result.tables:
             style = {"succeeded": "green", "failed": "bold red", "running": "yellow"}.get(t.status, "")
             seconds = f"{t.duration_seconds:.1f}" if t.duration_seconds is not None else "-"
+            estimate = f"{t.estimate_seconds:.1f}" if t.estimate_seconds is not None else "-"
+            copied = f"{t.copy_seconds:.1f}" if t.copy_seconds is not None else "-"
             status = f"{t.status} ({t.held_by})" if t.held_by else t.status
             tasks.add_row(
                 t.source,
@@ -155,6 +160,7 @@ class ConsoleOutput:
                 f"{t.rows or 0:,}",
                 human_bytes(t.bytes),
                 seconds,
+                f"{estimate} / {copied}",
                 t.error or "",
             )
         self.out.print(tasks)
@@ -276,4 +282,15 @@ def _plan_table(items: list[PlannedTable]) -> Table:
             i.reason,
             f"[bold red]{blockers}[/]" if blockers else "-",
         )
+    return table
+
+
+def _estimates_table(estimates: Estimates) -> Table:
+    table = Table(title="On each engine (from rates measured here)")
+    for col in ("engine", "compute", "duration", "cost", "vs notebook", "basis"):
+        table.add_column(col, overflow="fold")
+    for e in estimates.engines:
+        cost = f"{e.cost:,.2f} {e.currency}" if e.cost is not None else "- (no price configured)"
+        saving = f"{e.saving_vs_notebook:.0%} less" if e.saving_vs_notebook is not None else "-"
+        table.add_row(e.engine, e.compute, _about(e.seconds), cost, saving, e.basis)
     return table

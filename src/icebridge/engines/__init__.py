@@ -81,6 +81,10 @@ class CatalogAccess(Protocol):
         """Whether this client (not the catalog's server) decides where a new table goes."""
         ...
 
+    def supports_register(self, name: str) -> bool:
+        """Whether the catalog can register a metadata file IceBridge wrote."""
+        ...
+
 
 class EngineConfig(Protocol):
     """What the registry reads of a configuration (``icebridge.config.Config`` is one)."""
@@ -237,6 +241,10 @@ class Engine(Protocol):
         """This engine's own pre-flight findings for the items it will copy; never raises."""
         ...
 
+    def destination_findings(self, item: PlanItem, catalogs: CatalogAccess) -> list[Finding]:
+        """What the item's destination catalog cannot do for this engine's strategy (plan asks it)."""
+        ...
+
 
 class BaseEngine(ABC):
     """The hooks every engine has, with the defaults of an engine that needs none of them.
@@ -285,6 +293,10 @@ class BaseEngine(ABC):
         """No checks of the engine's own."""
         return []
 
+    def destination_findings(self, item: PlanItem, catalogs: CatalogAccess) -> list[Finding]:
+        """Every destination catalog will do."""
+        return []
+
     def check_strategy(self, job: CopyJob) -> None:
         """Refuse a job whose strategy this engine does not carry out."""
         if job.strategy not in self.strategies:
@@ -303,9 +315,10 @@ class EngineEntry:
 
 ENGINES: dict[str, EngineEntry] = {
     "local": EngineEntry("icebridge.engines.local", "LocalEngine", None, ("file-copy", "rewrite")),
-    "spark": EngineEntry("icebridge.engines.spark", "SparkEngine", "spark", ("spark-sql",)),
+    "spark": EngineEntry("icebridge.engines.spark", "SparkEngine", "spark", ("spark-sql", "file-copy")),
     "databricks": EngineEntry("icebridge.engines.databricks", "DatabricksEngine", "databricks", ("databricks",)),
     "faulty": EngineEntry("icebridge.engines.faulty", "FaultyEngine", None, ("file-copy", "rewrite")),
+    "register": EngineEntry("icebridge.engines.register", "RegisterEngine", None, ("register",)),
 }
 
 

@@ -271,19 +271,7 @@ class LocalEngine(BaseEngine):
             list(pool.map(lambda args: self._copy_one(job, *args), copies))
         if job.cancel is not None and job.cancel.is_set():
             raise CopyInterrupted(f"{job.task}: interrupted inside batch {index}; not committed")
-        markers = {**job.summary_markers, "icebridge.batch": str(index)}
-        version = destination.metadata.format_version
-        sort_ids = _sort_order_map(job)
-        files = [relocated(df, path, version, sort_ids.get(df.sort_order_id)) for df, path in pairs]
-        try:
-            with destination.transaction() as txn:
-                with multi_spec_append(txn, markers) as append:
-                    for data_file in files:
-                        append.append_data_file(data_file)
-        except CommitFailedException as exc:
-            # the copied files keep their deterministic names: the retry finds and reuses them
-            raise CommitConflictError(f"{job.task}: destination commit of batch {index} conflicted: {exc}") from exc
-        return _commit_result(job, index, files)
+        return commit_copied(job, index, pairs)
 
     def _copy_one(self, job: CopyJob, source_file: DataFile, target: str, existing: int | None, foreign: bool) -> None:
         if job.cancel is not None and job.cancel.is_set():
@@ -525,6 +513,25 @@ def _partitions_touched(job: CopyJob, delta: FileDelta) -> set[tuple[int, tuple[
             return None
         touched.add((data_file.spec_id, _key(data_file)))
     return touched
+
+
+def commit_copied(job: CopyJob, index: int, pairs: Sequence[tuple[DataFile, str]]) -> BatchCommit:
+    """Commit batch ``index``: each source file's manifest entry with its copy's path, one snapshot carrying
+    the checkpoint markers (the spark engine's file-copy commits through this too)."""
+    destination = job.destination
+    markers = {**job.summary_markers, "icebridge.batch": str(index)}
+    version = destination.metadata.format_version
+    sort_ids = _sort_order_map(job)
+    files = [relocated(df, path, version, sort_ids.get(df.sort_order_id)) for df, path in pairs]
+    try:
+        with destination.transaction() as txn:
+            with multi_spec_append(txn, markers) as append:
+                for data_file in files:
+                    append.append_data_file(data_file)
+    except CommitFailedException as exc:
+        # the copied files keep their deterministic names: the retry finds and reuses them
+        raise CommitConflictError(f"{job.task}: destination commit of batch {index} conflicted: {exc}") from exc
+    return _commit_result(job, index, files)
 
 
 def target_path(job: CopyJob, source_path: str) -> str:

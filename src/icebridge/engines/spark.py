@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from icebridge.engines import BaseEngine, BatchCommit, CatalogAccess, CopyJob, CopyResult, StrategySpec
-from icebridge.engines.local import storage_probe
+from icebridge.engines.local import FILE_COPY, storage_probe
 from icebridge.engines.spark_sql import (
     insert_select_sql,
     render_script,
@@ -428,7 +428,8 @@ class SparkEngine(BaseEngine):
 
     name = "spark"
     specs = (StrategySpec(SPARK_SQL, "spark", byte_copy=False, validation_levels=(1, 2, 4)),)
-    strategies = frozenset({SPARK_SQL})
+    # file-copy is declared by the local engine (same traits); here the executors copy the files
+    strategies = frozenset({SPARK_SQL, FILE_COPY})
 
     def __init__(self, config: Config, session: SparkSession | None = None) -> None:
         self._config = config
@@ -539,8 +540,13 @@ class SparkEngine(BaseEngine):
     # ------------------------------------------------------------------ copy
 
     def copy(self, job: CopyJob) -> CopyResult:
-        """Copy the pinned snapshot with one ``INSERT … SELECT … VERSION AS OF`` committed as batch 0."""
+        """spark-sql: the pinned snapshot with one ``INSERT … SELECT … VERSION AS OF`` committed as batch 0;
+        file-copy: the data files copied by the executors, batch by batch (``engines.spark_copy``)."""
         self.check_strategy(job)
+        if job.strategy == FILE_COPY:
+            from icebridge.engines import spark_copy
+
+            return spark_copy.copy(self, job)
         if 0 in job.committed_batches:
             return CopyResult(batches_total=1, batches_skipped=1, commits=())
         if job.cancel is not None and job.cancel.is_set():

@@ -18,18 +18,22 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from icebridge.errors import ConfigError, GovernanceError
+from icebridge.errors import ConfigError, GovernanceError, IceBridgeError
+from icebridge.model import Finding, Severity
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from icebridge.config import Config
     from icebridge.context import AppContext
-    from icebridge.model import TableRef
+    from icebridge.model import PlanItem, TableRef
 
 Action = Literal["freeze", "unfreeze", "swap", "unswap"]
 
 # name -> (module, class); each adapter's class is built as ``cls(app)``.
 ADAPTERS: dict[str, tuple[str, str]] = {
     "none": ("icebridge.governance.none", "NoGovernance"),
+    "unity": ("icebridge.governance.unity", "UnityGovernance"),
 }
 
 __all__ = [
@@ -40,7 +44,12 @@ __all__ = [
     "adapter_name_for",
     "adapter_names",
     "governance_for",
+    "last_step",
+    "preflight",
+    "record",
 ]
+
+STEP_KIND = "governance-{action}"  # the event log's kind of a recorded step
 
 
 @dataclass(frozen=True)
@@ -115,3 +124,65 @@ def governance_for(app: AppContext, source: TableRef, destination: TableRef) -> 
     module, cls = ADAPTERS[name]
     adapter: Governance = getattr(importlib.import_module(module), cls)(app)
     return adapter
+
+
+def preflight(app: AppContext, items: Sequence[PlanItem]) -> list[Finding]:
+    """What would stop each table's governance steps at cut-over, found now; never raises.
+
+    An adapter that cannot be built (its settings are missing or wrong) is a blocker; an adapter with
+    checks of its own (``preflight(source, destination)``) adds its findings.
+    """
+    findings: list[Finding] = []
+    for item in items:
+        if item.destination is None:
+            continue
+        table = str(item.source)
+        try:
+            adapter = governance_for(app, item.source, item.destination)
+            check = getattr(adapter, "preflight", None)
+            if check is not None:
+                findings.extend(check(item.source, item.destination))
+        except IceBridgeError as exc:
+            name = adapter_name_for(app.config, item.source, item.destination)
+            findings.append(
+                Finding(
+                    table,
+                    Severity.BLOCKER,
+                    "governance-unavailable",
+                    f"the {name} governance adapter cannot run for this table: {app.config.redact(str(exc))}",
+                    "fix the adapter's settings, or choose another with 'governance' in the mapping rule",
+                )
+            )
+    return findings
+
+
+def record(app: AppContext, source: TableRef, step: GovernanceStep) -> None:
+    """Keep ``step`` in the event log as an entry of the source's table (its grants before and after are
+    then the audit entry's), stamped with the run that holds the table."""
+    import dataclasses
+
+    from icebridge.events import Note
+
+    task = app.store.get_task(str(source))
+    app.bus.publish(
+        Note(
+            name=STEP_KIND.format(action=step.action),
+            text=step.message,
+            details=dataclasses.asdict(step),
+            run_id=task.run_id if task is not None else None,
+            task_id=task.id if task is not None else None,
+            table=str(source),
+        )
+    )
+
+
+def last_step(app: AppContext, source: TableRef, action: str, undone_by: str) -> GovernanceStep | None:
+    """The newest recorded ``action`` step of the source's table, unless an ``undone_by`` step followed it."""
+    task = app.store.get_task(str(source))
+    if task is None:
+        return None
+    kinds = [STEP_KIND.format(action=action), STEP_KIND.format(action=undone_by)]
+    rows = app.store.events(task_id=task.id, kinds=kinds, limit=1)
+    if not rows or rows[-1].kind != kinds[0] or not rows[-1].data:
+        return None
+    return GovernanceStep.from_dict(rows[-1].data)

@@ -38,9 +38,27 @@ class NoGovernance:
 
     def swap(self, source: TableRef, destination: TableRef) -> GovernanceStep:
         catalogs = sorted({source.catalog, destination.catalog})
+        unity = [c for c in catalogs if self._is_unity(c)]
+        if unity:
+            names = " and ".join(repr(c) for c in unity)
+            return self._step(
+                "swap",
+                f"no grants swapped: governance is 'none' for this table, though {names} "
+                f"{'is a Unity Catalog endpoint' if len(unity) == 1 else 'are Unity Catalog endpoints'}; "
+                f"set governance.catalogs.{unity[0]}: unity to carry grants at cut-over",
+            )
         which = " and ".join(repr(c) for c in catalogs)
         kind = "an open catalog" if len(catalogs) == 1 else "open catalogs"
         return self._step("swap", f"no grants to swap: {which} {'is' if len(catalogs) == 1 else 'are'} {kind}")
+
+    def _is_unity(self, catalog: str) -> bool:
+        """Whether the configuration reaches ``catalog`` through Unity Catalog's Iceberg REST endpoint."""
+        from icebridge.catalogs import UNITY_REST_PATH
+
+        if self.app is None:
+            return False
+        uri = self.app.config.catalogs.get(catalog, {}).get("uri", "")
+        return UNITY_REST_PATH in uri
 
     def unswap(self, source: TableRef, destination: TableRef, done: GovernanceStep) -> GovernanceStep:
         return self._step("unswap", f"nothing to undo: the swap from {source} to {destination} changed no grant")

@@ -1,4 +1,4 @@
-"""Unity Catalog: pre-flight checks for the ``databricks`` engine, and the grant swap for cut-over.
+"""Unity Catalog: pre-flight checks for the ``databricks`` engine, and the ``unity`` governance adapter.
 
 Pre-flight asks the workspace, as the principal IceBridge authenticates as:
 
@@ -13,6 +13,18 @@ Pre-flight asks the workspace, as the principal IceBridge authenticates as:
   copied masked or filtered).
 
 Every check returns findings; none raises. A check that cannot run is a finding saying so.
+
+The ``unity`` governance adapter (:class:`UnityGovernance`) works through the SDK's grants API on
+securable type ``table`` (``w.grants.get`` / ``w.grants.update``, every page read):
+
+- ``freeze`` revokes MODIFY and ALL PRIVILEGES granted on the source table (an ALL PRIVILEGES holder
+  keeps SELECT) and reads the grants back; writers that hold MODIFY through the schema or catalog are
+  named (effective permissions), since only the quiet period stops them;
+- ``swap`` reads the source's column masks and row filter (``w.tables.get``) and re-applies them on the
+  destination through the SQL warehouse, reading them back, *before any grant* — or raises a
+  ``GovernanceError`` and grants nothing; then grants on the destination what the source had (what
+  freeze revoked included), revokes it on the source and reads both back;
+- ``unswap`` and ``unfreeze`` undo those from their recorded steps and read back.
 """
 
 from __future__ import annotations
@@ -24,11 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from icebridge.engines import databricks_sql as dsql
 from icebridge.engines.databricks_client import Api, DatabricksSettings, load_settings, run_statement
-from icebridge.errors import IceBridgeError, TerminalError
+from icebridge.errors import GovernanceError, IceBridgeError, TerminalError
+from icebridge.governance import GovernanceStep, last_step, record
 from icebridge.model import Finding, Severity
 
 if TYPE_CHECKING:
     from icebridge.config import Config
+    from icebridge.context import AppContext
     from icebridge.model import TableRef
 
 ACCOUNT_USERS = "account users"
@@ -233,80 +247,384 @@ def _check_masks_and_filters(c: _Checker, src: dsql.UcTable) -> None:
         )
 
 
-# ------------------------------------------------------------------------------------ grants swap
+# ------------------------------------------------------------------------- the governance adapter
+
+# Table privileges the swap carries from source to destination (the grants API's names).
+CARRIED = ("SELECT", "MODIFY", "ALL_PRIVILEGES", "APPLY_TAG", "MANAGE", "BROWSE", "READ_METADATA")
+WRITES = ("MODIFY", "ALL_PRIVILEGES")  # what freeze revokes: ALL PRIVILEGES conveys MODIFY
+TABLE = "table"  # the securable type of the grants API's paths
+
+Grants = dict[str, list[str]]  # principal -> privileges granted on the table itself, sorted
 
 
-# Table privileges that can be granted with the same keyword on a managed Iceberg table.
-TABLE_PRIVILEGES = ("SELECT", "MODIFY", "ALL PRIVILEGES", "APPLY TAG", "MANAGE", "BROWSE")
+def _as_list(grants: Grants) -> list[dict[str, Any]]:
+    return [{"principal": p, "privileges": list(v)} for p, v in sorted(grants.items()) if v]
 
 
-@dataclass(frozen=True)
-class Grant:
-    """One row of ``SHOW GRANTS``: who may do what, and on which object it was granted."""
-
-    principal: str
-    action: str
-    object_type: str
-    object_key: str
-
-
-@dataclass(frozen=True)
-class GrantSwap:
-    """The statements that carry a source table's grants over to its destination at cut-over."""
-
-    grant: tuple[str, ...]
-    revoke: tuple[str, ...]
-    rollback: tuple[str, ...]
-    skipped: tuple[str, ...]
-
-
-def parse_show_grants(rows: Iterable[dict[str, Any]]) -> list[Grant]:
-    """``SHOW GRANTS`` rows (columns principal, actiontype, objecttype, objectkey; any case) as grants."""
-    out: list[Grant] = []
-    for row in rows:
-        lowered = {str(k).lower().replace("_", ""): v for k, v in row.items()}
-        principal, action = lowered.get("principal"), lowered.get("actiontype")
-        if not principal or not action:
-            raise TerminalError(f"SHOW GRANTS returned a row without principal/actionType: {row!r}")
-        out.append(
-            Grant(
-                principal=str(principal),
-                action=" ".join(str(action).upper().replace("_", " ").split()),
-                object_type=str(lowered.get("objecttype") or "").upper(),
-                object_key=str(lowered.get("objectkey") or ""),
-            )
-        )
+def _from_list(items: Any) -> Grants:
+    out: Grants = {}
+    for item in items or []:
+        out[str(item["principal"])] = sorted(str(p) for p in item.get("privileges") or [])
     return out
 
 
-def show_grants(api: Api, settings: DatabricksSettings, table: dsql.UcTable) -> list[Grant]:
-    """The grants on ``table`` as ``SHOW GRANTS ON TABLE`` reports them (inherited ones included)."""
-    return parse_show_grants(run_statement(api, settings, f"SHOW GRANTS ON TABLE {table.sql}"))
+def _count(grants: Grants) -> int:
+    return sum(len(v) for v in grants.values())
 
 
-def swap_statements(grants: Iterable[Grant], source: dsql.UcTable, destination: dsql.UcTable) -> GrantSwap:
-    """GRANT on the destination what was granted on the source table itself; REVOKE it on the source.
+class UnityGovernance:
+    """Unity Catalog through the Databricks SDK's grants API: freeze by revoking write privileges, swap by
+    granting on the destination what the source had (column masks and row filters first), revoking on the
+    source and reading both back. Every step records the grants it read before and read back after."""
 
-    Grants inherited from the catalog or schema are not repeated (they already reach the destination
-    when it lives in the same schema, and would be wrong to copy otherwise); ownership becomes
-    ``ALTER TABLE ... OWNER TO``. ``rollback`` undoes ``grant``.
-    """
-    grant: list[str] = []
-    revoke: list[str] = []
-    rollback: list[str] = []
-    skipped: list[str] = []
-    for g in grants:
-        who = dsql.quote_identifier(g.principal)
-        if g.object_type not in ("TABLE", ""):
-            skipped.append(f"{g.action} for {g.principal}: inherited from {g.object_type.lower()} {g.object_key}")
-            continue
-        if g.action in ("OWN", "OWNER", "OWNERSHIP"):
-            grant.append(f"ALTER TABLE {destination.sql} OWNER TO {who}")
-            continue
-        if g.action not in TABLE_PRIVILEGES:
-            skipped.append(f"{g.action} for {g.principal}: not a privilege IceBridge carries over")
-            continue
-        grant.append(f"GRANT {g.action} ON TABLE {destination.sql} TO {who}")
-        revoke.append(f"REVOKE {g.action} ON TABLE {source.sql} FROM {who}")
-        rollback.append(f"REVOKE {g.action} ON TABLE {destination.sql} FROM {who}")
-    return GrantSwap(tuple(grant), tuple(revoke), tuple(rollback), tuple(skipped))
+    name = "unity"
+
+    def __init__(self, app: AppContext | None = None, *, config: Config | None = None, api: Api | None = None) -> None:
+        cfg = config if config is not None else (app.config if app is not None else None)
+        if cfg is None:
+            raise TypeError("UnityGovernance needs the application context or a configuration")
+        self.app = app
+        self.settings = load_settings(cfg)
+        self.api = api if api is not None else Api(cfg, self.settings)
+
+    def _done(self, source: TableRef, step: GovernanceStep) -> GovernanceStep:
+        """Keep the step in the event log: the audit shows its grants, and a later swap finds a freeze there."""
+        if self.app is not None:
+            record(self.app, source, step)
+        return step
+
+    def _frozen(self, source: TableRef) -> GovernanceStep | None:
+        """The table's newest recorded freeze that no unfreeze followed."""
+        if self.app is None:
+            return None
+        return last_step(self.app, source, "freeze", undone_by="unfreeze")
+
+    def _run(self, action: str, source: TableRef, fn: Callable[[], GovernanceStep]) -> GovernanceStep:
+        """One step: kept in the event log once done; a refusal of the workspace is a ``GovernanceError``
+        (a transient failure stays transient, so the step is retried)."""
+        try:
+            step = fn()
+        except GovernanceError:
+            raise
+        except IceBridgeError as exc:
+            if exc.transient:
+                raise
+            raise GovernanceError(f"{source}: the unity {action} could not be done: {exc}") from exc
+        return self._done(source, step)
+
+    # the four steps
+    def freeze(self, source: TableRef) -> GovernanceStep:
+        return self._run("freeze", source, lambda: self._freeze(source))
+
+    def unfreeze(self, source: TableRef, done: GovernanceStep) -> GovernanceStep:
+        return self._run("unfreeze", source, lambda: self._unfreeze(source, done))
+
+    def swap(self, source: TableRef, destination: TableRef, frozen: GovernanceStep | None = None) -> GovernanceStep:
+        """Masks and row filter first, then grants on the destination, then revokes on the source; read back.
+
+        The privileges freeze revoked are carried too: from ``frozen`` (the freeze step's record), else from
+        the table's newest recorded freeze that no unfreeze followed (the event log keeps every step).
+        """
+        return self._run("swap", source, lambda: self._swap(source, destination, frozen or self._frozen(source)))
+
+    def unswap(self, source: TableRef, destination: TableRef, done: GovernanceStep) -> GovernanceStep:
+        return self._run("unswap", source, lambda: self._unswap(source, destination, done))
+
+    # ------------------------------------------------------------------------------ reading
+
+    def _table(self, ref: TableRef) -> dsql.UcTable:
+        try:
+            return self.settings.uc_table(ref)
+        except TerminalError as exc:
+            raise GovernanceError(str(exc)) from exc
+
+    def grants(self, table: dsql.UcTable) -> Grants:
+        """The privileges granted on ``table`` itself (not inherited), per principal, every page read."""
+        out: Grants = {}
+        token: str | None = None
+        while True:
+            page = self.api.call(
+                f"GET /api/2.1/unity-catalog/permissions/{TABLE}/{table.full_name}",
+                lambda w, t=token: w.grants.get(TABLE, table.full_name, max_results=0, page_token=t),  # type: ignore[misc]
+            )
+            for assignment in page.privilege_assignments or []:
+                held = {p.value for p in (assignment.privileges or [])}
+                principal = str(assignment.principal or "")
+                out[principal] = sorted(set(out.get(principal, [])) | held)
+            token = page.next_page_token
+            if not token:
+                return {p: v for p, v in out.items() if v}
+
+    def _inherited_writers(self, table: dsql.UcTable) -> list[str]:
+        """Principals that may write ``table`` through a grant on its schema or catalog (freeze cannot revoke)."""
+        response = self.api.call(
+            f"GET /api/2.1/unity-catalog/effective-permissions/{TABLE}/{table.full_name}",
+            lambda w: w.grants.get_effective(TABLE, table.full_name),
+        )
+        out = []
+        for assignment in response.privilege_assignments or []:
+            for p in assignment.privileges or []:
+                if p.privilege is not None and p.privilege.value in WRITES and p.inherited_from_name:
+                    out.append(f"{assignment.principal} ({p.privilege.value} on {p.inherited_from_name})")
+        return sorted(set(out))
+
+    def policies(self, table: dsql.UcTable) -> dict[str, Any]:
+        """The column masks and the row filter of ``table``, as its table info states them."""
+        info = self.api.call(
+            f"GET /api/2.1/unity-catalog/tables/{table.full_name}", lambda w: w.tables.get(table.full_name)
+        )
+        masks = [
+            {
+                "column": column.name,
+                "function": column.mask.function_name,
+                "using": list(column.mask.using_column_names or []),
+            }
+            for column in info.columns or []
+            if column.mask is not None and column.mask.function_name
+        ]
+        row_filter = None
+        if info.row_filter is not None and info.row_filter.function_name:
+            row_filter = {
+                "function": info.row_filter.function_name,
+                "columns": list(info.row_filter.input_column_names or []),
+            }
+        return {"masks": masks, "row_filter": row_filter}
+
+    # ------------------------------------------------------------------------------ writing
+
+    def _update(self, table: dsql.UcTable, add: Grants, remove: Grants) -> None:
+        from databricks.sdk.service.catalog import PermissionsChange, Privilege
+
+        changes = [
+            PermissionsChange(
+                principal=principal,
+                add=[Privilege(p) for p in add.get(principal, [])] or None,
+                remove=[Privilege(p) for p in remove.get(principal, [])] or None,
+            )
+            for principal in sorted(set(add) | set(remove))
+            if add.get(principal) or remove.get(principal)
+        ]
+        if changes:
+            self.api.call(
+                f"PATCH /api/2.1/unity-catalog/permissions/{TABLE}/{table.full_name}",
+                lambda w: w.grants.update(TABLE, table.full_name, changes=changes),
+            )
+
+    def _apply_policies(self, destination: dsql.UcTable, wanted: dict[str, Any]) -> list[str]:
+        """Re-apply masks and the row filter on ``destination`` and read them back; the statements run."""
+        statements = policy_statements(destination, wanted)
+        if not statements:
+            return []
+        if not self.settings.warehouse_id:
+            raise GovernanceError(
+                f"{destination.full_name}: the source has column masks or a row filter that must be re-applied on "
+                "the destination before any grant, and no SQL warehouse is configured to run "
+                f"{'; '.join(statements)} — set engines.databricks.warehouse_id, or run them yourself first"
+            )
+        for statement in statements:
+            try:
+                run_statement(self.api, self.settings, statement)
+            except IceBridgeError as exc:
+                raise GovernanceError(
+                    f"{destination.full_name}: re-applying {statement!r} failed, so no grant was made: {exc}"
+                ) from exc
+        found = self.policies(destination)
+        if _policy_key(found) != _policy_key(wanted):
+            raise GovernanceError(
+                f"{destination.full_name}: after re-applying the source's masks and row filter the destination reads "
+                f"back {found}, not {wanted}; no grant was made — fix them on the destination and run cut-over again"
+            )
+        return statements
+
+    # ------------------------------------------------------------------------------ pre-flight
+
+    def preflight(self, source: TableRef, destination: TableRef) -> list[Finding]:
+        """Whether the swap will be possible: the source's grants readable, a warehouse for its masks."""
+        table = str(source)
+        try:
+            src = self._table(source)
+            self.grants(src)
+            policies = self.policies(src)
+        except IceBridgeError as exc:
+            return [
+                Finding(
+                    table,
+                    Severity.BLOCKER,
+                    "uc-grants-unreadable",
+                    f"cut-over could not swap the grants of {source}: {self.api.redact(str(exc))}",
+                    "give the migrating principal MANAGE on the source and destination tables (or make it their "
+                    "owner), or set 'governance: none' for the table",
+                )
+            ]
+        if (policies["masks"] or policies["row_filter"]) and not self.settings.warehouse_id:
+            return [
+                Finding(
+                    table,
+                    Severity.BLOCKER,
+                    "uc-policies-need-warehouse",
+                    f"{src.full_name} has column masks or a row filter, which cut-over re-applies on the destination "
+                    "before any grant through a SQL warehouse; none is configured",
+                    "set engines.databricks.warehouse_id to a SQL warehouse IceBridge may use",
+                )
+            ]
+        return []
+
+    # ------------------------------------------------------------------------------ the steps
+
+    def _freeze(self, source: TableRef) -> GovernanceStep:
+        src = self._table(source)
+        before = self.grants(src)
+        remove = {p: [v for v in privs if v in WRITES] for p, privs in before.items()}
+        remove = {p: v for p, v in remove.items() if v}
+        add = {p: ["SELECT"] for p, v in remove.items() if "ALL_PRIVILEGES" in v and "SELECT" not in before[p]}
+        self._update(src, add, remove)
+        after = self.grants(src)
+        still = sorted(p for p, v in after.items() if set(v) & set(WRITES))
+        if still:
+            raise GovernanceError(
+                f"{src.full_name}: {', '.join(still)} still hold write privileges after freezing it; "
+                "revoke them (they may be re-granted by an automation) and run cut-over again"
+            )
+        inherited = self._inherited_writers(src)
+        if remove:
+            message = f"revoked {_count(remove)} write privilege(s) of {len(remove)} principal(s) on {src.full_name}"
+        else:
+            message = f"no principal holds MODIFY on {src.full_name} itself: nothing revoked"
+        if inherited:
+            message += (
+                f"; {', '.join(inherited)} may still write through an inherited grant (the quiet period covers them)"
+            )
+        step = GovernanceStep(
+            self.name,
+            "freeze",
+            {"grants": _as_list(before)},
+            {
+                "grants": _as_list(after),
+                "revoked": _as_list(remove),
+                "added": _as_list(add),
+                "inherited_writers": inherited,
+            },
+            message,
+        )
+        return step
+
+    def _unfreeze(self, source: TableRef, done: GovernanceStep) -> GovernanceStep:
+        src = self._table(source)
+        revoked, added = _from_list(done.after.get("revoked")), _from_list(done.after.get("added"))
+        now = self.grants(src)
+        self._update(src, revoked, {p: [v for v in privs if v in now.get(p, [])] for p, privs in added.items()})
+        after = self.grants(src)
+        missing = {p: [v for v in privs if v not in after.get(p, [])] for p, privs in revoked.items()}
+        missing = {p: v for p, v in missing.items() if v}
+        if missing:
+            raise GovernanceError(f"{src.full_name}: write privileges could not be restored: {_as_list(missing)}")
+        return GovernanceStep(
+            self.name,
+            "unfreeze",
+            {"grants": _as_list(now)},
+            {"grants": _as_list(after), "restored": _as_list(revoked)},
+            f"restored {_count(revoked)} write privilege(s) of {len(revoked)} principal(s) on {src.full_name}",
+        )
+
+    def _swap(self, source: TableRef, destination: TableRef, frozen: GovernanceStep | None) -> GovernanceStep:
+        src, dst = self._table(source), self._table(destination)
+        policies = self.policies(src)
+        statements = self._apply_policies(dst, policies)  # before any grant, or a GovernanceError
+        source_before, destination_before = self.grants(src), self.grants(dst)
+        # what principals held before the freeze: now, less what freeze added, plus what it revoked
+        added = _from_list(frozen.after.get("added") if frozen else None)
+        held = {p: set(v) - set(added.get(p, [])) for p, v in source_before.items()}
+        for p, privs in _from_list(frozen.after.get("revoked") if frozen else None).items():
+            held.setdefault(p, set()).update(privs)
+        carried = {p: sorted(v & set(CARRIED)) for p, v in held.items()}
+        carried = {p: v for p, v in carried.items() if v}
+        skipped = sorted(f"{v} for {p}" for p, privs in held.items() for v in privs if v not in CARRIED)
+        grant = {p: [v for v in privs if v not in destination_before.get(p, [])] for p, privs in carried.items()}
+        grant = {p: v for p, v in grant.items() if v}
+        self._update(dst, grant, {})
+        # the source loses every table privilege it still grants (a SELECT freeze added included)
+        revoke = {p: [v for v in privs if v in CARRIED] for p, privs in source_before.items()}
+        revoke = {p: v for p, v in revoke.items() if v}
+        self._update(src, {}, revoke)
+        source_after, destination_after = self.grants(src), self.grants(dst)
+        absent = {p: [v for v in privs if v not in destination_after.get(p, [])] for p, privs in carried.items()}
+        absent = {p: v for p, v in absent.items() if v}
+        left = {p: [v for v in privs if v in source_after.get(p, [])] for p, privs in revoke.items()}
+        left = {p: v for p, v in left.items() if v}
+        if absent or left:
+            raise GovernanceError(
+                f"the grant swap from {src.full_name} to {dst.full_name} did not read back as made: "
+                f"missing on the destination {_as_list(absent)}, still on the source {_as_list(left)}"
+            )
+        parts = [
+            f"{_count(carried)} privilege(s) of {len(carried)} principal(s) granted on {dst.full_name}"
+            if carried
+            else f"no grant on {src.full_name} itself to carry to {dst.full_name}",
+            f"{_count(revoke)} revoked on {src.full_name}" if revoke else "",
+            f"{len(statements)} mask/row-filter statement(s) run first" if statements else "",
+            f"not carried: {', '.join(skipped)}" if skipped else "",
+        ]
+        return GovernanceStep(
+            self.name,
+            "swap",
+            {"source_grants": _as_list(source_before), "destination_grants": _as_list(destination_before), **policies},
+            {
+                "source_grants": _as_list(source_after),
+                "destination_grants": _as_list(destination_after),
+                "granted": _as_list(grant),
+                "revoked": _as_list(revoke),
+                "policy_statements": statements,
+            },
+            "; ".join(p for p in parts if p),
+        )
+
+    def _unswap(self, source: TableRef, destination: TableRef, done: GovernanceStep) -> GovernanceStep:
+        src, dst = self._table(source), self._table(destination)
+        granted, revoked = _from_list(done.after.get("granted")), _from_list(done.after.get("revoked"))
+        source_before, destination_before = self.grants(src), self.grants(dst)
+        self._update(src, revoked, {})
+        self._update(dst, {}, granted)
+        source_after, destination_after = self.grants(src), self.grants(dst)
+        unrestored = {p: [v for v in privs if v not in source_after.get(p, [])] for p, privs in revoked.items()}
+        unrestored = {p: v for p, v in unrestored.items() if v}
+        kept = {p: [v for v in privs if v in destination_after.get(p, [])] for p, privs in granted.items()}
+        kept = {p: v for p, v in kept.items() if v}
+        if unrestored or kept:
+            raise GovernanceError(
+                f"undoing the grant swap did not read back as made: not restored on {src.full_name} "
+                f"{_as_list(unrestored)}, still on {dst.full_name} {_as_list(kept)}"
+            )
+        statements = done.after.get("policy_statements") or []
+        return GovernanceStep(
+            self.name,
+            "unswap",
+            {"source_grants": _as_list(source_before), "destination_grants": _as_list(destination_before)},
+            {"source_grants": _as_list(source_after), "destination_grants": _as_list(destination_after)},
+            f"{_count(revoked)} privilege(s) restored on {src.full_name}, {_count(granted)} revoked on {dst.full_name}"
+            + ("; the masks and row filter re-applied on the destination stay" if statements else ""),
+        )
+
+
+def policy_statements(destination: dsql.UcTable, wanted: dict[str, Any]) -> list[str]:
+    """The statements that put ``wanted``'s column masks and row filter on ``destination``."""
+    q = dsql.quote_identifier
+    out = []
+    for mask in wanted.get("masks") or []:
+        function = ".".join(q(part) for part in str(mask["function"]).split("."))
+        using = f" USING COLUMNS ({', '.join(q(c) for c in mask['using'])})" if mask.get("using") else ""
+        out.append(f"ALTER TABLE {destination.sql} ALTER COLUMN {q(mask['column'])} SET MASK {function}{using}")
+    row_filter = wanted.get("row_filter")
+    if row_filter:
+        function = ".".join(q(part) for part in str(row_filter["function"]).split("."))
+        columns = ", ".join(q(c) for c in row_filter["columns"])
+        out.append(f"ALTER TABLE {destination.sql} SET ROW FILTER {function} ON ({columns})")
+    return out
+
+
+def _policy_key(policies: dict[str, Any]) -> tuple[Any, ...]:
+    masks = sorted((m["column"], m["function"], tuple(m.get("using") or ())) for m in policies.get("masks") or [])
+    row_filter = policies.get("row_filter")
+    return (
+        tuple(masks),
+        (row_filter["function"], tuple(row_filter["columns"])) if row_filter else None,
+    )

@@ -9,7 +9,7 @@ from icebridge.catalogs import property_problems
 from icebridge.engines import ENGINES, Engine, check_engine_settings, engine_for, engine_installed, engine_names
 from icebridge.errors import IceBridgeError, PlanError
 from icebridge.events import Progress
-from icebridge.locations import Place, first_overlap
+from icebridge.locations import Place, PlaceIndex
 from icebridge.model import Finding, PlanItem, Severity, Strategy, TableFacts, TableRef, Throughput
 from icebridge.units import human_bytes
 from icebridge.validation.structure import structure_differences
@@ -131,17 +131,19 @@ def build(
             reason = f"{reason}; --engine {engine} for this run"
         carrier = engines.get(engine_for(strategy, preferred=engine))
         findings = strategy_findings(fact.table, fact, strategy, carrier)
-        items.append(
-            PlanItem(
-                ref, destination, strategy, reason, tuple(findings), bytes_to_move=fact.data_bytes + fact.delete_bytes
-            )
-        )
+        moved = fact.data_bytes + fact.delete_bytes if strategy != Strategy.REGISTER else 0  # register moves none
+        items.append(PlanItem(ref, destination, strategy, reason, tuple(findings), bytes_to_move=moved))
     items = _mark_collisions(items)
     if check_destinations:
-        places = source_places(ctx, facts)
+        places = PlaceIndex(source_places(ctx, facts))
+        present = _Present(ctx)
         checked = []
         for item in items:
-            item = _check_location(ctx, _check_destination(ctx, _check_catalog_properties(ctx, item)), places)
+            carrier = engines.get(engine_for(item.strategy, preferred=engine))
+            if not isinstance(carrier, str):
+                item = item.with_findings(*carrier.destination_findings(item, ctx.catalogs))
+            item = _check_catalog_properties(ctx, item)
+            item = _check_location(ctx, _check_destination(ctx, item, present), places, present)
             ctx.bus.publish(Progress(phase="plan", table=str(item.source), files=1))
             checked.append(item)
         items = checked
@@ -180,11 +182,64 @@ def source_places(ctx: AppContext, facts: list[TableFacts]) -> list[Place]:
     return places
 
 
-def _check_location(ctx: AppContext, item: PlanItem, places: list[Place]) -> PlanItem:
+class _Present:
+    """Which destination namespaces and tables exist, listed once per namespace instead of asked per table
+    (a plan of 10,000 tables would otherwise ask the destination catalog four questions per table)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self._ctx = ctx
+        self._namespaces: dict[str, set[tuple[str, ...]] | None] = {}
+        self._tables: dict[tuple[str, tuple[str, ...]], set[str] | None] = {}
+
+    def _listed_namespaces(self, catalog: str) -> set[tuple[str, ...]] | None:
+        if catalog not in self._namespaces:
+            try:
+                found: set[tuple[str, ...]] = set()
+                pending = [tuple(n) for n in self._ctx.catalogs.get(catalog).list_namespaces()]
+                while pending:  # nested namespaces too, as a namespace of any depth may be a target
+                    namespace = pending.pop()
+                    if namespace in found:
+                        continue
+                    found.add(namespace)
+                    for prefix in range(1, len(namespace)):
+                        found.add(namespace[:prefix])
+                    try:
+                        pending.extend(tuple(c) for c in self._ctx.catalogs.get(catalog).list_namespaces(namespace))
+                    except Exception:  # a catalog without nested namespaces
+                        pass
+                self._namespaces[catalog] = found
+            except Exception:  # unknown: ask per table, as without the listing
+                self._namespaces[catalog] = None
+        return self._namespaces[catalog]
+
+    def namespace_missing(self, ref: TableRef) -> bool:
+        """Known not to exist (False when it exists or cannot be told)."""
+        listed = self._listed_namespaces(ref.catalog)
+        return listed is not None and tuple(ref.namespace) not in listed
+
+    def table_missing(self, ref: TableRef) -> bool:
+        """Known not to exist (False when it exists or cannot be told)."""
+        if self.namespace_missing(ref):
+            return True
+        key = (ref.catalog, tuple(ref.namespace))
+        if key not in self._tables:
+            try:
+                listed = self._ctx.catalogs.get(ref.catalog).list_tables(ref.namespace)
+                self._tables[key] = {tuple(i)[-1] for i in listed}
+            except Exception:
+                self._tables[key] = None
+        names = self._tables[key]
+        return names is not None and ref.name not in names
+
+
+def _check_location(ctx: AppContext, item: PlanItem, places: PlaceIndex, present: _Present) -> PlanItem:
     """A blocker when the destination's folder is a source's folder, or one holds the other, and when a
     catalog that places tables itself has nowhere to place it."""
     assert item.destination is not None
-    location = ctx.catalogs.planned_location(item.destination)
+    dest = item.destination
+    location = ctx.catalogs.planned_location(
+        dest, namespace_missing=present.namespace_missing(dest), table_missing=present.table_missing(dest)
+    )
     if location is None:
         if not ctx.catalogs.places_tables(item.destination.catalog):
             return item  # the catalog's server decides the location; scaffold checks it
@@ -198,7 +253,7 @@ def _check_location(ctx: AppContext, item: PlanItem, places: list[Place]) -> Pla
                 f"set catalogs.{item.destination.catalog}.warehouse in {ctx.config.path}",
             )
         )
-    clash = first_overlap(location, places)
+    clash = places.first_overlap(location)
     if clash is None:
         return item
     return item.with_findings(
@@ -253,10 +308,10 @@ def _mark_collisions(items: list[PlanItem]) -> list[PlanItem]:
     return out
 
 
-def _check_destination(ctx: AppContext, item: PlanItem) -> PlanItem:
+def _check_destination(ctx: AppContext, item: PlanItem, present: _Present) -> PlanItem:
     assert item.destination is not None
     try:
-        if not ctx.catalogs.table_exists(item.destination):
+        if present.table_missing(item.destination) or not ctx.catalogs.table_exists(item.destination):
             return item
         existing = ctx.catalogs.load_table(item.destination)
         source = ctx.catalogs.load_table(item.source)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pyarrow.parquet as pq
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 
+from icebridge import governance
 from icebridge.engines import engine_for
 from icebridge.errors import IceBridgeError
 from icebridge.events import Progress
@@ -136,6 +137,8 @@ def run(ctx: AppContext, items: list[PlanItem], engine: str | None = None) -> li
     for name, engine_items in by_engine.items():
         for finding in engine_preflight(ctx, name, engine_items):
             per_table[finding.table].append(finding)
+    for finding in governance.preflight(ctx, items):  # what would stop the grant swap at cut-over
+        per_table[finding.table].append(finding)
     return [f for item in items for f in per_table.pop(str(item.source), [])]
 
 

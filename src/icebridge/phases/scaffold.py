@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from icebridge import ledger
 from icebridge.errors import DestinationConflictError, DestinationWriteError, LocationOverlapError, TerminalError
 from icebridge.locations import overlap
-from icebridge.model import Phase, TableRef
+from icebridge.model import Phase, Strategy, TableRef
 from icebridge.phases import PhaseResult
 from icebridge.validation.structure import portable_properties, structure_differences
 
@@ -266,6 +266,10 @@ def run(work: TableWork) -> PhaseResult:
     work.snapshot_id = pin(work)
     work.advance(Phase.SCAFFOLD, source_snapshot_id=work.snapshot_id)
     dest_ref = TableRef.parse(work.task.destination)
+    if work.task.strategy == Strategy.REGISTER:
+        from icebridge.engines.register import check_can_register
+
+        check_can_register(work.scope.catalogs, dest_ref)  # before any table is created there
     work.destination, result = ensure(work.scope.catalogs, work.require_source(), dest_ref)
     work.note("scaffold", f"{dest_ref}: {result.message}")
     return PhaseResult(Phase.SCAFFOLD, result.message)

@@ -121,6 +121,8 @@ class Task(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     work_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    estimate_seconds: Mapped[float | None] = mapped_column(Float)
+    estimate_engine: Mapped[str | None] = mapped_column(String(32))
 
 
 class Checkpoint(Base):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, and_, case, delete, func, or_, select, update
+from sqlalchemy import CursorResult, Engine, and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -103,6 +103,8 @@ class TaskRow:
     lease_until: datetime | None = None
     claimed_at: datetime | None = None
     work_seconds: float = 0.0  # time spent holding the task, summed over every claim
+    estimate_seconds: float | None = None  # the plan's estimate of its copy
+    estimate_engine: str | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -275,6 +277,8 @@ def _task_row(t: Task) -> TaskRow:
         lease_until=t.lease_until,
         claimed_at=t.claimed_at,
         work_seconds=float(t.work_seconds or 0.0),
+        estimate_seconds=t.estimate_seconds,
+        estimate_engine=t.estimate_engine,
     )
 
 
@@ -989,6 +993,31 @@ class Store:
             ).all()
         return {int(t): (int(f or 0), int(r or 0), int(b or 0)) for t, f, r, b in rows}
 
+    def set_estimates(self, estimates: Iterable[tuple[str, float | None, str]]) -> None:
+        """Record the plan's (source, copy seconds, engine) on each task, in one transaction."""
+        rows = [{"src": source, "seconds": seconds, "engine": engine} for source, seconds, engine in estimates]
+        if not rows:
+            return
+        table = Task.__table__
+        statement = (
+            update(table)  # type: ignore[arg-type]
+            .where(table.c.source == bindparam("src"))
+            .values(estimate_seconds=bindparam("seconds"), estimate_engine=bindparam("engine"))
+        )
+        with self._session.begin() as s:
+            s.connection().execute(statement, rows)  # one executemany, not a round trip per table
+
+    def copy_seconds(self) -> dict[int, float]:
+        """Per task, the seconds its committed batches took (of its pinned snapshot): the copy's actual time."""
+        with self._session.begin() as s:
+            rows = s.execute(
+                select(Checkpoint.task_id, func.sum(Checkpoint.seconds))
+                .join(Task, Task.id == Checkpoint.task_id)
+                .where(Checkpoint.source_snapshot_id == Task.source_snapshot_id, Checkpoint.seconds.is_not(None))
+                .group_by(Checkpoint.task_id)
+            ).all()
+        return {int(t): float(sec or 0.0) for t, sec in rows}
+
     def throughput_samples(self) -> list[tuple[str, int, float]]:
         """(strategy, bytes, seconds) of every timed committed batch, for throughput estimates."""
         with self._session.begin() as s:
@@ -1235,7 +1264,8 @@ class Store:
     ) -> None:
         """Append one event to the log, with its actor and, for a table's event, the table's state
         before (as the table's previous entry left it) and after. A step that read state of its own
-        (``data`` holding ``before`` and ``after`` mappings, as a governance step's grants) adds it."""
+        (``data`` holding ``before`` and ``after`` mappings, at its top or under ``governance``, as a
+        governance step's grants) adds it."""
         with self._session.begin() as s:
             run = s.get(Run, run_id) if run_id is not None else None
             actor = (run.started_by if run is not None else None) or self._local_actor
@@ -1250,7 +1280,10 @@ class Store:
                 ).scalar()
                 before = {k: last[k] for k in AUDIT_STATE if k in last} if last else None
                 after = _state_of(task)
-                own_before, own_after = (data or {}).get("before"), (data or {}).get("after")
+                own = dict(data or {})
+                if isinstance(own.get("governance"), dict):  # a governance step carried in a step's details
+                    own = own["governance"]
+                own_before, own_after = own.get("before"), own.get("after")
                 if isinstance(own_before, dict) and isinstance(own_after, dict):
                     before = {**(before or {}), **own_before}
                     after = {**after, **own_after}
@@ -1276,11 +1309,14 @@ class Store:
         after: int | None = None,
         task_ids: Iterable[int] | None = None,
         since: datetime | None = None,
+        kinds: Iterable[str] | None = None,
     ) -> list[EventRow]:
         """The newest ``limit`` events (optionally of one run and/or task, of any of ``task_ids``, logged
-        at or after ``since``), oldest first; with ``after``, the first ``limit`` events logged after the
-        event of that id."""
+        at or after ``since``, of any of ``kinds``), oldest first; with ``after``, the first ``limit``
+        events logged after the event of that id."""
         stmt = select(Event)
+        if kinds is not None:
+            stmt = stmt.where(Event.kind.in_(list(kinds)))
         if run_id is not None:
             stmt = stmt.where(Event.run_id == run_id)
         if task_id is not None:

@@ -1,4 +1,11 @@
-"""Level 3: file identity. Byte-copied files are compared by size and an xxh3-128 checksum of their bytes.
+"""Level 3: file identity. Byte-copied files are compared by size and checksum.
+
+Each pair gets one of two proofs, and its check says which (``FileCheck.proof``):
+
+- ``store-checksum``: both objects carry their store's own full-object checksum of one algorithm (S3
+  ``x-amz-checksum-crc32``/``crc32c``/``crc64nvme``/``sha*``, read by a HeadObject): the checksums and
+  the sizes are compared and no byte of either object is read;
+- ``read``: otherwise both files are read and hashed with xxh3-128.
 
 Matching: a byte-for-byte copy keeps each source file's base name (only the directory changes), so
 source and destination files are paired by base name unless an explicit ``source path -> destination
@@ -19,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from icebridge.errors import TerminalError, ValidationError
+from icebridge.errors import IceBridgeError, TerminalError, ValidationError
+from icebridge.storage import StoredChecksum, stored_checksum
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
@@ -27,6 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKSUM",
+    "READ",
+    "STORE_CHECKSUM",
     "FileCheck",
     "FileMatch",
     "IdentityReport",
@@ -36,6 +46,8 @@ __all__ = [
 ]
 
 CHECKSUM = "xxh3-128"
+STORE_CHECKSUM = "store-checksum"
+READ = "read"
 CHUNK_BYTES = 8 * 1024 * 1024
 
 
@@ -148,6 +160,8 @@ class FileCheck:
     destination_recorded_size: int
     source_checksum: str
     destination_checksum: str
+    proof: str = READ  # STORE_CHECKSUM (the stores' own checksums, nothing read) or READ (xxh3-128 of the bytes)
+    checksum: str = CHECKSUM  # the algorithm compared, e.g. "xxh3-128" or "s3:CRC32"
 
     @property
     def identical(self) -> bool:
@@ -169,7 +183,7 @@ class FileCheck:
         if self.source_size != self.destination_size:
             return f"sizes differ: {self.source_size} vs {self.destination_size} bytes"
         if self.source_checksum != self.destination_checksum:
-            return f"{CHECKSUM} differs: {self.source_checksum} vs {self.destination_checksum}"
+            return f"{self.checksum} differs: {self.source_checksum} vs {self.destination_checksum}"
         return ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,6 +196,8 @@ class FileCheck:
             "destination_size": self.destination_size,
             "source_checksum": self.source_checksum,
             "destination_checksum": self.destination_checksum,
+            "proof": self.proof,
+            "checksum": self.checksum,
             "problem": self.problem(),
         }
 
@@ -204,6 +220,17 @@ class IdentityReport:
         """The pairs whose bytes or sizes differ."""
         return [c for c in self.checks if not c.identical]
 
+    def proofs(self) -> dict[str, int]:
+        """How many pairs got each proof (``store-checksum``, ``read``)."""
+        out: dict[str, int] = {}
+        for c in self.checks:
+            out[c.proof] = out.get(c.proof, 0) + 1
+        return out
+
+    def algorithms(self) -> list[str]:
+        """The checksums compared, e.g. ``["s3:CRC32", "xxh3-128"]``."""
+        return sorted({c.checksum for c in self.checks})
+
 
 def _content(df: DataFile) -> str:
     return str(getattr(df.content, "name", df.content)).lower().replace("_", "-")
@@ -216,8 +243,12 @@ def compare_files(
     workers: int = 4,
     chunk_bytes: int = CHUNK_BYTES,
     progress: Callable[[int, int], None] | None = None,
+    store_checksums: bool = True,
 ) -> IdentityReport:
     """Checksum every matched pair on both sides (``workers`` files at a time).
+
+    With ``store_checksums``, a pair whose objects both carry their store's own checksum of one
+    algorithm is compared by those (nothing read); every other pair is read.
 
     ``progress`` gets ``(files, bytes)`` increments as files are read (see :func:`checksum_file`), from
     the worker threads.
@@ -228,6 +259,24 @@ def compare_files(
 
     def one(pair: tuple[DataFile, DataFile]) -> FileCheck:
         s, d = pair
+        stored = _stored_pair(source_io, s.file_path, destination_io, d.file_path) if store_checksums else None
+        if stored is not None:
+            s_stored, d_stored = stored
+            if progress is not None:  # the files count as covered, though none of their bytes is read
+                progress(2, int(s.file_size_in_bytes) + int(d.file_size_in_bytes))
+            return FileCheck(
+                source=s.file_path,
+                destination=d.file_path,
+                content=_content(s),
+                source_size=s_stored.size,
+                destination_size=d_stored.size,
+                source_recorded_size=int(s.file_size_in_bytes),
+                destination_recorded_size=int(d.file_size_in_bytes),
+                source_checksum=s_stored.value,
+                destination_checksum=d_stored.value,
+                proof=STORE_CHECKSUM,
+                checksum=s_stored.algorithm,
+            )
         s_size, s_sum = checksum_file(source_io, s.file_path, chunk_bytes, progress)
         d_size, d_sum = checksum_file(destination_io, d.file_path, chunk_bytes, progress)
         return FileCheck(
@@ -245,5 +294,25 @@ def compare_files(
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="icebridge-identity") as pool:
         checks = list(pool.map(one, match.pairs))
     checks.sort(key=lambda c: c.source)
-    read = sum(c.source_size + c.destination_size for c in checks)
+    read = sum(c.source_size + c.destination_size for c in checks if c.proof == READ)
     return IdentityReport(checks=checks, missing=list(match.missing), extra=list(match.extra), bytes_read=read)
+
+
+def _stored_pair(
+    source_io: FileIO, source_path: str, destination_io: FileIO, destination_path: str
+) -> tuple[StoredChecksum, StoredChecksum] | None:
+    """Both objects' own checksums when they have one of the same algorithm; None to fall back to reading.
+
+    Raises:
+        ValidationError: an object does not exist or cannot be asked for its metadata.
+    """
+    try:
+        source = stored_checksum(source_io, source_path)
+        if source is None:
+            return None
+        destination = stored_checksum(destination_io, destination_path)
+    except IceBridgeError as exc:
+        raise ValidationError(f"cannot read the stored checksum: {exc}") from exc
+    if destination is None or destination.algorithm != source.algorithm:
+        return None
+    return source, destination

@@ -1,4 +1,5 @@
-"""Level 3, ``file-identity``: byte copies' files compared by size and checksum, every byte read on both sides.
+"""Level 3, ``file-identity``: byte copies' files compared by size and checksum — the stores' own full-object
+checksums where both sides have one (nothing read), else xxh3-128 of every byte on both sides.
 
 When every file is identical the content is proven without decoding a row. When some file differs, the
 verdict waits for level 4: a file whose bytes differ but whose rows the content digest proves equal
@@ -16,7 +17,7 @@ from icebridge.validation.comparators.base import (
     Provisional,
     TablePair,
 )
-from icebridge.validation.identity import CHECKSUM, IdentityReport, compare_files, match_files
+from icebridge.validation.identity import STORE_CHECKSUM, IdentityReport, compare_files, match_files
 from icebridge.validation.partitions import WHOLE_TABLE, file_label
 
 __all__ = ["FileIdentity"]
@@ -26,7 +27,7 @@ PROVEN_BY = 4
 
 
 class FileIdentity(Comparator):
-    """Size and xxh3-128 of every data and delete file and its copy, streamed through both tables' FileIO."""
+    """Size and checksum of every data and delete file and its copy: the stores' own, or xxh3-128 of the bytes."""
 
     level = 3
     level_name = "file identity"
@@ -83,11 +84,16 @@ class FileIdentity(Comparator):
         rows = [{**c.to_dict(), "partition": where(c.source, src_labels)} for c in differing]
         missing = [{"file": f.file_path, "partition": where(f.file_path, src_labels)} for f in report.missing]
         extra = [{"file": f.file_path, "partition": where(f.file_path, dst_labels)} for f in report.extra]
+        proofs = report.proofs()
+        by_store = proofs.get(STORE_CHECKSUM, 0)
+        how = f"{by_store} by the stores' own checksums, nothing read; " if by_store else ""
+        how += f"{len(report.checks) - by_store} read, {report.bytes_read} bytes"
+        algorithms = "/".join(report.algorithms()) or "xxh3-128"
         if all_same:
-            summary = f"all {total} files byte-identical ({CHECKSUM}, {report.bytes_read} bytes read)"
+            summary = f"all {total} files byte-identical ({algorithms}; {how})"
             proves = (
-                f"every one of the {total} data and delete files is byte-identical to its copy (size + {CHECKSUM}): "
-                "the content is proven without decoding"
+                f"every one of the {total} data and delete files is byte-identical to its copy (size + "
+                f"{algorithms}): the content is proven without decoding"
             )
         else:
             parts = [f"{identical} of {total} files byte-identical"]
@@ -104,10 +110,11 @@ class FileIdentity(Comparator):
                 parts.append(f"{len(report.extra)} extra in the destination, e.g. {report.extra[0].file_path}")
             if not broken and content_proven is not None:
                 parts.append("content proven equal at level 4" if content_proven else "content differs at level 4")
+            parts.append(how)
             summary = "; ".join(parts)
             proves = (
-                f"{identical} of {total} files are byte-identical (size + {CHECKSUM}); the others' rows were proven "
-                "equal by the content digest (level 4)"
+                f"{identical} of {total} files are byte-identical (size + {algorithms}); the others' rows were "
+                "proven equal by the content digest (level 4)"
             )
         bad = sorted(
             {r["partition"] for r in rows} | {m["partition"] for m in missing} | {e["partition"] for e in extra}
@@ -116,7 +123,12 @@ class FileIdentity(Comparator):
             passed,
             summary,
             proves,
-            checksum=CHECKSUM,
+            checksum=algorithms,
+            proofs=proofs,
+            proof_of_files=[
+                {"source": c.source, "destination": c.destination, "proof": c.proof, "checksum": c.checksum}
+                for c in report.checks[:MAX_LISTED]
+            ],
             files=total,
             identical=identical,
             bytes_read=report.bytes_read,

@@ -1,0 +1,89 @@
+// The REST API with the tab's bearer token (sessionStorage: gone when the tab closes).
+
+const KEY = 'icebridge.token';
+
+export const session = {
+  token: () => sessionStorage.getItem(KEY),
+  signIn: (token) => sessionStorage.setItem(KEY, token),
+  signOut: () => sessionStorage.removeItem(KEY),
+};
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const message = body && typeof body === 'object' ? body.message || JSON.stringify(body) : String(body || '');
+    super(message || `HTTP ${status}`);
+    this.status = status;
+    this.error = body && body.error;
+    this.detail = body && body.detail;
+    this.title = body && body.error ? `${body.error}:` : `HTTP ${status}:`;
+  }
+}
+
+function headers(extra) {
+  return { Authorization: `Bearer ${session.token() || ''}`, ...extra };
+}
+
+async function answer(response) {
+  const type = response.headers.get('content-type') || '';
+  const body = type.includes('json') ? await response.json() : await response.text();
+  if (response.status === 401) {
+    session.signOut();
+    window.dispatchEvent(new CustomEvent('icebridge:signed-out'));
+  }
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+export async function api(path, { method = 'GET', body, signal } = {}) {
+  const init = { method, headers: headers(body === undefined ? {} : { 'Content-Type': 'application/json' }), signal };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  return answer(await fetch(`/api/v1${path}`, init));
+}
+
+export async function check(token) {
+  const response = await fetch('/api/v1/catalogs', { headers: { Authorization: `Bearer ${token}` } });
+  return response.ok;
+}
+
+export function query(params) {
+  const pairs = Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== '');
+  return pairs.length ? `?${new URLSearchParams(pairs.map(([k, v]) => [k, String(v)]))}` : '';
+}
+
+// A run's Server-Sent Events, read through fetch so the token goes in a header (EventSource cannot).
+export async function follow(runId, onEvent, signal) {
+  const response = await fetch(`/api/v1/runs/${runId}/events`, { headers: headers({ Accept: 'text/event-stream' }), signal });
+  if (!response.ok) return answer(response);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  let name = 'message';
+  let data = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return undefined;
+    buffer += value;
+    let cut;
+    while ((cut = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, cut).replace(/\r$/, '');
+      buffer = buffer.slice(cut + 1);
+      if (line.startsWith('event: ')) name = line.slice(7);
+      else if (line.startsWith('data: ')) data += line.slice(6);
+      else if (line === '') {
+        if (data) onEvent(name, JSON.parse(data));
+        name = 'message';
+        data = '';
+      }
+    }
+  }
+}
+
+// The HTML validation report opened in a new tab: fetched with the token, shown from a blob.
+export async function openReport(runId) {
+  const response = await fetch(`/api/v1/reports/${runId}/html`, { headers: headers() });
+  if (!response.ok) return answer(response);
+  const blob = new Blob([await response.text()], { type: 'text/html' });
+  const url = URL.createObjectURL(blob);
+  window.open(url, '_blank', 'noopener');
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return url;
+}

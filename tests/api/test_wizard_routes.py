@@ -1,0 +1,134 @@
+"""The routes the wizard's pages need, through a real server: the page itself (public, without data),
+mapping rules previewed and saved into the configuration file, inventory pages, the storage check
+and sync lag."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from icebridge.config import load_config
+from tests.integration.estate import events_arrow
+from tests.integration.test_behaviour import Estate
+
+COLLIDING = [{"source": "foreign.*.*", "target": "managed.all", "rename": "one"}]
+
+
+def test_the_page_is_public_and_holds_no_data(est: Estate, serve: Any) -> None:
+    server = serve(est.config)
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "foreign" not in page.text and "managed" not in page.text  # no catalog, no table: only the shell
+    assert httpx.get(server.url + "/ui/js/app.js").status_code == 200
+    assert httpx.get(server.url + "/ui/js/nothing.js").status_code == 404
+    closed = (("POST", "/"), ("GET", "/api/v1/mappings"), ("GET", "/api/v1/inventory/tables"), ("GET", "/ui"))
+    for method, path in closed:
+        answer = httpx.request(method, server.url + path)
+        assert answer.status_code == 401, (method, path, answer.text)
+
+
+def test_rules_are_previewed_then_saved_where_the_cli_reads_them(est: Estate, serve: Any) -> None:
+    server = serve(est.config)
+    client = server.client()
+    assert client.post("/api/v1/inventory", json={"refresh": True}).status_code == 200
+    rules = client.get("/api/v1/mappings").json()
+    assert [r["source"] for r in rules["rules"]] == ["foreign.shop.customers", "foreign.*.*"]
+    assert rules["path"] == str(est.config) and "rewrite" in rules["strategies"]
+
+    preview = client.post("/api/v1/mappings/preview", json={"rules": COLLIDING}).json()
+    assert preview["valid"] and preview["collisions"] == preview["mapped"] == 5
+    row = next(t for t in preview["tables"] if t["source"] == "foreign.shop.events")
+    assert row["destination"] == "managed.all.one" and row["blocked"] and row["collision"]
+    assert "destination-collision" in [f["code"] for f in row["findings"]]
+
+    bad = [
+        {"source": "foreign.shop", "target": "elsewhere.x"},
+        {"source": "foreign.*.*", "target": "managed.{namespace}"},
+    ]
+    preview = client.post("/api/v1/mappings/preview", json={"rules": bad}).json()
+    assert not preview["valid"] and preview["tables"] == []
+    assert {(e["index"], e["field"]) for e in preview["rule_errors"]} == {(0, "source")}
+    preview = client.post("/api/v1/mappings/preview", json={"rules": [{"source": "foreign.*.*", "target": "other.x"}]})
+    assert preview.json()["rule_errors"][0]["message"] == "unknown catalog 'other'; configured: foreign, managed"
+    unmatched = [{"source": "foreign.nope.*", "target": "managed.x"}, *rules["rules"]]
+    assert client.post("/api/v1/mappings/preview", json={"rules": unmatched}).json()["unmatched_rules"] == [0]
+
+    before = est.config.read_bytes()
+    refused = client.put("/api/v1/mappings", json={"rules": bad, "version": rules["version"]})
+    assert refused.status_code == 400 and refused.json()["error"] == "ConfigError"
+    assert refused.json()["message"].startswith(f"{est.config}: mappings[0].source:")
+    stale = client.put("/api/v1/mappings", json={"rules": rules["rules"], "version": "0" * 32})
+    assert stale.status_code == 409 and stale.json()["error"] == "ConfigChangedError"
+    assert est.config.read_bytes() == before  # nothing changed by either
+
+    renamed = [{"source": "foreign.shop.events", "target": "managed.archive", "rename": "old_{table}"}, *rules["rules"]]
+    saved = client.put("/api/v1/mappings", json={"rules": renamed, "version": rules["version"]})
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["version"] != rules["version"]
+    config = load_config(est.config)
+    assert [r.source for r in config.mappings] == ["foreign.shop.events", "foreign.shop.customers", "foreign.*.*"]
+    assert config.catalogs["foreign"] == load_config_catalogs(before, est.config)
+    code, plan = est.cli_json("plan")  # the CLI plans with the saved rules
+    assert code == 0
+    destinations = {t["source"]: t["destination"] for t in plan["tables"]}
+    assert destinations["foreign.shop.events"] == "managed.archive.old_events"
+    # and so does the server, without a restart
+    planned = client.post("/api/v1/plans", json={"tables": "foreign.shop.events"}).json()
+    assert planned["tables"][0]["destination"] == "managed.archive.old_events"
+    # a save over the old version now fails: the file moved on
+    again = client.put("/api/v1/mappings", json={"rules": rules["rules"], "version": rules["version"]})
+    assert again.status_code == 409
+
+
+def load_config_catalogs(raw: bytes, path: Path) -> dict[str, str]:
+    """The foreign catalog's properties as the file said before the save."""
+    copy = path.with_name("before.yaml")
+    copy.write_bytes(raw)
+    return load_config(copy).catalogs["foreign"]
+
+
+def test_inventory_pages_search_sort_and_cut(est: Estate, serve: Any) -> None:
+    server = serve(est.config)
+    client = server.client()
+    empty = client.get("/api/v1/inventory/tables").json()
+    assert empty["captured_at"] is None and empty["total"] == 0  # nothing read from the catalogs by a GET
+    client.post("/api/v1/inventory", json={"refresh": True})
+    page = client.get("/api/v1/inventory/tables", params={"q": "EVENTS", "sort": "bytes", "desc": "true"}).json()
+    assert page["total"] == 5 and page["matched"] == 2
+    assert [r["table"] for r in page["rows"]] == sorted(
+        ["foreign.shop.events", "foreign.odd-ns.order events"],
+        key=lambda t: -next(r["bytes"] for r in page["rows"] if r["table"] == t),
+    )
+    cut = client.get("/api/v1/inventory/tables", params={"offset": 1, "limit": 2}).json()
+    assert [r["table"] for r in cut["rows"]] == ["foreign.shop.customers", "foreign.shop.empty"]
+    assert {n["namespace"] for n in cut["namespaces"]} == {"foreign.shop", "foreign.odd-ns"}
+    customers = client.get("/api/v1/inventory/tables", params={"q": "schema evolution"}).json()
+    assert [r["table"] for r in customers["rows"]] == ["foreign.shop.customers"]
+    for params in ({"limit": 501}, {"sort": "colour"}, {"offset": -1}):
+        answer = client.get("/api/v1/inventory/tables", params=params)
+        assert answer.status_code == 422, params
+
+
+def test_storage_check_and_lag(est: Estate, serve: Any) -> None:
+    server = serve(est.config)
+    client = server.client()
+    check = client.post("/api/v1/storage/check", json={"catalog": "managed"}).json()
+    warehouse = est.managed_props["warehouse"].rstrip("/")
+    assert check["writable"] is True and check["location"] == warehouse
+    assert re.fullmatch(r"wrote, read back and deleted a probe under .+", check["message"])
+    if warehouse.startswith("file://"):
+        assert not list(Path(warehouse.removeprefix("file://")).glob(".icebridge-probe-*"))
+    missing = client.post("/api/v1/storage/check", json={"catalog": "nowhere"})
+    assert missing.status_code == 404 and "configured: foreign, managed" in missing.json()["message"]
+
+    assert client.get("/api/v1/lag").json() == {"tables": [], "more": 0}
+    assert est.cli("migrate")[0] == 0
+    lag = {t["source"]: t for t in client.get("/api/v1/lag").json()["tables"]}
+    assert lag["foreign.shop.events"]["snapshots_behind"] == 0
+    est.foreign().load_table(("shop", "events")).append(events_arrow(10_000, 5))
+    after = client.get("/api/v1/lag", params={"tables": "foreign.shop.events"}).json()
+    assert [t["snapshots_behind"] for t in after["tables"]] == [1]
