@@ -123,7 +123,7 @@ def test_bad_input_is_refused_and_nothing_starts(est: Estate, serve: Any) -> Non
     )
     assert run_count(est) == before
     allowed = client.get("/openapi.json").json()["components"]["schemas"]["RunRequest"]["properties"]["command"]
-    assert set(allowed["enum"]) == {"migrate", "validate", "cutover", "rollback"}  # what RunRequest allows
+    assert set(allowed["enum"]) == {"migrate", "sync", "validate", "cutover", "rollback"}  # what RunRequest allows
     for path in ("/api/v1/runs/999999", "/api/v1/tasks/999999", "/api/v1/reports/999999", "/api/v1/runs/999999/events"):
         answer = client.get(path)
         assert (answer.status_code, answer.json()["error"]) == (404, "NotFoundError"), path
