@@ -168,3 +168,18 @@ def test_a_symlinked_configuration_stays_a_symlink(est: Estate) -> None:
     assert link.is_symlink() and link.resolve() == est.config.resolve()
     assert [r.target for r in load_config(est.config).mappings] == ["managed.copies"]
     assert [p.name for p in est.root.glob(".*.tmp")] == []  # no temporary file left behind
+
+
+def test_a_rule_s_history_and_governance_survive_a_save(tmp_path: Path) -> None:
+    from icebridge.app.mappings import _as_input, replace_mappings
+    from icebridge.config import MappingRule
+
+    kept = MappingRule(source="foreign.a.*", target="managed.b", history="all", governance="none")
+    plain = MappingRule(source="foreign.*.*", target="managed.c")
+    # what the page is given is what it sends back: the rules survive the round trip whole
+    assert [MappingRule.model_validate(_as_input(r).model_dump()) for r in (kept, plain)] == [kept, plain]
+    text = replace_mappings("mappings: []\n", tmp_path, [kept, plain])
+    assert text == (
+        "mappings:\n- source: foreign.a.*\n  target: managed.b\n  history: all\n  governance: none\n"
+        "- source: foreign.*.*\n  target: managed.c\n"
+    )

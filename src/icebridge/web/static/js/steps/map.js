@@ -128,7 +128,7 @@ export async function render(main) {
   const schedule = debounce(refresh, 250);
 
   function clean() {
-    return rules.map((r) => ({ source: r.source || '', target: r.target || '', rename: r.rename || null, strategy: r.strategy || null }));
+    return rules.map((r) => ({ ...r, source: r.source || '', target: r.target || '', rename: r.rename || null, strategy: r.strategy || null }));
   }
 
   add.addEventListener('click', () => {
