@@ -231,9 +231,16 @@ def _not_migrated(task: TaskRow) -> str | None:
     return f"not migrated yet (phase {task.phase}, {task.status}); run 'icebridge migrate' first"
 
 
+def _catch_up(work: TableWork) -> PhaseResult:
+    """Migrate's sync: replays what the source committed since the copy; a sync with nothing to replay
+    does not end migrate, whose validation always follows."""
+    result = sync_phase.run(work)
+    return PhaseResult(result.phase, result.message, {k: v for k, v in result.details.items() if k != "finished"})
+
+
 MIGRATE = Pipeline(
     "migrate",
-    (scaffold_phase.run, copy_phase.run, sync_phase.run, validate_phase.run),
+    (scaffold_phase.run, copy_phase.run, _catch_up, validate_phase.run),
     wanted=lambda t: not migrated(t),
     done_message="already done",
     claim_phase=Phase.SCAFFOLD,

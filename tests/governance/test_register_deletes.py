@@ -15,11 +15,10 @@ import pytest
 import yaml
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.schema import Schema
-from pyiceberg.table.snapshots import Operation
 from pyiceberg.typedef import Record
 from pyiceberg.types import LongType, NestedField, StringType
 
-from icebridge.engines.register import ReferenceAppend
+from icebridge.engines._pyiceberg import replay_files
 from icebridge.store import open_store
 from icebridge.validation.reader import iter_table_batches
 from tests.integration import estate
@@ -49,10 +48,8 @@ def _delete_file(path: Path, content: DataFileContent, rows: int, equality_ids: 
 
 def _commit_deletes(table: object, delete_file: DataFile) -> None:
     with table.transaction() as txn:  # type: ignore[attr-defined]
-        with ReferenceAppend(
-            operation=Operation.OVERWRITE, transaction=txn, io=txn._table.io, snapshot_properties={}
-        ) as append:
-            append.append_data_file(delete_file)
+        with replay_files(txn, "overwrite", {}, set()) as commit:
+            commit.add_file(delete_file)
 
 
 def live(table: object) -> list[tuple[int, str]]:

@@ -28,26 +28,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.manifest import (
-    DataFile,
-    DataFileContent,
-    ManifestContent,
-    ManifestEntry,
-    ManifestEntryStatus,
-    ManifestFile,
-    ManifestWriterV2,
-)
-from pyiceberg.table.snapshots import Operation
+from pyiceberg.manifest import DataFile, DataFileContent
 
 from icebridge.engines import BaseEngine, BatchCommit, CatalogAccess, CopyJob, CopyResult, StrategySpec
-from icebridge.engines._pyiceberg import MultiSpecFastAppend, relocated
+from icebridge.engines._pyiceberg import relocated, replay_files
 from icebridge.errors import CommitConflictError, CopyInterrupted, RegisterUnsupportedError, TerminalError
 from icebridge.model import Finding, PlanItem, Severity, TableFacts, TableRef
 from icebridge.units import human_bytes
 
 if TYPE_CHECKING:
-    from pyiceberg.table import Table, Transaction
+    from pyiceberg.table import Table
     from pyiceberg.table.metadata import TableMetadata
+
+    from icebridge.engines.local import FileDelta, ReplayCommit
 
 REGISTER = "register"
 
@@ -116,6 +109,50 @@ class RegisterEngine(BaseEngine):
             commits.append(commit)
         return CopyResult(batches_total=len(groups), batches_skipped=skipped, commits=tuple(commits))
 
+    def replay(self, job: CopyJob, delta: FileDelta, operation: str) -> ReplayCommit:
+        """Carry one source commit by reference: the files it added are committed at their own paths, the
+        files it removed are removed, in one destination commit with the commit's own operation.
+
+        A delta that replaces the whole table (a history's first commit, a reload) becomes one commit,
+        which keeps the meaning of its delete files unless equality deletes and data of several sequence
+        numbers are mixed in it; that case is refused (the order of sequence numbers would be lost).
+        """
+        from icebridge.engines.local import ReplayCommit, live_files
+
+        self.check_strategy(job)
+        destination = job.destination
+        destination.refresh()
+        if delta.full and len(live_file_groups(job.source, job.snapshot_id)) > 1:
+            if any(f.content == DataFileContent.EQUALITY_DELETES for f in delta.added):
+                raise TerminalError(
+                    f"{job.task}: source snapshot {job.snapshot_id} holds equality deletes and data of several "
+                    "sequence numbers, which one commit cannot reference with their meaning kept; map the table "
+                    "with 'history: current' (register then commits one sequence number at a time)"
+                )
+        removed = {f.file_path for f in delta.removed}
+        if delta.full:
+            removed = {f.file_path for f in live_files(destination, destination.current_snapshot())}
+        references = _references(job, delta.added)
+        try:
+            with destination.transaction() as txn:
+                with replay_files(txn, operation, dict(job.summary_markers), removed) as commit:
+                    for reference in references:
+                        commit.add_file(reference)
+        except CommitFailedException as exc:
+            raise CommitConflictError(
+                f"{job.task}: destination commit referencing source snapshot {job.snapshot_id} conflicted: {exc}"
+            ) from exc
+        job.on_progress(len(references), sum(f.file_size_in_bytes for f in references))
+        snapshot = destination.current_snapshot()
+        return ReplayCommit(
+            dest_snapshot_id=snapshot.snapshot_id if snapshot else None,
+            how="reference",
+            files_added=len(references),
+            files_removed=len(removed),
+            bytes=0,
+            rows=sum(f.record_count for f in references if f.content == DataFileContent.DATA),
+        )
+
 
 def shared_files_finding(table: str, facts: TableFacts) -> Finding:
     """What register means for the source: its files become the destination's too."""
@@ -165,55 +202,6 @@ def live_file_groups(source: Table, snapshot_id: int) -> list[list[DataFile]]:
     ]
 
 
-class _DeleteManifestWriter(ManifestWriterV2):
-    """A v2 manifest of delete files (PyIceberg 0.12 writes data manifests only)."""
-
-    def content(self) -> ManifestContent:
-        return ManifestContent.DELETES
-
-    @property
-    def _meta(self) -> dict[str, str]:
-        return {**super()._meta, "content": "deletes"}
-
-
-class ReferenceAppend(MultiSpecFastAppend):
-    """A fast append of existing files, data and delete files alike: one manifest per spec and content."""
-
-    def _manifests(self) -> list[ManifestFile]:
-        metadata = self._transaction.table_metadata
-        specs = metadata.specs()
-        by_key: dict[tuple[int, bool], list[DataFile]] = defaultdict(list)
-        for data_file in self._added_data_files:
-            by_key[(data_file.spec_id, data_file.content != DataFileContent.DATA)].append(data_file)
-        added: list[ManifestFile] = []
-        for (spec_id, deletes), files in sorted(by_key.items()):
-            if deletes:
-                writer: ManifestWriterV2 = _DeleteManifestWriter(
-                    specs[spec_id],
-                    metadata.schema(),
-                    self.new_manifest_output(),
-                    self._snapshot_id,
-                    self._compression,
-                )
-            else:
-                writer = self.new_manifest_writer(spec=specs[spec_id])  # type: ignore[assignment]
-            with writer:
-                for data_file in files:
-                    writer.add_entry(_added(self._snapshot_id, data_file))
-            added.append(writer.to_manifest_file())
-        return self._process_manifests(added + self._existing_manifests())
-
-
-def _added(snapshot_id: int, data_file: DataFile) -> ManifestEntry:
-    return ManifestEntry.from_args(
-        status=ManifestEntryStatus.ADDED,
-        snapshot_id=snapshot_id,
-        sequence_number=None,  # inherited from this commit: the destination's order of sequence numbers
-        file_sequence_number=None,
-        data_file=data_file,
-    )
-
-
 def _sort_ids(source: TableMetadata, destination: TableMetadata) -> dict[int | None, int | None]:
     """Source sort order id → the destination's order with the same fields (None where there is none)."""
     return {
@@ -222,10 +210,9 @@ def _sort_ids(source: TableMetadata, destination: TableMetadata) -> dict[int | N
     }
 
 
-def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> BatchCommit:
-    """One destination commit adding ``files`` as they are (same paths), carrying the job's markers."""
+def _references(job: CopyJob, files: Sequence[DataFile]) -> list[DataFile]:
+    """``files`` as the destination's entries at the same paths; a file of a spec it lacks is refused."""
     destination = job.destination
-    destination.refresh()
     version = destination.metadata.format_version
     dest_specs = destination.metadata.specs()
     sort_ids = _sort_ids(job.source.metadata, destination.metadata)
@@ -238,7 +225,7 @@ def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> 
                 f"{job.task}: {data_file.file_path} belongs to partition spec {data_file.spec_id}, which the "
                 "destination does not have as the source does; use strategy file-copy or rewrite for this table"
             )
-    references = [
+    return [
         relocated(
             f,
             f.file_path,
@@ -247,13 +234,20 @@ def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> 
         )
         for f in files
     ]
+
+
+def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> BatchCommit:
+    """One destination commit adding ``files`` as they are (same paths), carrying the job's markers."""
+    destination = job.destination
+    destination.refresh()
+    references = _references(job, files)
     markers = {**job.summary_markers, "icebridge.batch": str(index)}
     deletes = any(f.content != DataFileContent.DATA for f in references)
     try:
         with destination.transaction() as txn:
-            with _append(txn, markers, Operation.OVERWRITE if deletes else Operation.APPEND) as append:
+            with replay_files(txn, "overwrite" if deletes else "append", markers, set()) as commit:
                 for reference in references:
-                    append.append_data_file(reference)
+                    commit.add_file(reference)
     except CommitFailedException as exc:
         raise CommitConflictError(f"{job.task}: destination commit of group {index} conflicted: {exc}") from exc
     snapshot = destination.current_snapshot()
@@ -264,7 +258,3 @@ def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> 
         rows=sum(f.record_count for f in references if f.content == DataFileContent.DATA),
         bytes=0,
     )
-
-
-def _append(txn: Transaction, markers: dict[str, str], operation: Operation) -> ReferenceAppend:
-    return ReferenceAppend(operation=operation, transaction=txn, io=txn._table.io, snapshot_properties=markers)

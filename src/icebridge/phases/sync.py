@@ -41,10 +41,13 @@ if TYPE_CHECKING:
     from pyiceberg.table.snapshots import Snapshot
 
     from icebridge.engines.local import LocalEngine
+    from icebridge.engines.register import RegisterEngine
     from icebridge.phases import TableWork
 
-FILE_COPY_MARK, RELOAD_MARK = "files", "reload"  # icebridge.replay values besides "rewrite"
-REPLAYABLE = {FILE_COPY: FILE_COPY, REWRITE: REWRITE, "spark-sql": REWRITE}  # task strategy → how commits replay
+FILE_COPY_MARK, RELOAD_MARK = "files", "reload"  # icebridge.replay values besides "rewrite" and "reference"
+REGISTER = "register"  # by reference: the register engine commits the source's files at their own paths
+REPLAYABLE = {FILE_COPY: FILE_COPY, REWRITE: REWRITE, "spark-sql": REWRITE, REGISTER: REGISTER}
+MARKS = {FILE_COPY: FILE_COPY_MARK, REGISTER: "reference"}  # how commits replay, by strategy (else rewrite)
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ def run(work: TableWork) -> PhaseResult:
         if work.cancel.is_set():
             raise CopyInterrupted(f"{task.source}: interrupted after replaying {index} source commit(s)")
         delta = _delta(source, snapshot, first=(index == 0 and mark is None))
-        how = _replay(work, engine, strategy, snapshot, delta, FILE_COPY_MARK if strategy == FILE_COPY else REWRITE)
+        how = _replay(work, engine, strategy, snapshot, delta, MARKS.get(strategy, REWRITE))
         ways[how] = ways.get(how, 0) + 1
     last = chain[-1].snapshot_id
     work.advance(Phase(work.task.phase), source_snapshot_id=last)
@@ -174,7 +177,12 @@ def _delta(source: Table, snapshot: Snapshot, first: bool) -> FileDelta:
 
 
 def _replay(
-    work: TableWork, engine: LocalEngine, strategy: str, snapshot: Snapshot, delta: FileDelta, marker: str
+    work: TableWork,
+    engine: LocalEngine | RegisterEngine,
+    strategy: str,
+    snapshot: Snapshot,
+    delta: FileDelta,
+    marker: str,
 ) -> str:
     """One source commit replayed as one destination commit marked ``marker``; recorded and announced."""
     task = work.task
@@ -255,7 +263,7 @@ def _job(work: TableWork, source: Table, destination: Table, strategy: str, snap
     )
 
 
-def _engine(work: TableWork) -> tuple[LocalEngine, str]:
+def _engine(work: TableWork) -> tuple[LocalEngine | RegisterEngine, str]:
     """The engine that replays (the local one, or the run's fault-injecting stand-in) and its strategy."""
     from icebridge.engines.local import LocalEngine
 
@@ -265,6 +273,13 @@ def _engine(work: TableWork) -> tuple[LocalEngine, str]:
             f"{work.task.source}: strategy {work.task.strategy} keeps its own copy, which sync cannot replay "
             "commits onto; migrate the table with strategy file-copy or rewrite to keep it in step"
         )
+    if strategy == REGISTER:
+        from icebridge.engines.register import RegisterEngine
+
+        registering = work.app.engine(REGISTER)
+        if not isinstance(registering, RegisterEngine):
+            raise AssertionError(f"the {registering.name} engine cannot replay commits by reference")
+        return registering, strategy
     engine = work.app.engine(work.scope.engine if work.scope.engine == "faulty" else "local")
     if not isinstance(engine, LocalEngine):
         raise AssertionError(f"the {engine.name} engine cannot replay commits")
