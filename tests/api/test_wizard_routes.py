@@ -168,3 +168,42 @@ def test_a_symlinked_configuration_stays_a_symlink(est: Estate) -> None:
     assert link.is_symlink() and link.resolve() == est.config.resolve()
     assert [r.target for r in load_config(est.config).mappings] == ["managed.copies"]
     assert [p.name for p in est.root.glob(".*.tmp")] == []  # no temporary file left behind
+
+
+def test_the_cutover_preview_names_what_changes_and_changes_nothing(est: Estate, serve: Any) -> None:
+    assert est.cli("migrate", "--tables", "foreign.shop.events")[0] == 0
+    server = serve(est.config)
+    client = server.client()
+    preview = client.post(
+        "/api/v1/tasks/cutover-preview", json={"command": "cutover", "tables": ["foreign.shop.events"]}
+    )
+    assert preview.status_code == 200, preview.text
+    (table,) = preview.json()["tables"]
+    assert table["source"] == "foreign.shop.events" and table["destination"] == "managed.shop.events"
+    assert table["governance"] == "none" and table["governance_error"] is None
+    assert table["changes"] == [
+        "Writers (none governance): no write privileges to revoke: catalog 'foreign' is an open catalog; "
+        "writers are stopped only by the quiet-period check.",
+        "Quiet period: none (cutover.quiet_seconds is 0).",
+        "The source's commits since the copy are synced, then the table is validated again; "
+        "a failure stops the cut-over here.",
+        "Grants (none governance): no grants to swap: 'foreign' and 'managed' are open catalogs.",
+        "The entry foreign.shop.events is dropped from its catalog (no file is deleted) and its metadata "
+        "location archived for a roll back; readers then read managed.shop.events.",
+    ]
+    assert est.foreign().table_exists(("shop", "events"))  # a preview changes nothing
+    unknown = client.post("/api/v1/tasks/cutover-preview", json={"command": "cutover", "tables": ["foreign.no.such"]})
+    assert unknown.status_code == 404 and "no task for foreign.no.such" in unknown.json()["message"]
+    empty = client.post("/api/v1/tasks/cutover-preview", json={"command": "cutover", "tables": []})
+    assert empty.status_code == 422
+
+    assert est.cli("cutover", "--tables", "foreign.shop.events")[0] == 0
+    back = client.post("/api/v1/tasks/cutover-preview", json={"command": "rollback", "tables": ["foreign.shop.events"]})
+    changes = back.json()["tables"][0]["changes"]
+    archived = est.tasks()["foreign.shop.events"].archived_metadata_location  # type: ignore[attr-defined]
+    assert archived and archived.endswith(".metadata.json")
+    assert changes[1] == f"foreign.shop.events is registered again in its catalog from {archived}."
+    assert changes[2] == (
+        "Grants (none governance): nothing to undo: the swap from foreign.shop.events to managed.shop.events "
+        "changed no grant."
+    )
