@@ -4,6 +4,7 @@ and sync lag."""
 
 from __future__ import annotations
 
+import http.client
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 
 from icebridge.config import load_config
+from tests.api.conftest import TOKEN
 from tests.integration.estate import events_arrow
 from tests.integration.test_behaviour import Estate
 
@@ -207,3 +209,70 @@ def test_the_cutover_preview_names_what_changes_and_changes_nothing(est: Estate,
         "Grants (none governance): nothing to undo: the swap from foreign.shop.events to managed.shop.events "
         "changed no grant."
     )
+
+
+def raw_get(server: Any, path: str, token: str | None = TOKEN) -> tuple[int, bytes]:
+    """A GET of ``path`` exactly as written: no client normalizes its dot segments or its escapes."""
+    url = httpx.URL(server.url)
+    connection = http.client.HTTPConnection(url.host, url.port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_data_docs_are_served_from_the_runs_folder_only(est: Estate, serve: Any) -> None:
+    est.config.write_text(est.config.read_text() + "reports:\n  data_docs: true\n")
+    for table in ("foreign.shop.events", "foreign.shop.customers"):  # customers: rewritten, so GX has metrics
+        code, out = est.cli("migrate", "--tables", table)
+        assert code == 0, out
+    server = serve(est.config)
+    client = server.client()
+    runs = [r for r in client.get("/api/v1/runs").json() if r["kind"] == "migrate"]
+    run_id = max(r["id"] for r in runs)
+    report = client.get(f"/api/v1/reports/{run_id}").json()
+    pages = report["data_docs"]
+    assert pages[0] == "index.html" and any(p.startswith("validations/") for p in pages), pages
+    index = client.get(f"/api/v1/reports/{run_id}/data-docs/index.html")
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert "Data Docs" in index.text or "great_expectations" in index.text.lower()
+    validation = client.get(f"/api/v1/reports/{run_id}/data-docs/{pages[-1]}")
+    assert validation.status_code == 200 and "shop.customers" in validation.text
+    assert client.get(f"/api/v1/reports/{run_id}/data-docs/").text == index.text  # the index for the site
+    assert raw_get(server, f"/api/v1/reports/{run_id}/data-docs/index.html", token=None)[0] == 401
+
+    # nothing outside this run's Data Docs folder: its own report.html next to it, the other run's, the system's
+    folder = Path(est.config.parent / ".icebridge" / "reports" / f"run-{run_id}")
+    assert (folder / "report.html").is_file()
+    (folder / "gx" / "outside.html").symlink_to(folder / "report.html")
+    escapes = [
+        "../report.html",
+        "%2e%2e/report.html",
+        "..%2freport.html",
+        "%2E%2E%2Freport.html",
+        "validations/../../report.html",
+        f"../../run-{run_id - 1}/report.html",
+        "%2e%2e%2f%2e%2e%2frun-1%2freport.html",
+        "..%5creport.html",
+        "/etc/passwd",
+        "%2fetc%2fpasswd",
+        "outside.html",
+        "no-such.html",
+    ]
+    for page in escapes:
+        status, body = raw_get(server, f"/api/v1/reports/{run_id}/data-docs/{page}")
+        assert status == 404, (page, status, body[:200])
+        assert b"<html" not in body.lower() and b"root:" not in body, page
+    other = client.get(f"/api/v1/reports/{run_id}/data-docs/{pages[0]}")
+    assert other.status_code == 200  # the site itself is still served
+
+    # a run that wrote none says so
+    est.config.write_text(est.config.read_text().replace("data_docs: true", "data_docs: false"))
+    code, _ = est.cli("validate", "--tables", "foreign.shop.events")
+    assert code == 0
+    newest = max(r["id"] for r in client.get("/api/v1/runs").json())
+    assert client.get(f"/api/v1/reports/{newest}").json()["data_docs"] == []
+    missing = client.get(f"/api/v1/reports/{newest}/data-docs/index.html")
+    assert missing.status_code == 404 and "wrote no Great Expectations Data Docs" in missing.json()["message"]

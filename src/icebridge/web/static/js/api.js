@@ -77,13 +77,23 @@ export async function follow(runId, onEvent, signal) {
   }
 }
 
-// The HTML validation report opened in a new tab: fetched with the token, shown from a blob.
-export async function openReport(runId) {
-  const response = await fetch(`/api/v1/reports/${runId}/html`, { headers: headers() });
+// A file the API serves opened in a new tab: fetched with the token, shown from a blob.
+async function openBlob(path) {
+  const response = await fetch(`/api/v1${path}`, { headers: headers() });
   if (!response.ok) return answer(response);
-  const blob = new Blob([await response.text()], { type: 'text/html' });
+  const blob = new Blob([await response.arrayBuffer()], { type: response.headers.get('content-type') || 'text/html' });
   const url = URL.createObjectURL(blob);
   window.open(url, '_blank', 'noopener');
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
   return url;
+}
+
+// The HTML validation report of a run.
+export function openReport(runId) {
+  return openBlob(`/reports/${runId}/html`);
+}
+
+// One page of the Great Expectations Data Docs a run wrote ('index.html', 'validations/…/….html').
+export function openDataDocs(runId, page) {
+  return openBlob(`/reports/${runId}/data-docs/${page.split('/').map(encodeURIComponent).join('/')}`);
 }
