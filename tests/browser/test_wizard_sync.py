@@ -70,6 +70,13 @@ def test_a_lagging_table_is_synced_from_the_page(tmp_path: Path, serve: Any, wiz
     expect(page.locator("#sync-status")).to_have_text("1 of 1 sync runs ended")
     expect(behind("foreign.tpch.nation")).to_have_text("0")
     expect(behind("foreign.tpch.region")).to_have_text("1")
+    # snapshot ids are 63-bit: shown with every digit, not rounded to a double
+    nation = catalog(root, "foreign").load_table(("tpch", "nation")).current_snapshot()
+    assert nation is not None
+    cells = lag.filter(has=page.get_by_role("rowheader", name="foreign.tpch.nation", exact=True)).locator("td")
+    expect(cells.nth(2)).to_have_text(str(nation.snapshot_id))
+    expect(cells.nth(3)).to_have_text(str(nation.snapshot_id))
+    expect(runs.first.locator("p.meta")).to_contain_text(f"synced to source snapshot {nation.snapshot_id}")
     expect(main.get_by_text("1 of 2 copied tables are behind their source.")).to_be_visible()
     assert rows_of(root, "managed", "nation") == rows_of(root, "foreign", "nation")
     assert rows_of(root, "managed", "region") != rows_of(root, "foreign", "region")

@@ -23,9 +23,14 @@ function headers(extra) {
   return { Authorization: `Bearer ${session.token() || ''}`, ...extra };
 }
 
+// JSON with its integers beyond 2^53 (snapshot ids) kept exact, as their digits: a number would round them
+function parse(text) {
+  return JSON.parse(text, (key, value, context) => (typeof value === 'number' && !Number.isSafeInteger(value) && context && /^-?\d+$/.test(context.source) ? context.source : value));
+}
+
 async function answer(response) {
   const type = response.headers.get('content-type') || '';
-  const body = type.includes('json') ? await response.json() : await response.text();
+  const body = type.includes('json') ? parse(await response.text()) : await response.text();
   if (response.status === 401) {
     session.signOut();
     window.dispatchEvent(new CustomEvent('icebridge:signed-out'));
@@ -69,7 +74,7 @@ export async function follow(runId, onEvent, signal) {
       if (line.startsWith('event: ')) name = line.slice(7);
       else if (line.startsWith('data: ')) data += line.slice(6);
       else if (line === '') {
-        if (data) onEvent(name, JSON.parse(data));
+        if (data) onEvent(name, parse(data));
         name = 'message';
         data = '';
       }
