@@ -6,6 +6,7 @@ import { announce, append, bytes, clear, count, duration, errorBox, exactGlob, h
 import { RunModel } from './run.js';
 
 const FINISHED = ['succeeded', 'failed', 'interrupted'];
+const STREAMS = 2;
 
 export async function render(main) {
   append(main, h('h1', { text: 'Sync' }), h('p', { class: 'lead', text: 'Copied tables whose source has moved on since the copy: snapshots and time behind. A sync replays the source’s new commits on the destination.' }));
@@ -119,7 +120,13 @@ export async function render(main) {
       }
     }
     draw();
-    await Promise.all(runs.map((entry) => watch(entry, model, draw, controller.signal)));
+    // a browser keeps about six connections to a server: follow at most STREAMS runs at a time, so the
+    // page's other calls are never stuck behind open streams
+    const waiting = [...runs];
+    const follower = async () => {
+      while (waiting.length && !controller.signal.aborted) await watch(waiting.shift(), model, draw, controller.signal);
+    };
+    await Promise.all(Array.from({ length: Math.min(STREAMS, runs.length) }, follower));
     if (controller.signal.aborted) return;
     draw();
     const failed = runs.filter((r) => r.status !== 'succeeded').length;
