@@ -164,6 +164,8 @@ def run(data_dir: Path, quick: bool) -> str:
     SHARED["s3_streamed_bytes_per_second"] = total / streamed
     return "\n".join(
         [
+            "## S3: server-side copy against streamed, checksum identity against read",
+            "",
             f"{files} objects of {fmt_bytes(size)} ({fmt_bytes(total)}) on moto_server, {workers} copies at a time, "
             f"{ROUNDS} alternating rounds.",
             "",

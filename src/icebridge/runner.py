@@ -232,10 +232,18 @@ def _not_migrated(task: TaskRow) -> str | None:
 
 
 def _catch_up(work: TableWork) -> PhaseResult:
-    """Migrate's sync: replays what the source committed since the copy; a sync with nothing to replay
-    does not end migrate, whose validation always follows."""
+    """migrate: carry the source commits that arrived during the copy (strategies sync can replay onto)."""
+    if work.task.strategy not in sync_phase.REPLAYABLE:
+        return PhaseResult(Phase(work.task.phase), f"not synced: strategy {work.task.strategy} keeps its own copy")
+    return sync_phase.run(work)
+
+
+def _sync_only(work: TableWork) -> PhaseResult:
+    """sync: replay what the source committed since; a table in step is done without validating again."""
     result = sync_phase.run(work)
-    return PhaseResult(result.phase, result.message, {k: v for k, v in result.details.items() if k != "finished"})
+    if result.details.get("replayed"):
+        return result
+    return PhaseResult(result.phase, result.message, {"finished": True})
 
 
 MIGRATE = Pipeline(
@@ -249,7 +257,7 @@ MIGRATE = Pipeline(
 )
 SYNC = Pipeline(
     "sync",
-    (_open_destination, sync_phase.run, validate_phase.run),  # validation only after something was replayed
+    (_open_destination, _sync_only, validate_phase.run),  # validation only after something was replayed
     wanted=syncable,
     done_message="not migrated (any more); nothing synced",
     done_phase=Phase.MIGRATED,

@@ -199,6 +199,11 @@ def test_a_read_only_unity_foreign_table_migrates_and_its_cutover_is_refused(
     )
     code, status = est.cli_json("status")
     assert not any(t["archived_metadata_location"] for t in status["tables"])
+    # the steps the cut-over did before the refused archive (freeze, swap) are undone; then nothing is left
+    code, back = est.cli_json("rollback")
+    assert code == 0, back
+    [undone] = back["tables"]
+    assert undone["source"] == "foreign.shop.events" and undone["status"] == "succeeded"
     code, back = est.cli_json("rollback")
     assert code == 1 and "nothing left to roll back" in back["message"] and back["tables"] == []
     assert rows(owner.load_table(("shop", "events"))) == rows(before["foreign.shop.events"])

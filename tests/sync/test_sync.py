@@ -12,6 +12,11 @@ def _summaries(live: Live) -> list[dict[str, str]]:
 def test_sync_replays_each_source_commit_as_one_destination_commit(live: Live) -> None:
     code, report = live.cli_json("migrate")
     assert code == 0, report
+    store = live.store()
+    try:  # migrate validated what it copied (the sync step after the copy found nothing to replay)
+        assert {v.level for v in store.validations(live.task().id)} == {1, 2, 3}
+    finally:
+        store.close()
     copied = live.task().source_snapshot_id
     write_commits(live.source())
     source = live.source()
@@ -184,3 +189,69 @@ def test_watch_keeps_syncing_until_cancelled(live: Live) -> None:
     assert result.status == "interrupted" and result.run_id == scopes[0].run_id
     assert rows(live.destination()) == rows(live.source())
     app.close()
+
+
+def test_a_snapshot_arriving_in_the_quiet_period_stops_the_cutover(live: Live) -> None:
+    import threading
+    import time
+
+    import yaml
+
+    from tests.integration import estate
+
+    assert live.cli("migrate")[0] == 0
+    config = yaml.safe_load(live.config.read_text())
+    config["cutover"] = {"quiet_seconds": 1.5}
+    config["migrate"]["max_attempts"] = 1
+    live.config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def write_soon() -> None:
+        time.sleep(0.5)
+        live.source().append(estate.events_arrow(9000, 3))
+
+    writer = threading.Thread(target=write_soon)
+    writer.start()
+    code, cut = live.cli_json("cutover")
+    writer.join()
+    assert code == 1, cut
+    message = cut["tables"][0]["message"]
+    assert "arrived during the 1.5 s quiet period" in message and "writers are still active" in message
+    assert live.foreign().table_exists("shop.events")  # not archived
+    store = live.store()
+    try:
+        steps = {s.step: s.status for s in store.cutover_steps(live.task().id)}
+    finally:
+        store.close()
+    assert steps == {"freeze": "done", "quiet": "started"}
+
+    expected = rows(live.source())
+    code, cut = live.cli_json("cutover")  # writers stopped: the next cut-over resumes at the quiet period
+    assert code == 0, cut
+    assert "1 commit(s) replayed" in cut["tables"][0]["message"]
+    assert rows(live.destination()) == expected
+
+
+def test_sync_and_cutover_records_on_both_store_backends(tmp_path, state_url: str) -> None:  # type: ignore[no-untyped-def]
+    from tests.sync.conftest import make_live
+
+    live = make_live(tmp_path, state_url=state_url)
+    assert live.cli("migrate")[0] == 0
+    write_commits(live.source())
+    assert live.cli("sync")[0] == 0
+    code, status = live.cli_json("status")
+    assert code == 0 and status["tables"][0]["synced_commits"] >= 3
+    assert live.cli("cutover")[0] == 0
+    store = live.store()
+    try:
+        task = live.task()
+        assert [s.step for s in store.cutover_steps(task.id)] == [
+            "freeze",
+            "quiet",
+            "sync",
+            "validate",
+            "swap",
+            "archive",
+        ]
+        assert {r.how for r in store.snapshot_map(task.id)} == {"copy", "files"}
+    finally:
+        store.close()

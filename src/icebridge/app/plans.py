@@ -126,7 +126,9 @@ class PlanService:
         concurrency = self.app.config.migrate.concurrency
         estimates = estimate_phase.estimate(items, rates, self.app.config.estimates, concurrency)
         self.app.store.set_estimates(
-            (str(i.source), i.estimate_seconds, strategy_spec(str(i.strategy)).engine) for i in items if not i.blocked
+            (str(i.source), i.estimate_seconds, request.engine or strategy_spec(str(i.strategy)).engine)
+            for i in items
+            if not i.blocked
         )
         blocked = sum(i.blocked for i in items) + sum(f.severity is Severity.BLOCKER for f in prepared.findings)
         return PlanResult(

@@ -33,8 +33,10 @@ from pyiceberg.manifest import (
     ManifestWriterV2,
     data_file_with_partition,
     manifest_entry_schema_with_data_file,
+    write_manifest,
 )
 from pyiceberg.schema import Schema
+from pyiceberg.table import Transaction
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
 from pyiceberg.table.update.snapshot import _FastAppendFiles, _SnapshotProducer
 from pyiceberg.typedef import EMPTY_DICT, TableVersion
@@ -43,7 +45,7 @@ from pyiceberg.types import IntegerType, ListType, NestedField, StructType
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyiceberg.io import FileIO
-    from pyiceberg.table import FileScanTask, Transaction
+    from pyiceberg.table import FileScanTask
     from pyiceberg.table.metadata import TableMetadata
 
 
@@ -113,7 +115,7 @@ def _summary_by_spec(
     """The snapshot summary of a commit whose files each keep the partition spec they carry."""
     from pyiceberg.table import TableProperties
 
-    metadata = producer._transaction.table_metadata
+    metadata = getattr(producer, "_metadata", None) or producer._transaction.table_metadata
     limit = int(
         metadata.properties.get(
             TableProperties.WRITE_PARTITION_SUMMARY_LIMIT, TableProperties.WRITE_PARTITION_SUMMARY_LIMIT_DEFAULT
@@ -198,6 +200,7 @@ class ReplayFiles(_SnapshotProducer["ReplayFiles"]):
             io=transaction._table.io,
             snapshot_properties=snapshot_properties,
         )
+        self._metadata = transaction.table_metadata  # read once: each read may copy it whole (ReplayTransaction)
         self._removed_paths = set(removed)
         self._removed_files: list[DataFile] = []
 
@@ -230,15 +233,15 @@ class ReplayFiles(_SnapshotProducer["ReplayFiles"]):
         return added + existing
 
     def _writer(self, spec_id: int, deletes: bool) -> ManifestWriter:
-        metadata = self._transaction.table_metadata
+        spec, schema = self._metadata.specs()[spec_id], self._metadata.schema()
+        output = self.new_manifest_output()
         if not deletes:
-            return self.new_manifest_writer(self.spec(spec_id))
-        return _DeleteManifestWriter(
-            self.spec(spec_id), metadata.schema(), self.new_manifest_output(), self._snapshot_id, self._compression
-        )
+            version = self._metadata.format_version
+            return write_manifest(version, spec, schema, output, self._snapshot_id, self._compression)
+        return _DeleteManifestWriter(spec, schema, output, self._snapshot_id, self._compression)
 
     def _existing_manifests(self) -> list[ManifestFile]:
-        snapshot = self._transaction.table_metadata.snapshot_by_name(name=self._target_branch)
+        snapshot = self._metadata.snapshot_by_name(name=self._target_branch)
         if snapshot is None:
             return []
         kept: list[ManifestFile] = []
@@ -266,6 +269,22 @@ class ReplayFiles(_SnapshotProducer["ReplayFiles"]):
 
     def _summary(self, snapshot_properties: dict[str, str] = EMPTY_DICT) -> Summary:
         return _summary_by_spec(self, self._added_data_files, self._removed_files, snapshot_properties)
+
+
+class ReplayTransaction(Transaction):
+    """A transaction whose metadata is read without a copy while nothing is staged yet.
+
+    PyIceberg 0.12 rebuilds and deep-copies the whole table metadata (every snapshot) on each read of
+    ``Transaction.table_metadata``, a dozen times per commit, which made a replayed commit's cost grow
+    with the destination's history; the metadata is a frozen model, so before any update is staged
+    the table's own is returned.
+    """
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        if not self._updates:
+            return self._table.metadata
+        return super().table_metadata
 
 
 def replay_files(

@@ -38,6 +38,7 @@ from pyiceberg.table import FileScanTask
 from icebridge.catalogs import warehouse_location
 from icebridge.engines import BaseEngine, BatchCommit, CatalogAccess, CopyJob, CopyResult, StrategySpec
 from icebridge.engines._pyiceberg import (
+    ReplayTransaction,
     multi_spec_append,
     relocated,
     replay_files,
@@ -401,7 +402,7 @@ class LocalEngine(BaseEngine):
         destination = job.destination
         markers = {**job.summary_markers}
         try:
-            with destination.transaction() as txn:
+            with ReplayTransaction(destination) as txn:
                 with replay_files(txn, operation, markers, removed) as commit:
                     for data_file in files:
                         commit.add_file(data_file)

@@ -48,7 +48,8 @@ def copy(engine: SparkEngine, job: CopyJob, max_tasks: int | None = None) -> Cop
 
 class _ExecutorCopy(LocalEngine):
     """The local engine's batch loop (resume, cancellation, timing, ``on_commit``) with each file-copy batch
-    copied by the spark engine's executors."""
+    copied by the spark engine's executors. A table with delete files keeps the local engine's ordered copy
+    (files committed in sequence-number order), made by the driver."""
 
     def __init__(self, spark: SparkEngine, max_tasks: int | None) -> None:
         super().__init__(spark._config)
@@ -62,11 +63,6 @@ class _ExecutorCopy(LocalEngine):
 def _batch(
     engine: SparkEngine, job: CopyJob, index: int, tasks: Sequence[FileScanTask], max_tasks: int | None = None
 ) -> BatchCommit:
-    with_deletes = [t.file.file_path for t in tasks if t.delete_files]
-    if with_deletes:
-        raise TerminalError(
-            f"{job.task}: file-copy cannot carry delete files ({with_deletes[0]} has some); use strategy spark-sql"
-        )
     destination = job.destination
     destination.refresh()
     _check_specs(job)

@@ -122,6 +122,10 @@ def run(work: TableWork) -> PhaseResult:
     source, destination, task = work.require_source(), work.require_destination(), work.task
     source.refresh()
     destination.refresh()
+    if task.strategy not in REPLAYABLE:  # its engine keeps its own markers: only "in step" can be told
+        if _current_id(source) == task.source_snapshot_id:
+            return PhaseResult(Phase(task.phase), "already done", {"replayed": 0})
+        _engine(work)  # raises SyncUnsupportedError naming the strategy
     state = synced_state(destination, task.source)
     if state.foreign:
         raise DestinationConflictError(
@@ -147,7 +151,7 @@ def run(work: TableWork) -> PhaseResult:
         message = "already done" if mark is not None or _current_id(source) is None else "in step with the source"
         if mark != task.source_snapshot_id:
             work.advance(Phase(task.phase), source_snapshot_id=mark)
-        return PhaseResult(Phase(work.task.phase), message, {"finished": True, "replayed": 0})
+        return PhaseResult(Phase(work.task.phase), message, {"replayed": 0})
     engine, strategy = _engine(work)
     total = sum(_delta(source, s, first=(i == 0 and mark is None)).bytes for i, s in enumerate(chain))
     work.note("sync-started", f"{len(chain)} source commit(s) to replay after snapshot {mark}", bytes=total)
