@@ -276,3 +276,22 @@ def test_data_docs_are_served_from_the_runs_folder_only(est: Estate, serve: Any)
     assert client.get(f"/api/v1/reports/{newest}").json()["data_docs"] == []
     missing = client.get(f"/api/v1/reports/{newest}/data-docs/index.html")
     assert missing.status_code == 404 and "wrote no Great Expectations Data Docs" in missing.json()["message"]
+
+
+def test_a_save_keeps_what_the_page_does_not_edit(est: Estate) -> None:
+    from icebridge.app.mappings import MappingService, SaveRequest
+    from icebridge.context import AppContext
+
+    kept = "strategy: rewrite\n  history: all\n  governance: none\n"
+    est.config.write_text(est.config.read_text().replace("strategy: rewrite\n", kept))
+    ctx = AppContext(load_config(est.config))
+    try:
+        service = MappingService(ctx)
+        current = service.rules()
+        assert (current.rules[0].history, current.rules[0].governance) == ("all", "none")
+        service.save(SaveRequest(rules=current.rules, version=current.version))
+    finally:
+        ctx.close()
+    saved = load_config(est.config).mappings
+    assert [(r.history, r.governance) for r in saved] == [("all", "none"), ("current", None)]
+    assert est.config.read_text().count("history:") == 1  # a default is not written out

@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -37,6 +37,12 @@ class RuleInput(BaseModel):
     target: str = Field(max_length=1024, description="<catalog>.<namespace>; {namespace} keeps the source's.")
     rename: str | None = Field(default=None, max_length=1024, description="Destination table name; may use {table}.")
     strategy: str | None = Field(default=None, max_length=64, description="Force a strategy.")
+    history: Literal["current", "all"] = Field(
+        default="current", description="Kept as the file has it: current snapshot only, or every live snapshot."
+    )
+    governance: str | None = Field(
+        default=None, max_length=64, description="Kept as the file has it: the governance adapter at cut-over."
+    )
 
 
 class RuleError(BaseModel):
@@ -131,7 +137,14 @@ def _finding(finding: Finding) -> PreviewFinding:
 
 
 def _as_input(rule: MappingRule) -> RuleInput:
-    return RuleInput(source=rule.source, target=rule.target, rename=rule.rename, strategy=rule.strategy)
+    return RuleInput(
+        source=rule.source,
+        target=rule.target,
+        rename=rule.rename,
+        strategy=rule.strategy,
+        history=rule.history,
+        governance=rule.governance,
+    )
 
 
 class MappingService:
@@ -160,7 +173,7 @@ class MappingService:
         catalogs = self.app.config.catalogs
         for index, given in enumerate(rules):
             values = {k: (v.strip() if isinstance(v, str) else v) for k, v in given.model_dump().items()}
-            values = {k: (v or None) if k in ("rename", "strategy") else v for k, v in values.items()}
+            values = {k: (v or None) if k in ("rename", "strategy", "governance") else v for k, v in values.items()}
             try:
                 rule = MappingRule.model_validate(values)
             except ValidationError as exc:
@@ -321,7 +334,7 @@ def render_rules(rules: list[MappingRule]) -> str:
     """The ``mappings:`` section for ``rules``, in the order given."""
     import yaml
 
-    entries = [{k: v for k, v in r.model_dump().items() if v is not None} for r in rules]
+    entries = [r.model_dump(exclude_defaults=True) for r in rules]  # a default is not written out
     body: str = yaml.safe_dump({"mappings": entries}, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return body
 
