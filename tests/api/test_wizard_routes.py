@@ -4,6 +4,7 @@ and sync lag."""
 
 from __future__ import annotations
 
+import http.client
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 
 from icebridge.config import load_config
+from tests.api.conftest import TOKEN
 from tests.integration.estate import events_arrow
 from tests.integration.test_behaviour import Estate
 
@@ -170,16 +172,126 @@ def test_a_symlinked_configuration_stays_a_symlink(est: Estate) -> None:
     assert [p.name for p in est.root.glob(".*.tmp")] == []  # no temporary file left behind
 
 
-def test_a_rule_s_history_and_governance_survive_a_save(tmp_path: Path) -> None:
-    from icebridge.app.mappings import _as_input, replace_mappings
-    from icebridge.config import MappingRule
-
-    kept = MappingRule(source="foreign.a.*", target="managed.b", history="all", governance="none")
-    plain = MappingRule(source="foreign.*.*", target="managed.c")
-    # what the page is given is what it sends back: the rules survive the round trip whole
-    assert [MappingRule.model_validate(_as_input(r).model_dump()) for r in (kept, plain)] == [kept, plain]
-    text = replace_mappings("mappings: []\n", tmp_path, [kept, plain])
-    assert text == (
-        "mappings:\n- source: foreign.a.*\n  target: managed.b\n  history: all\n  governance: none\n"
-        "- source: foreign.*.*\n  target: managed.c\n"
+def test_the_cutover_preview_names_what_changes_and_changes_nothing(est: Estate, serve: Any) -> None:
+    assert est.cli("migrate", "--tables", "foreign.shop.events")[0] == 0
+    server = serve(est.config)
+    client = server.client()
+    preview = client.post(
+        "/api/v1/tasks/cutover-preview", json={"command": "cutover", "tables": ["foreign.shop.events"]}
     )
+    assert preview.status_code == 200, preview.text
+    (table,) = preview.json()["tables"]
+    assert table["source"] == "foreign.shop.events" and table["destination"] == "managed.shop.events"
+    assert table["governance"] == "none" and table["governance_error"] is None
+    assert table["changes"] == [
+        "Writers (none governance): no write privileges to revoke: catalog 'foreign' is an open catalog; "
+        "writers are stopped only by the quiet-period check.",
+        "Quiet period: none (cutover.quiet_seconds is 0).",
+        "The source's commits since the copy are synced, then the table is validated again; "
+        "a failure stops the cut-over here.",
+        "Grants (none governance): no grants to swap: 'foreign' and 'managed' are open catalogs.",
+        "The entry foreign.shop.events is dropped from its catalog (no file is deleted) and its metadata "
+        "location archived for a roll back; readers then read managed.shop.events.",
+    ]
+    assert est.foreign().table_exists(("shop", "events"))  # a preview changes nothing
+    unknown = client.post("/api/v1/tasks/cutover-preview", json={"command": "cutover", "tables": ["foreign.no.such"]})
+    assert unknown.status_code == 404 and "no task for foreign.no.such" in unknown.json()["message"]
+    empty = client.post("/api/v1/tasks/cutover-preview", json={"command": "cutover", "tables": []})
+    assert empty.status_code == 422
+
+    assert est.cli("cutover", "--tables", "foreign.shop.events")[0] == 0
+    back = client.post("/api/v1/tasks/cutover-preview", json={"command": "rollback", "tables": ["foreign.shop.events"]})
+    changes = back.json()["tables"][0]["changes"]
+    archived = est.tasks()["foreign.shop.events"].archived_metadata_location  # type: ignore[attr-defined]
+    assert archived and archived.endswith(".metadata.json")
+    assert changes[1] == f"foreign.shop.events is registered again in its catalog from {archived}."
+    assert changes[2] == (
+        "Grants (none governance): nothing to undo: the swap from foreign.shop.events to managed.shop.events "
+        "changed no grant."
+    )
+
+
+def raw_get(server: Any, path: str, token: str | None = TOKEN) -> tuple[int, bytes]:
+    """A GET of ``path`` exactly as written: no client normalizes its dot segments or its escapes."""
+    url = httpx.URL(server.url)
+    connection = http.client.HTTPConnection(url.host, url.port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_data_docs_are_served_from_the_runs_folder_only(est: Estate, serve: Any) -> None:
+    est.config.write_text(est.config.read_text() + "reports:\n  data_docs: true\n")
+    for table in ("foreign.shop.events", "foreign.shop.customers"):  # customers: rewritten, so GX has metrics
+        code, out = est.cli("migrate", "--tables", table)
+        assert code == 0, out
+    server = serve(est.config)
+    client = server.client()
+    runs = [r for r in client.get("/api/v1/runs").json() if r["kind"] == "migrate"]
+    run_id = max(r["id"] for r in runs)
+    report = client.get(f"/api/v1/reports/{run_id}").json()
+    pages = report["data_docs"]
+    assert pages[0] == "index.html" and any(p.startswith("validations/") for p in pages), pages
+    index = client.get(f"/api/v1/reports/{run_id}/data-docs/index.html")
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert "Data Docs" in index.text or "great_expectations" in index.text.lower()
+    validation = client.get(f"/api/v1/reports/{run_id}/data-docs/{pages[-1]}")
+    assert validation.status_code == 200 and "shop.customers" in validation.text
+    assert client.get(f"/api/v1/reports/{run_id}/data-docs/").text == index.text  # the index for the site
+    assert raw_get(server, f"/api/v1/reports/{run_id}/data-docs/index.html", token=None)[0] == 401
+
+    # nothing outside this run's Data Docs folder: its own report.html next to it, the other run's, the system's
+    folder = Path(est.config.parent / ".icebridge" / "reports" / f"run-{run_id}")
+    assert (folder / "report.html").is_file()
+    (folder / "gx" / "outside.html").symlink_to(folder / "report.html")
+    escapes = [
+        "../report.html",
+        "%2e%2e/report.html",
+        "..%2freport.html",
+        "%2E%2E%2Freport.html",
+        "validations/../../report.html",
+        f"../../run-{run_id - 1}/report.html",
+        "%2e%2e%2f%2e%2e%2frun-1%2freport.html",
+        "..%5creport.html",
+        "/etc/passwd",
+        "%2fetc%2fpasswd",
+        "outside.html",
+        "no-such.html",
+    ]
+    for page in escapes:
+        status, body = raw_get(server, f"/api/v1/reports/{run_id}/data-docs/{page}")
+        assert status == 404, (page, status, body[:200])
+        assert b"<html" not in body.lower() and b"root:" not in body, page
+    other = client.get(f"/api/v1/reports/{run_id}/data-docs/{pages[0]}")
+    assert other.status_code == 200  # the site itself is still served
+
+    # a run that wrote none says so
+    est.config.write_text(est.config.read_text().replace("data_docs: true", "data_docs: false"))
+    code, _ = est.cli("validate", "--tables", "foreign.shop.events")
+    assert code == 0
+    newest = max(r["id"] for r in client.get("/api/v1/runs").json())
+    assert client.get(f"/api/v1/reports/{newest}").json()["data_docs"] == []
+    missing = client.get(f"/api/v1/reports/{newest}/data-docs/index.html")
+    assert missing.status_code == 404 and "wrote no Great Expectations Data Docs" in missing.json()["message"]
+
+
+def test_a_save_keeps_what_the_page_does_not_edit(est: Estate) -> None:
+    from icebridge.app.mappings import MappingService, SaveRequest
+    from icebridge.context import AppContext
+
+    kept = "strategy: rewrite\n  history: all\n  governance: none\n"
+    est.config.write_text(est.config.read_text().replace("strategy: rewrite\n", kept))
+    ctx = AppContext(load_config(est.config))
+    try:
+        service = MappingService(ctx)
+        current = service.rules()
+        assert (current.rules[0].history, current.rules[0].governance) == ("all", "none")
+        service.save(SaveRequest(rules=current.rules, version=current.version))
+    finally:
+        ctx.close()
+    saved = load_config(est.config).mappings
+    assert [(r.history, r.governance) for r in saved] == [("all", "none"), ("current", None)]
+    assert est.config.read_text().count("history:") == 1  # a default is not written out

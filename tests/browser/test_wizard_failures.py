@@ -91,8 +91,16 @@ def test_a_hostile_name_failure_retry_and_cancel(tmp_path: Path, serve: Any, wiz
     tab.step("Cut over / Roll back")
     expect(main.get_by_label(f"{TABLE} → managed.xss.{HOSTILE}")).to_be_visible()
     assert injected(page) == 0
+    # the confirmation's changes, written by the server, carry the name as text too
+    main.get_by_label(f"{TABLE} → managed.xss.{HOSTILE}").check()
+    page.get_by_role("button", name="Cut over the chosen tables…").click()
+    changes = page.get_by_role("dialog").get_by_role("region", name=f"Changes to {TABLE}")
+    expect(changes.get_by_role("heading")).to_have_text(f"{TABLE} (governance: none)")
+    expect(changes).to_contain_text(f"The entry {TABLE} is dropped from its catalog (no file is deleted)")
+    assert injected(page) == 0
     tab.accessible()
     tab.shot("cutover-hostile-name")
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
 
     # a row written into the destination behind IceBridge's back: validation fails and shows that row
     destination = managed.load_table(("xss", HOSTILE))

@@ -263,3 +263,33 @@ def test_a_refusal_of_the_workspace_is_a_governance_error_and_throttling_stays_t
     with pytest.raises(TransientError):
         adapter(unity_server, tmp_path, retry_timeout_seconds=1).freeze(SRC)
     assert unity_server.grants_of(UC_SRC) == ORIGINAL  # nothing changed
+
+
+def test_describe_says_what_each_step_would_do_and_changes_nothing(
+    unity_server: UnityContractServer, tmp_path: Path
+) -> None:
+    scripted(unity_server)
+    unity = adapter(unity_server, tmp_path)
+
+    freeze = unity.describe("freeze", SRC, DST)
+    swap = unity.describe("swap", SRC, DST)
+    assert freeze == (
+        "revokes 2 write privilege(s) of 2 principal(s) on uc_foreign.sales.orders: "
+        "ALL_PRIVILEGES of admins, MODIFY of etl@example.com"
+    )
+    assert swap == (
+        "grants 5 privilege(s) of 4 principal(s) on main.sales.orders; revokes 5 on uc_foreign.sales.orders; "
+        "re-applies 1 column mask(s) and a row filter on main.sales.orders first"
+    )
+    assert not [r for r in unity_server.requests if r["method"] != "GET"]  # read, never written
+    assert unity_server.grants_of(UC_SRC) == ORIGINAL and unity_server.grants_of(UC_DST) == {}
+    assert unity.describe("unswap", SRC, DST) == "no recorded grant swap from uc_foreign.sales.orders: nothing to undo"
+
+    unity.freeze(SRC)
+    unity.swap(SRC, DST)
+    assert unity.describe("unswap", SRC, DST) == (
+        "restores 4 privilege(s) on uc_foreign.sales.orders, revokes 5 on main.sales.orders"
+    )
+    assert unity.describe("unfreeze", SRC, DST) == (
+        "restores 2 write privilege(s) of 2 principal(s) on uc_foreign.sales.orders"
+    )

@@ -56,6 +56,14 @@ def test_the_none_adapter_changes_nothing_and_says_so() -> None:
     assert unswap.action == "unswap" and "changed no grant" in unswap.message
 
 
+def test_the_none_adapter_describes_each_step_as_the_step_says_it() -> None:
+    adapter = NoGovernance()
+    assert adapter.describe("freeze", SRC, DST) == adapter.freeze(SRC).message
+    assert adapter.describe("swap", SRC, DST) == "no grants to swap: 'foreign' and 'managed' are open catalogs"
+    assert adapter.describe("unswap", SRC, DST) == adapter.unswap(SRC, DST, adapter.swap(SRC, DST)).message
+    assert adapter.describe("unfreeze", SRC, DST) == adapter.unfreeze(SRC, adapter.freeze(SRC)).message
+
+
 def test_a_step_survives_its_json_record() -> None:
     step = GovernanceStep("unity", "swap", {"grants": [{"principal": "a", "privileges": ["SELECT"]}]}, {}, "1 grant")
     record = json.loads(json.dumps(dataclasses.asdict(step)))

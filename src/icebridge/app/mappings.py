@@ -38,9 +38,11 @@ class RuleInput(BaseModel):
     rename: str | None = Field(default=None, max_length=1024, description="Destination table name; may use {table}.")
     strategy: str | None = Field(default=None, max_length=64, description="Force a strategy.")
     history: Literal["current", "all"] = Field(
-        default="current", description="current: the current snapshot; all: every live source snapshot."
+        default="current", description="Kept as the file has it: current snapshot only, or every live snapshot."
     )
-    governance: str | None = Field(default=None, max_length=64, description="The governance adapter (none, unity).")
+    governance: str | None = Field(
+        default=None, max_length=64, description="Kept as the file has it: the governance adapter at cut-over."
+    )
 
 
 class RuleError(BaseModel):
@@ -332,7 +334,7 @@ def render_rules(rules: list[MappingRule]) -> str:
     """The ``mappings:`` section for ``rules``, in the order given."""
     import yaml
 
-    entries = [r.model_dump(exclude_defaults=True) for r in rules]  # a setting left at its default is not written
+    entries = [r.model_dump(exclude_defaults=True) for r in rules]  # a default is not written out
     body: str = yaml.safe_dump({"mappings": entries}, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return body
 

@@ -14,6 +14,7 @@ from icebridge.model import Status
 if TYPE_CHECKING:
     from icebridge.context import AppContext, RunScope
     from icebridge.runner import RunReport
+    from icebridge.store import RunRow
 
 NOTHING_CHECKED = ("already done", "already cut over")
 
@@ -103,6 +104,11 @@ class ValidationReport(BaseModel):
     kind: str
     status: str
     html: bool = Field(description="Whether the run wrote its HTML report.")
+    data_docs: list[str] = Field(
+        default_factory=list,
+        description="The HTML pages of the Great Expectations Data Docs the run wrote (index.html first), "
+        "each served at /api/v1/reports/{run_id}/data-docs/{page}; none when it wrote none.",
+    )
     tables: list[TableReport]
 
 
@@ -117,9 +123,7 @@ class ReportService:
         from icebridge.validation.report import TableValidation
 
         store = self.app.store
-        run = store.get_run(run_id)
-        if run is None:
-            raise NotFoundError(f"no run {run_id} in the state store; GET /api/v1/runs lists the runs")
+        run = self._run(run_id)
         by_task: dict[int, list[Any]] = {}
         for row in store.run_validations(run_id):
             by_task.setdefault(row.task_id, []).append(row)
@@ -152,15 +156,21 @@ class ReportService:
                 )
             )
         tables.sort(key=lambda t: t.source)
+        site = self._site(run.report_path)
+        pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")) if site else []
+        pages.sort(key=lambda p: p != "index.html")
         return ValidationReport(
-            run_id=run.id, kind=run.kind, status=run.status, html=self._path(run.report_path) is not None, tables=tables
+            run_id=run.id,
+            kind=run.kind,
+            status=run.status,
+            html=self._path(run.report_path) is not None,
+            data_docs=pages,
+            tables=tables,
         )
 
     def html(self, run_id: int) -> str:
         """The HTML report the run wrote (NotFoundError when it wrote none)."""
-        run = self.app.store.get_run(run_id)
-        if run is None:
-            raise NotFoundError(f"no run {run_id} in the state store; GET /api/v1/runs lists the runs")
+        run = self._run(run_id)
         path = self._path(run.report_path)
         if path is None:
             raise NotFoundError(
@@ -168,6 +178,37 @@ class ReportService:
                 "table write one"
             )
         return path.read_text(encoding="utf-8")
+
+    def data_docs(self, run_id: int, page: str) -> Path:
+        """A file of the Data Docs site the run wrote (``index.html`` for an empty ``page``), confined to that
+        site's folder: a path that leaves it, by ``..`` or a link, is NotFoundError like a missing file."""
+        run = self._run(run_id)
+        site = self._site(run.report_path)
+        if site is None:
+            raise NotFoundError(
+                f"run {run_id} wrote no Great Expectations Data Docs: set 'reports: {{data_docs: true}}' in the "
+                "configuration and validate again"
+            )
+        path = (site / (page or "index.html")).resolve()
+        if not path.is_relative_to(site) or not path.is_file():
+            raise NotFoundError(f"run {run_id}'s Data Docs have no file {page!r}")
+        return path
+
+    def _run(self, run_id: int) -> RunRow:
+        run = self.app.store.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"no run {run_id} in the state store; GET /api/v1/runs lists the runs")
+        return run
+
+    def _site(self, recorded: str | None) -> Path | None:
+        """The Data Docs site next to the run's HTML report (``gx/`` of its folder), if it has an index."""
+        report = self._path(recorded)
+        if report is None:
+            return None
+        from icebridge.validation.gx import SITE_FOLDER
+
+        site = (report.parent / SITE_FOLDER).resolve()
+        return site if site.is_relative_to(report.parent) and (site / "index.html").is_file() else None
 
     def _path(self, recorded: str | None) -> Path | None:
         """The recorded report, if it is a file inside this configuration's reports folder (nothing else is served)."""

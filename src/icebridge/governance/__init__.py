@@ -1,6 +1,7 @@
 """Governance: who may read and write what, checked before a migration and carried over at cut-over.
 
-One interface, :class:`Governance`, with one adapter per kind of catalog: ``none`` for open
+One interface, :class:`Governance` (the four steps, and :meth:`~Governance.describe`: what a step would
+do, read without changing anything, for a confirmation), with one adapter per kind of catalog: ``none`` for open
 catalogs (nothing to freeze or swap, and every step says so) and ``unity`` for Unity Catalog (write
 privileges revoked on the source to freeze it; grants carried from source to destination at the
 swap, read back to verify). Cut-over and rollback call the adapter that :func:`governance_for`
@@ -96,6 +97,11 @@ class Governance(Protocol):
 
     def unswap(self, source: TableRef, destination: TableRef, done: GovernanceStep) -> GovernanceStep:
         """Undo :meth:`swap` from its record."""
+        ...
+
+    def describe(self, action: Action, source: TableRef, destination: TableRef) -> str:
+        """One line for a person: what ``action`` would do to this table now, read without changing anything
+        (the undoing actions from the table's recorded steps)."""
         ...
 
 

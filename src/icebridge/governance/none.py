@@ -12,6 +12,7 @@ from icebridge.governance import GovernanceStep
 
 if TYPE_CHECKING:
     from icebridge.context import AppContext
+    from icebridge.governance import Action
     from icebridge.model import TableRef
 
 
@@ -62,3 +63,14 @@ class NoGovernance:
 
     def unswap(self, source: TableRef, destination: TableRef, done: GovernanceStep) -> GovernanceStep:
         return self._step("unswap", f"nothing to undo: the swap from {source} to {destination} changed no grant")
+
+    def describe(self, action: Action, source: TableRef, destination: TableRef) -> str:
+        """What a step would do: here nothing, in the words the step itself says (no step reads anything)."""
+        nothing = GovernanceStep(self.name, action, {}, {}, "")
+        steps = {
+            "freeze": lambda: self.freeze(source),
+            "unfreeze": lambda: self.unfreeze(source, nothing),
+            "swap": lambda: self.swap(source, destination),
+            "unswap": lambda: self.unswap(source, destination, nothing),
+        }
+        return steps[action]().message

@@ -43,6 +43,7 @@ from icebridge.model import Finding, Severity
 if TYPE_CHECKING:
     from icebridge.config import Config
     from icebridge.context import AppContext
+    from icebridge.governance import Action
     from icebridge.model import TableRef
 
 ACCOUNT_USERS = "account users"
@@ -474,9 +475,7 @@ class UnityGovernance:
     def _freeze(self, source: TableRef) -> GovernanceStep:
         src = self._table(source)
         before = self.grants(src)
-        remove = {p: [v for v in privs if v in WRITES] for p, privs in before.items()}
-        remove = {p: v for p, v in remove.items() if v}
-        add = {p: ["SELECT"] for p, v in remove.items() if "ALL_PRIVILEGES" in v and "SELECT" not in before[p]}
+        remove, add = _freeze_changes(before)
         self._update(src, add, remove)
         after = self.grants(src)
         still = sorted(p for p, v in after.items() if set(v) & set(WRITES))
@@ -531,20 +530,8 @@ class UnityGovernance:
         policies = self.policies(src)
         statements = self._apply_policies(dst, policies)  # before any grant, or a GovernanceError
         source_before, destination_before = self.grants(src), self.grants(dst)
-        # what principals held before the freeze: now, less what freeze added, plus what it revoked
-        added = _from_list(frozen.after.get("added") if frozen else None)
-        held = {p: set(v) - set(added.get(p, [])) for p, v in source_before.items()}
-        for p, privs in _from_list(frozen.after.get("revoked") if frozen else None).items():
-            held.setdefault(p, set()).update(privs)
-        carried = {p: sorted(v & set(CARRIED)) for p, v in held.items()}
-        carried = {p: v for p, v in carried.items() if v}
-        skipped = sorted(f"{v} for {p}" for p, privs in held.items() for v in privs if v not in CARRIED)
-        grant = {p: [v for v in privs if v not in destination_before.get(p, [])] for p, privs in carried.items()}
-        grant = {p: v for p, v in grant.items() if v}
+        carried, grant, revoke, skipped = _swap_changes(source_before, destination_before, frozen)
         self._update(dst, grant, {})
-        # the source loses every table privilege it still grants (a SELECT freeze added included)
-        revoke = {p: [v for v in privs if v in CARRIED] for p, privs in source_before.items()}
-        revoke = {p: v for p, v in revoke.items() if v}
         self._update(src, {}, revoke)
         source_after, destination_after = self.grants(src), self.grants(dst)
         absent = {p: [v for v in privs if v not in destination_after.get(p, [])] for p, privs in carried.items()}
@@ -578,6 +565,60 @@ class UnityGovernance:
             "; ".join(p for p in parts if p),
         )
 
+    # ------------------------------------------------------------------------------ describing
+
+    def describe(self, action: Action, source: TableRef, destination: TableRef) -> str:
+        """What ``action`` would do now, from the grants and policies read (nothing is changed); the undoing
+        actions from the table's recorded steps."""
+        try:
+            return self._describe(action, source, destination)
+        except GovernanceError:
+            raise
+        except IceBridgeError as exc:
+            if exc.transient:
+                raise
+            raise GovernanceError(f"{source}: what the unity {action} would do cannot be read: {exc}") from exc
+
+    def _describe(self, action: Action, source: TableRef, destination: TableRef) -> str:
+        src = self._table(source)
+        if action == "freeze":
+            remove, _ = _freeze_changes(self.grants(src))
+            if not remove:
+                return f"no principal holds MODIFY on {src.full_name} itself: nothing to revoke"
+            return (
+                f"revokes {_count(remove)} write privilege(s) of {len(remove)} principal(s) on {src.full_name}: "
+                + ", ".join(f"{', '.join(v)} of {p}" for p, v in sorted(remove.items()))
+            )
+        if action == "unfreeze":
+            frozen = self._frozen(source)
+            revoked = _from_list(frozen.after.get("revoked") if frozen else None)
+            if not revoked:
+                return f"no recorded freeze of {src.full_name} revoked anything: nothing to restore"
+            return f"restores {_count(revoked)} write privilege(s) of {len(revoked)} principal(s) on {src.full_name}"
+        dst = self._table(destination)
+        if action == "swap":
+            policies = self.policies(src)
+            carried, grant, revoke, skipped = _swap_changes(self.grants(src), self.grants(dst), self._frozen(source))
+            masks = len(policies["masks"])
+            shown = " and ".join(
+                ([f"{masks} column mask(s)"] if masks else []) + (["a row filter"] if policies["row_filter"] else [])
+            )
+            parts = [
+                f"grants {_count(grant)} privilege(s) of {len(grant)} principal(s) on {dst.full_name}"
+                if grant
+                else f"no grant on {src.full_name} itself to carry to {dst.full_name}",
+                f"revokes {_count(revoke)} on {src.full_name}" if revoke else "",
+                f"re-applies {shown} on {dst.full_name} first" if shown else "",
+                f"not carried: {', '.join(skipped)}" if skipped else "",
+            ]
+            return "; ".join(p for p in parts if p)
+        swapped = last_step(self.app, source, "swap", undone_by="unswap") if self.app is not None else None
+        if swapped is None:
+            return f"no recorded grant swap from {src.full_name}: nothing to undo"
+        granted, revoked = _from_list(swapped.after.get("granted")), _from_list(swapped.after.get("revoked"))
+        restored = f"restores {_count(revoked)} privilege(s) on {src.full_name}"
+        return f"{restored}, revokes {_count(granted)} on {dst.full_name}"
+
     def _unswap(self, source: TableRef, destination: TableRef, done: GovernanceStep) -> GovernanceStep:
         src, dst = self._table(source), self._table(destination)
         granted, revoked = _from_list(done.after.get("granted")), _from_list(done.after.get("revoked"))
@@ -603,6 +644,34 @@ class UnityGovernance:
             f"{_count(revoked)} privilege(s) restored on {src.full_name}, {_count(granted)} revoked on {dst.full_name}"
             + ("; the masks and row filter re-applied on the destination stay" if statements else ""),
         )
+
+
+def _freeze_changes(before: Grants) -> tuple[Grants, Grants]:
+    """What a freeze revokes (write privileges) and adds (SELECT where ALL PRIVILEGES was the only read)."""
+    remove = {p: [v for v in privs if v in WRITES] for p, privs in before.items()}
+    remove = {p: v for p, v in remove.items() if v}
+    add = {p: ["SELECT"] for p, v in remove.items() if "ALL_PRIVILEGES" in v and "SELECT" not in before[p]}
+    return remove, add
+
+
+def _swap_changes(
+    source_before: Grants, destination_before: Grants, frozen: GovernanceStep | None
+) -> tuple[Grants, Grants, Grants, list[str]]:
+    """What a swap carries, grants on the destination, revokes on the source, and leaves out."""
+    # what principals held before the freeze: now, less what freeze added, plus what it revoked
+    added = _from_list(frozen.after.get("added") if frozen else None)
+    held = {p: set(v) - set(added.get(p, [])) for p, v in source_before.items()}
+    for p, privs in _from_list(frozen.after.get("revoked") if frozen else None).items():
+        held.setdefault(p, set()).update(privs)
+    carried = {p: sorted(v & set(CARRIED)) for p, v in held.items()}
+    carried = {p: v for p, v in carried.items() if v}
+    skipped = sorted(f"{v} for {p}" for p, privs in held.items() for v in privs if v not in CARRIED)
+    grant = {p: [v for v in privs if v not in destination_before.get(p, [])] for p, privs in carried.items()}
+    grant = {p: v for p, v in grant.items() if v}
+    # the source loses every table privilege it still grants (a SELECT freeze added included)
+    revoke = {p: [v for v in privs if v in CARRIED] for p, privs in source_before.items()}
+    revoke = {p: v for p, v in revoke.items() if v}
+    return carried, grant, revoke, skipped
 
 
 def policy_statements(destination: dsql.UcTable, wanted: dict[str, Any]) -> list[str]:

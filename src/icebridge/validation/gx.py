@@ -25,10 +25,11 @@ from icebridge.errors import TerminalError
 if TYPE_CHECKING:
     from icebridge.validation.report import TableValidation
 
-__all__ = ["GX_EXTRA", "available", "metric_rows", "write_data_docs"]
+__all__ = ["GX_EXTRA", "SITE_FOLDER", "available", "metric_rows", "write_data_docs"]
 
 GX_EXTRA = "pip install 'icebridge[gx]'"
 _SITE = "icebridge"
+SITE_FOLDER = "gx"  # the Data Docs site's folder inside the run's report folder
 _COLUMNS = ["table", "level", "comparator", "partition", "metric", "source", "destination"]
 
 
@@ -100,7 +101,7 @@ def write_data_docs(report_dir: Path, tables: Sequence[TableValidation]) -> Path
     frames = [(t, rows) for t, rows in frames if rows]
     if not frames:
         return None
-    site_dir = Path(report_dir) / "gx"
+    site_dir = Path(report_dir) / SITE_FOLDER
     site_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 from icebridge.api.deps import Ctx, RunId
 from icebridge.api.errors import ERROR_RESPONSES
@@ -22,3 +22,12 @@ def validation_report(run_id: RunId, ctx: Ctx) -> ValidationReport:
 def html_report(run_id: RunId, ctx: Ctx) -> HTMLResponse:
     """The self-contained HTML validation report the run wrote."""
     return HTMLResponse(ReportService(ctx).html(run_id))
+
+
+@router.get(
+    "/{run_id}/data-docs/{page:path}", response_class=FileResponse, responses={200: {"content": {"text/html": {}}}}
+)
+def data_docs(run_id: RunId, page: str, ctx: Ctx) -> FileResponse:
+    """A file of the Great Expectations Data Docs the run wrote (``index.html`` when ``page`` is empty);
+    nothing outside that run's Data Docs folder is served."""
+    return FileResponse(ReportService(ctx).data_docs(run_id, page))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from icebridge.api.deps import Ctx, TaskId
 from icebridge.api.errors import ERROR_RESPONSES
+from icebridge.app.cutover_preview import CutoverPreview, CutoverPreviewRequest, CutoverPreviewService
 from icebridge.app.status import StatusService, TableStatus
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
@@ -28,3 +29,10 @@ def list_tasks(
 def get_task(task_id: TaskId, ctx: Ctx) -> TableStatus:
     """One table's task."""
     return StatusService(ctx).table(task_id)
+
+
+@router.post("/cutover-preview")
+def cutover_preview(request: CutoverPreviewRequest, ctx: Ctx) -> CutoverPreview:
+    """What a cut-over or a roll back of these tables would change, each governance adapter's steps
+    included, read now. Nothing is changed."""
+    return CutoverPreviewService(ctx).preview(request)

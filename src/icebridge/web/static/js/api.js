@@ -23,9 +23,14 @@ function headers(extra) {
   return { Authorization: `Bearer ${session.token() || ''}`, ...extra };
 }
 
+// JSON with its integers beyond 2^53 (snapshot ids) kept exact, as their digits: a number would round them
+function parse(text) {
+  return JSON.parse(text, (key, value, context) => (typeof value === 'number' && !Number.isSafeInteger(value) && context && /^-?\d+$/.test(context.source) ? context.source : value));
+}
+
 async function answer(response) {
   const type = response.headers.get('content-type') || '';
-  const body = type.includes('json') ? await response.json() : await response.text();
+  const body = type.includes('json') ? parse(await response.text()) : await response.text();
   if (response.status === 401) {
     session.signOut();
     window.dispatchEvent(new CustomEvent('icebridge:signed-out'));
@@ -69,7 +74,7 @@ export async function follow(runId, onEvent, signal) {
       if (line.startsWith('event: ')) name = line.slice(7);
       else if (line.startsWith('data: ')) data += line.slice(6);
       else if (line === '') {
-        if (data) onEvent(name, JSON.parse(data));
+        if (data) onEvent(name, parse(data));
         name = 'message';
         data = '';
       }
@@ -77,13 +82,23 @@ export async function follow(runId, onEvent, signal) {
   }
 }
 
-// The HTML validation report opened in a new tab: fetched with the token, shown from a blob.
-export async function openReport(runId) {
-  const response = await fetch(`/api/v1/reports/${runId}/html`, { headers: headers() });
+// A file the API serves opened in a new tab: fetched with the token, shown from a blob.
+async function openBlob(path) {
+  const response = await fetch(`/api/v1${path}`, { headers: headers() });
   if (!response.ok) return answer(response);
-  const blob = new Blob([await response.text()], { type: 'text/html' });
+  const blob = new Blob([await response.arrayBuffer()], { type: response.headers.get('content-type') || 'text/html' });
   const url = URL.createObjectURL(blob);
   window.open(url, '_blank', 'noopener');
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
   return url;
+}
+
+// The HTML validation report of a run.
+export function openReport(runId) {
+  return openBlob(`/reports/${runId}/html`);
+}
+
+// One page of the Great Expectations Data Docs a run wrote ('index.html', 'validations/…/….html').
+export function openDataDocs(runId, page) {
+  return openBlob(`/reports/${runId}/data-docs/${page.split('/').map(encodeURIComponent).join('/')}`);
 }

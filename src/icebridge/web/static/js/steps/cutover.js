@@ -28,6 +28,7 @@ export async function render(main) {
     const id = `${command}-title`;
     const boxes = tasks.map((t) => ({ task: t, box: h('input', { type: 'checkbox', id: `${command}-${t.id}`, value: t.source }) }));
     const button = h('button', { type: 'button', class: command === 'cutover' ? 'primary' : 'danger', text: `${verb} the chosen tables…`, disabled: !tasks.length });
+    const problems = h('div', { 'aria-live': 'polite' });
     button.addEventListener('click', () => {
       const chosen = boxes.filter((b) => b.box.checked).map((b) => b.task);
       if (!chosen.length) {
@@ -35,7 +36,7 @@ export async function render(main) {
         button.after(h('p', { class: 'field-error', role: 'alert', text: `Choose at least one table to ${verb.toLowerCase()}.` }));
         return;
       }
-      confirm(command, verb, chosen, button);
+      confirm(command, verb, chosen, button, problems);
     });
     return h(
       'section',
@@ -49,26 +50,32 @@ export async function render(main) {
           )
         : h('p', { text: 'No table is in this state.' }),
       button,
+      problems,
     );
   }
 
-  function changes(command, tasks) {
-    if (command === 'cutover') {
-      return [
-        'Each table is validated again first; a table whose source has a snapshot newer than the copied one is refused and left as it is.',
-        'The source catalog entry of each table is dropped (no file is deleted) and its metadata location archived, so a roll back can register it again.',
-        'Readers of the source names must then read the destinations listed above.',
-        'Grants: this cut-over changes no grants.',
-      ];
-    }
-    return [
-      ...tasks.map((t) => `${t.source} is registered again in its catalog from ${t.archived_metadata_location || 'its archived metadata location'}.`),
-      'The destination tables stay as they are; nothing is deleted.',
-      'Grants: this roll back changes no grants.',
-    ];
+  // what the server says each table's cut-over or roll back changes, its governance adapter's steps included
+  function changes(preview) {
+    return preview.tables.map((t) =>
+      h(
+        'section',
+        { class: 'confirm-table', 'aria-label': `Changes to ${t.source}` },
+        h('h4', {}, h('span', { class: 'name', text: t.source }), h('span', { class: 'meta', text: ` (governance: ${t.governance})` })),
+        h('ul', {}, t.changes.map((c) => h('li', { text: c }))),
+        t.governance_error ? h('p', { class: 'field-error', text: `The ${t.governance} adapter's steps cannot be read now: ${t.governance_error}` }) : null,
+      ),
+    );
   }
 
-  function confirm(command, verb, tasks, opener) {
+  async function confirm(command, verb, tasks, opener, problems) {
+    let preview;
+    try {
+      preview = await api('/tasks/cutover-preview', { method: 'POST', body: { command, tables: tasks.map((t) => t.source) } });
+    } catch (error) {
+      clear(problems, errorBox(error));
+      return;
+    }
+    clear(problems);
     const title = `${verb} ${tasks.length} ${tasks.length === 1 ? 'table' : 'tables'}?`;
     const go = h('button', { type: 'button', class: command === 'cutover' ? 'primary' : 'danger', text: `${verb} ${tasks.length} ${tasks.length === 1 ? 'table' : 'tables'}` });
     const stop = h('button', { type: 'button', text: 'Cancel' });
@@ -79,7 +86,7 @@ export async function render(main) {
       h('h3', { text: 'Tables' }),
       h('ul', { class: 'confirm-tables' }, tasks.map((t) => h('li', {}, h('span', { class: 'name', text: t.source }), ' → ', h('span', { class: 'name', text: t.destination })))),
       h('h3', { text: 'What will change' }),
-      h('ul', { id: 'confirm-changes' }, changes(command, tasks).map((c) => h('li', { text: c }))),
+      h('div', { id: 'confirm-changes' }, changes(preview)),
       h('div', { class: 'toolbar' }, stop, go),
     );
     document.body.append(dialog);

@@ -128,7 +128,8 @@ export async function render(main) {
   const schedule = debounce(refresh, 250);
 
   function clean() {
-    return rules.map((r) => ({ ...r, source: r.source || '', target: r.target || '', rename: r.rename || null, strategy: r.strategy || null }));
+    // history and governance are not edited here: each rule keeps what the file says
+    return rules.map((r) => ({ source: r.source || '', target: r.target || '', rename: r.rename || null, strategy: r.strategy || null, history: r.history || 'current', governance: r.governance || null }));
   }
 
   add.addEventListener('click', () => {

@@ -57,7 +57,7 @@ function ms(iso) {
   return new Date(iso).getTime();
 }
 
-class RunModel {
+export class RunModel {
   constructor() {
     this.tables = new Map();
     this.t0 = null;

@@ -1,7 +1,7 @@
 // Validate: per table, the levels that ran and what each proved; mismatches with their drill-down rows;
 // the run's HTML report; pass/fail at a glance.
 
-import { api, openReport } from '../api.js';
+import { api, openDataDocs, openReport } from '../api.js';
 import { passFail } from '../charts.js';
 import { append, clear, errorBox, h } from '../dom.js';
 import { recentRuns } from './run.js';
@@ -55,9 +55,36 @@ export async function render(main, params) {
     h('h2', { id: 'validation-title', text: `Run ${runId}: ${report.kind} ${report.status}` }),
     h('div', { class: 'glance' }, passFail(passed, failed, { title: 'Tables passed', caption: `${passed} of ${report.tables.length} tables passed validation${failed ? `, ${failed} failed` : ''}.` }), glance),
     h('div', { class: 'toolbar' }, reportButton, report.html ? null : h('span', { class: 'meta', text: 'This run wrote no HTML report.' })),
+    dataDocs(runId, report.data_docs || [], problems),
     report.tables.map(tableReport),
     h('h2', { text: 'Other runs' }),
     await recentRuns(['migrate', 'validate', 'cutover'], 'validate'),
+  );
+}
+
+// The Great Expectations Data Docs the run wrote (reports: {data_docs: true}): each page opened with the token.
+function dataDocs(runId, pages, problems) {
+  if (!pages.length) return null;
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'data-docs-title' },
+    h('h2', { id: 'data-docs-title', text: 'Great Expectations Data Docs' }),
+    h('p', { class: 'meta', text: `The same evidence as checkpoints of Great Expectations, written by run ${runId}. Each page opens in a new tab on its own (links between the pages do not follow there).` }),
+    h(
+      'ul',
+      { class: 'data-docs' },
+      pages.map((page) => {
+        const button = h('button', { type: 'button', text: page === 'index.html' ? 'Open the Data Docs index' : `Open ${page}` });
+        button.addEventListener('click', async () => {
+          try {
+            await openDataDocs(runId, page);
+          } catch (error) {
+            clear(problems, errorBox(error));
+          }
+        });
+        return h('li', {}, button);
+      }),
+    ),
   );
 }
 
