@@ -513,8 +513,7 @@ class UnityGovernance:
         now = self.grants(src)
         self._update(src, revoked, {p: [v for v in privs if v in now.get(p, [])] for p, privs in added.items()})
         after = self.grants(src)
-        missing = {p: [v for v in privs if v not in after.get(p, [])] for p, privs in revoked.items()}
-        missing = {p: v for p, v in missing.items() if v}
+        missing = _lacking(revoked, after)
         if missing:
             raise GovernanceError(f"{src.full_name}: write privileges could not be restored: {_as_list(missing)}")
         return GovernanceStep(
@@ -534,10 +533,7 @@ class UnityGovernance:
         self._update(dst, grant, {})
         self._update(src, {}, revoke)
         source_after, destination_after = self.grants(src), self.grants(dst)
-        absent = {p: [v for v in privs if v not in destination_after.get(p, [])] for p, privs in carried.items()}
-        absent = {p: v for p, v in absent.items() if v}
-        left = {p: [v for v in privs if v in source_after.get(p, [])] for p, privs in revoke.items()}
-        left = {p: v for p, v in left.items() if v}
+        absent, left = _lacking(carried, destination_after), _within(revoke, source_after)
         if absent or left:
             raise GovernanceError(
                 f"the grant swap from {src.full_name} to {dst.full_name} did not read back as made: "
@@ -626,10 +622,7 @@ class UnityGovernance:
         self._update(src, revoked, {})
         self._update(dst, {}, granted)
         source_after, destination_after = self.grants(src), self.grants(dst)
-        unrestored = {p: [v for v in privs if v not in source_after.get(p, [])] for p, privs in revoked.items()}
-        unrestored = {p: v for p, v in unrestored.items() if v}
-        kept = {p: [v for v in privs if v in destination_after.get(p, [])] for p, privs in granted.items()}
-        kept = {p: v for p, v in kept.items() if v}
+        unrestored, kept = _lacking(revoked, source_after), _within(granted, destination_after)
         if unrestored or kept:
             raise GovernanceError(
                 f"undoing the grant swap did not read back as made: not restored on {src.full_name} "
@@ -646,10 +639,25 @@ class UnityGovernance:
         )
 
 
+def _within(wanted: Grants, held: Grants) -> Grants:
+    """The privileges of ``wanted`` that ``held`` grants, per principal (principals left with none dropped)."""
+    return {p: v for p, privs in wanted.items() if (v := [x for x in privs if x in held.get(p, [])])}
+
+
+def _lacking(wanted: Grants, held: Grants) -> Grants:
+    """The privileges of ``wanted`` that ``held`` does not grant, per principal (none: dropped)."""
+    return {p: v for p, privs in wanted.items() if (v := [x for x in privs if x not in held.get(p, [])])}
+
+
+def _only(grants: Grants, kinds: Iterable[str]) -> Grants:
+    """The privileges of ``grants`` of these kinds, per principal (none: dropped)."""
+    allowed = set(kinds)
+    return {p: v for p, privs in grants.items() if (v := [x for x in privs if x in allowed])}
+
+
 def _freeze_changes(before: Grants) -> tuple[Grants, Grants]:
     """What a freeze revokes (write privileges) and adds (SELECT where ALL PRIVILEGES was the only read)."""
-    remove = {p: [v for v in privs if v in WRITES] for p, privs in before.items()}
-    remove = {p: v for p, v in remove.items() if v}
+    remove = _only(before, WRITES)
     add = {p: ["SELECT"] for p, v in remove.items() if "ALL_PRIVILEGES" in v and "SELECT" not in before[p]}
     return remove, add
 
@@ -666,11 +674,9 @@ def _swap_changes(
     carried = {p: sorted(v & set(CARRIED)) for p, v in held.items()}
     carried = {p: v for p, v in carried.items() if v}
     skipped = sorted(f"{v} for {p}" for p, privs in held.items() for v in privs if v not in CARRIED)
-    grant = {p: [v for v in privs if v not in destination_before.get(p, [])] for p, privs in carried.items()}
-    grant = {p: v for p, v in grant.items() if v}
+    grant = _lacking(carried, destination_before)
     # the source loses every table privilege it still grants (a SELECT freeze added included)
-    revoke = {p: [v for v in privs if v in CARRIED] for p, privs in source_before.items()}
-    revoke = {p: v for p, v in revoke.items() if v}
+    revoke = _only(source_before, CARRIED)
     return carried, grant, revoke, skipped
 
 
