@@ -7,6 +7,7 @@ every thread, and Markdown formatting.
 from __future__ import annotations
 
 import collections
+import gc
 import os
 import subprocess
 import sys
@@ -269,7 +270,16 @@ class StackSampler:
             except Exception:
                 pool = 0
             stacks: list[list[int]] = []
-            for ident, frame in sys._current_frames().items():
+            # CPython 3.11 may run a garbage collection inside sys._current_frames while it holds the lock
+            # of the thread list, and a finalizer that needs that lock then hangs the process for good
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                frames = sys._current_frames()
+            finally:
+                if collecting:
+                    gc.enable()
+            for ident, frame in frames.items():
                 if ident == me or frame.f_code.co_name in self.IDLE:
                     continue
                 stack: list[int] = []

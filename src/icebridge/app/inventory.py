@@ -60,7 +60,9 @@ class InventoryService:
         facts: list[TableFacts] = []
         findings: list[Finding] = []
         try:
-            facts, findings = inventory_phase.run(self.app)
+            # the facts saved before: a table whose metadata location has not moved since is not read again
+            known = {f.table: f for f in store.load_inventory()} if captured is not None else {}
+            facts, findings = inventory_phase.run(self.app, known)
             store.save_inventory(facts)
             store.add_findings(run.id, findings)
             status = "failed" if any(f.severity is Severity.BLOCKER for f in findings) else "succeeded"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import CursorResult, Engine, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -603,16 +603,36 @@ class Store:
         """``plan_task`` for many (source, destination, strategy, reason) at once, in one transaction."""
         try:
             with self._session.begin() as s:
-                return [self._plan_one(s, *item) for item in items]
+                # every task that could be involved, read at once instead of two queries per item
+                known: tuple[dict[str, Task], dict[str, Task]] | None = None
+                if len(items) > 1:
+                    tasks = s.execute(select(Task)).scalars().all()
+                    known = ({t.source: t for t in tasks}, {t.destination: t for t in tasks})
+                planned = [self._plan_one(s, *item, known=known) for item in items]
+                s.flush()  # the new tasks at once, for their ids
+                return [_task_row(p) if isinstance(p, Task) else p for p in planned]
         except IntegrityError as exc:
             raise StateError(
                 "could not save the plan: another worker planned the same source or destination at the same "
                 f"time; plan again ({exc.orig})"
             ) from exc
 
-    def _plan_one(self, s: Session, source: str, destination: str, strategy: str, reason: str) -> TaskRow:
+    def _plan_one(
+        self,
+        s: Session,
+        source: str,
+        destination: str,
+        strategy: str,
+        reason: str,
+        known: tuple[dict[str, Task], dict[str, Task]] | None = None,
+    ) -> TaskRow | Task:
+        """The task's row, or a new task not flushed yet. ``known``: the tasks by source and by destination,
+        read in this transaction (kept up to date here); without it they are queried."""
         strategy, reason = str(strategy), str(reason)
-        existing = s.execute(select(Task).where(Task.source == source)).scalar_one_or_none()
+        if known is not None:
+            existing = known[0].get(source)
+        else:
+            existing = s.execute(select(Task).where(Task.source == source)).scalar_one_or_none()
         if existing is not None and existing.phase != Phase.PLANNED:
             if existing.destination != destination:
                 raise StateError(
@@ -620,9 +640,13 @@ class Store:
                     f"it cannot be re-planned to {destination}: roll back or remove the task first"
                 )
             return _task_row(existing)
-        other = s.execute(
-            select(Task).where(Task.destination == destination, Task.source != source)
-        ).scalar_one_or_none()
+        if known is not None:
+            holder = known[1].get(destination)
+            other = holder if holder is not None and holder.source != source else None
+        else:
+            other = s.execute(
+                select(Task).where(Task.destination == destination, Task.source != source)
+            ).scalar_one_or_none()
         if other is not None:
             raise StateError(
                 f"{source} and {other.source} both target {destination}: "
@@ -643,13 +667,20 @@ class Store:
                 updated_at=utcnow(),
             )
             s.add(task)
-            s.flush()
-            return _task_row(task)
+            if known is not None:
+                known[0][source] = known[1][destination] = task
+            return task
         if (existing.destination, existing.strategy, existing.reason) == (destination, strategy, reason):
             return _task_row(existing)
-        return self._conditional_update(
+        before = existing.destination
+        row = self._conditional_update(
             s, existing, existing.version, {"destination": destination, "strategy": strategy, "reason": reason}
         )
+        if known is not None:
+            if known[1].get(before) is existing:
+                del known[1][before]
+            known[1][destination] = existing
+        return row
 
     def get_task(self, source: str) -> TaskRow | None:
         """The task of a source table, or None."""
@@ -1237,9 +1268,11 @@ class Store:
         """Replace the whole saved inventory with these facts, in one transaction."""
         now = utcnow()
         by_source = {f.table: f.to_dict() for f in facts}
+        rows = [{"source": src, "facts": d, "captured_at": now} for src, d in by_source.items()]
         with self._session.begin() as s:
             s.execute(delete(Inventory))
-            s.add_all(Inventory(source=src, facts=d, captured_at=now) for src, d in by_source.items())
+            if rows:  # one executemany: 10,000 tables as ORM objects took seconds
+                s.connection().execute(insert(Inventory.__table__), rows)  # type: ignore[arg-type]
 
     def load_inventory(self) -> list[TableFacts]:
         """The saved inventory ordered by source table."""
