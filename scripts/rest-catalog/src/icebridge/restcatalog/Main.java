@@ -145,8 +145,11 @@ public final class Main {
     }
     Tokens tokens = new Tokens(settings.tokens, settings.clients, settings.tokenSeconds);
     HttpServer server = HttpServer.create(new InetSocketAddress(settings.host, settings.port), 64);
-    // JdbcCatalog and the handlers are thread-safe; a few workers let a client's parallel loads overlap
-    ExecutorService workers = Executors.newFixedThreadPool(8);
+    // JdbcCatalog and the handlers are thread-safe; workers let a client's parallel loads overlap. A
+    // load is mostly waiting (on the database, on reading the metadata file), so there are more workers
+    // than cores: a client inventorying with 32 loads in flight kept 8 workers busy and its own threads
+    // waiting for them.
+    ExecutorService workers = Executors.newFixedThreadPool(Catalogs.WORKERS);
     server.setExecutor(workers);
     server.createContext("/", new Router(catalogs, tokens));
     server.start();
