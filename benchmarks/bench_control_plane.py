@@ -14,6 +14,7 @@ peak RSS, and profiled by a low-rate stack sampler in that process.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -167,14 +168,25 @@ mappings:
 
 
 def _cli(scratch: Path, name: str, *args: str) -> tuple[ProcessResult, StackSampler]:
+    result, sampler, _ = _timed_cli(scratch, name, *args)
+    return result, sampler
+
+
+def _timed_cli(scratch: Path, name: str, *args: str) -> tuple[ProcessResult, StackSampler, float]:
+    """The CLI run as :func:`_cli` runs it, and the CPU seconds (user + system) its process spent."""
+    import resource
+
     profile = scratch / f"{name}-profile.json"
     cmd = python_cmd("-c", "import benchmarks; benchmarks.profiled_cli()", str(profile), *args)
     env = bench_env()
     env["BENCH_PROFILE_INTERVAL"] = PROFILE_INTERVAL
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = run_measured(cmd, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the child is waited for: its times are in
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if result.returncode != 0:
         raise BenchmarkError(f"icebridge {' '.join(args[:1])} exited {result.returncode}: {result.tail()}")
-    return result, StackSampler.from_json(json.loads(profile.read_text()))
+    return result, StackSampler.from_json(json.loads(profile.read_text())), cpu
 
 
 def run(data_dir: Path, quick: bool) -> str:
@@ -258,7 +270,7 @@ def run(data_dir: Path, quick: bool) -> str:
 
 
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-REST_LAUNCHER = REPO_ROOT / "build" / "rest-catalog" / "bin" / "rest-catalog"
+BUILD_REST_CATALOG = REPO_ROOT / "scripts" / "build-rest-catalog.sh"
 REST_START_SECONDS = 120
 
 
@@ -280,8 +292,7 @@ def _over_rest(data_dir: Path, tables: int, quick: bool) -> list[str]:
     import subprocess
     import urllib.request
 
-    if not REST_LAUNCHER.exists():
-        raise BenchmarkError(f"{REST_LAUNCHER} is missing: run `make rest-catalog` first")
+    launcher = _rest_launcher()
     database = f"icebridge_bench_rest_{uuid.uuid4().hex[:12]}"
     _pg(f'CREATE DATABASE "{database}"')
     scratch = data_dir / "scratch" / "control-plane-rest"
@@ -298,7 +309,7 @@ def _over_rest(data_dir: Path, tables: int, quick: bool) -> list[str]:
         jdbc = f"jdbc:postgresql://127.0.0.1:5432/{database}"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [str(REST_LAUNCHER), "--jdbc-uri", jdbc, "--jdbc-user", "postgres", "--port", "0", "--token", token],
+                [str(launcher), "--jdbc-uri", jdbc, "--jdbc-user", "postgres", "--port", "0", "--token", token],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -328,8 +339,9 @@ def _over_rest(data_dir: Path, tables: int, quick: bool) -> list[str]:
                 }
             )
         )
-        inv, _ = _cli(scratch, "rest-inventory", "inventory", "--refresh", "--json", "-c", str(config))
-        plan, _ = _cli(scratch, "rest-plan", "plan", "--json", "-c", str(config))
+        inv, _, inv_cpu = _timed_cli(scratch, "rest-inventory", "inventory", "--refresh", "--json", "-c", str(config))
+        plan, _, plan_cpu = _timed_cli(scratch, "rest-plan", "plan", "--json", "-c", str(config))
+        load = os.getloadavg()[0]
         facts, planned = json.loads(inv.stdout), json.loads(plan.stdout)
     finally:
         if proc is not None:
@@ -346,20 +358,71 @@ def _over_rest(data_dir: Path, tables: int, quick: bool) -> list[str]:
         "",
         f"The {tables:,} tables written into a PostgreSQL database (stamped out in {stamp_seconds:.0f} s) and served "
         "by the project's REST catalog server (`make rest-catalog`: Iceberg's own request handlers over a "
-        "JdbcCatalog, 8 server threads), read-only; every table is loaded through HTTP, 32 at a time.",
+        "JdbcCatalog, 16 HTTP workers, 8 database connections), read-only, on the same machine as the CLI; every "
+        "table is loaded through HTTP, 32 at a time. Each command's CPU time (user + system) is given beside its "
+        "wall time: on a shared machine the wall time also counts the time the other processes had the cores.",
         "",
         md_table(
-            ["step", "wall time", "per table", "peak RSS"],
+            ["step", "command", "wall time", "per table", "CLI CPU time", "peak RSS"],
             [
-                ("inventory", f"{inv.seconds:.1f} s", f"{inv.seconds / tables * 1000:.2f} ms", fmt_bytes(inv.peak_rss)),
-                ("plan", f"{plan.seconds:.1f} s", f"{plan.seconds / tables * 1000:.2f} ms", fmt_bytes(plan.peak_rss)),
-                ("**inventory + plan**", f"**{total:.1f} s**", f"{total / tables * 1000:.2f} ms", ""),
+                (
+                    "inventory",
+                    "`icebridge inventory --refresh`",
+                    f"{inv.seconds:.1f} s",
+                    f"{inv.seconds / tables * 1000:.2f} ms",
+                    f"{inv_cpu:.1f} s",
+                    fmt_bytes(inv.peak_rss),
+                ),
+                (
+                    "plan",
+                    "`icebridge plan`",
+                    f"{plan.seconds:.1f} s",
+                    f"{plan.seconds / tables * 1000:.2f} ms",
+                    f"{plan_cpu:.1f} s",
+                    fmt_bytes(plan.peak_rss),
+                ),
+                (
+                    f"**inventory + plan, {tables:,} tables over REST**",
+                    "",
+                    f"**{total:.1f} s**",
+                    f"{total / tables * 1000:.2f} ms",
+                    f"{inv_cpu + plan_cpu:.1f} s",
+                    fmt_bytes(max(inv.peak_rss, plan.peak_rss)),
+                ),
             ],
         ),
         "",
         f"Target over REST: ≤ {TARGET_SECONDS:.0f} s for 10,000 tables: "
-        + (f"{verdict(ok)} ({total:.1f} s)." if ok is not None else f"not judged in quick mode ({tables} tables)."),
+        + (
+            f"{verdict(ok)} ({total:.1f} s, {total / TARGET_SECONDS:.0%} of the budget)."
+            if ok is not None
+            else f"not judged in quick mode ({tables} tables)."
+        )
+        + f" Load average when it ended: {load:.1f} on {os.cpu_count()} cores.",
+        "",
+        "Where the time went (measured on this estate): the manifest list and manifest of each table are read"
+        " with Avro readers resolved once per writer schema (PyIceberg converts and resolves the schema again for"
+        " every file, which was most of the reading time); the inventory is saved and the plan's tasks are"
+        " recorded with one bulk statement each instead of an ORM object or two queries per table; the server"
+        " had 2 database connections for 8 workers, so loads queued for a connection. `plan` reads the saved"
+        " inventory and loads no source table; `inventory --refresh` run again still asks the catalog for every"
+        " table (only it knows the current metadata location) but reuses the saved facts of each table whose"
+        " metadata location is unchanged.",
     ]
+
+
+def _rest_launcher() -> Path:
+    """The REST catalog server, built from its sources when they changed since the last build."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "VENV": str(Path(sys.executable).parent.parent)}  # the venv running the benchmarks
+    result = subprocess.run(
+        ["bash", str(BUILD_REST_CATALOG)], capture_output=True, text=True, timeout=900, check=False, env=env
+    )
+    if result.returncode != 0:
+        raise BenchmarkError(f"{BUILD_REST_CATALOG} failed (exit {result.returncode}): {result.stderr[-2000:]}")
+    return Path(result.stdout.strip().splitlines()[-1])
 
 
 def _ready(proc: Any, log: Path) -> str:
