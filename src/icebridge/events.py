@@ -145,6 +145,21 @@ class BatchCommitted(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FileCopied(Event):
+    """One file copied byte for byte, and the way its bytes went (one of ``icebridge.storage.WAYS``):
+    ``server-side`` (the object store copied it), ``kernel`` (``copy_file_range``), ``user-space`` (read and
+    written here where the kernel refused), ``arrow`` or ``stream`` (streamed through this process)."""
+
+    kind: ClassVar[str] = "file-copied"
+    path: str
+    way: str
+    bytes: int
+
+    def message(self) -> str:
+        return f"{self.table}: {self.path} copied ({self.way}, {self.bytes} bytes)"
+
+
+@dataclass(frozen=True, kw_only=True)
 class SnapshotReplayed(Event):
     """One source commit carried to the destination by a sync, and how (files, rewrite, reload)."""
 

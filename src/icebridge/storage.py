@@ -7,6 +7,8 @@ A copy goes the cheapest way the two sides allow, and says which (``Copied.way``
   through this process. The source's full-object checksum algorithm is asked for on the copy, so the
   copy carries a checksum level 3 can compare without reading (``stored_checksum``).
 - ``kernel``: local disk to local disk, ``copy_file_range``.
+- ``user-space``: local disk to local disk where the kernel refuses ``copy_file_range`` (across some
+  file systems, old kernels): read and written through a buffer here.
 - ``arrow``: between other PyArrow file systems, streamed in Arrow's C++ (S3 to S3 with other
   credentials or endpoints, local to S3, ...).
 - ``stream``: any other FileIO, streamed here in chunks.
@@ -48,9 +50,10 @@ S3_CHECKSUMS = (*FULL_OBJECT_CRCS, "SHA256", "SHA1")
 
 SERVER_SIDE = "server-side"
 KERNEL = "kernel"
+USER_SPACE = "user-space"
 ARROW = "arrow"
 STREAM = "stream"
-WAYS = (SERVER_SIDE, KERNEL, ARROW, STREAM)
+WAYS = (SERVER_SIDE, KERNEL, USER_SPACE, ARROW, STREAM)
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,7 @@ def transfer(source_io: FileIO, source_path: str, dest_io: FileIO, dest_path: st
             and isinstance(source_native[0], pafs.LocalFileSystem)
             and isinstance(dest_native[0], pafs.LocalFileSystem)
         ):
-            written = copy_local(source_native[1], dest_native[1])
-            way = KERNEL
+            written, way = _copy_local(source_native[1], dest_native[1])
         elif source_native and dest_native:
             way = ARROW
             dest_native[0].create_dir(posixpath.dirname(dest_native[1]), recursive=True)
@@ -164,7 +166,13 @@ def transfer(source_io: FileIO, source_path: str, dest_io: FileIO, dest_path: st
 
 def copy_local(source: str, dest: str) -> int:
     """Copy a local file in the kernel (``copy_file_range``), or through user space where refused; bytes written."""
+    return _copy_local(source, dest)[0]
+
+
+def _copy_local(source: str, dest: str) -> tuple[int, str]:
+    """:func:`copy_local`, and the way it went: ``kernel``, or ``user-space`` where the kernel refused."""
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    way = KERNEL
     with open(source, "rb") as fin, open(dest, "wb") as fout:
         try:
             while os.copy_file_range(fin.fileno(), fout.fileno(), _RANGE_BYTES):
@@ -172,12 +180,13 @@ def copy_local(source: str, dest: str) -> int:
         except OSError as exc:
             if exc.errno not in _NO_RANGE_COPY:
                 raise
+            way = USER_SPACE
             fin.seek(0)
             fout.seek(0)
             fout.truncate()
             shutil.copyfileobj(fin, fout, COPY_CHUNK_BYTES)
         fout.flush()
-        return os.fstat(fout.fileno()).st_size
+        return os.fstat(fout.fileno()).st_size, way
 
 
 def file_size(io: FileIO, path: str) -> int | None:

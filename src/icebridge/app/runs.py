@@ -8,6 +8,7 @@ events go out on the process's bus as they happen.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,7 +19,7 @@ from icebridge import runner
 from icebridge.app.status import RunStatus, run_status
 from icebridge.context import AppContext, RunScope
 from icebridge.errors import NotFoundError, ReportWriteError, UsageError
-from icebridge.events import Event, RunFinished, RunStarted, event_kind
+from icebridge.events import Event, FileCopied, RunFinished, RunStarted, event_kind
 from icebridge.leases import LeaseKeeper, Owner, process_identity
 from icebridge.model import Severity, Status
 from icebridge.runner import Pipeline, RunReport, TableOutcome, TableRun
@@ -168,10 +169,29 @@ def start(
     return scope
 
 
+class _WayCounter:
+    """Counts the ``file-copied`` events of one run by the way the bytes went (engines' worker threads publish)."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        if event.run_id != self.run_id or event_kind(event) != FileCopied.kind:
+            return
+        way = str(event.data().get("way", ""))
+        if way:
+            with self._lock:
+                self.counts[way] = self.counts.get(way, 0) + 1
+
+
 def execute(scope: RunScope, body: Callable[[RunReport], None]) -> RunResult:
     """Run ``body`` in the recorded run, then write its report and record how it ended, always."""
     report = RunReport(run_id=scope.run_id, kind=scope.command)
     report_error: str | None = None
+    ways = _WayCounter(scope.run_id)
+    stop_counting = scope.app.bus.subscribe(ways)
     try:
         body(report)
     except KeyboardInterrupt:
@@ -189,7 +209,10 @@ def execute(scope: RunScope, body: Callable[[RunReport], None]) -> RunResult:
         except ReportWriteError as exc:
             report_error = str(exc)
         finally:
+            stop_counting()
             summary = report.summary()
+            if ways.counts:  # files copied byte for byte, by the way their bytes went
+                summary["files_by_way"] = dict(sorted(ways.counts.items()))
             outcomes = [{**dataclasses.asdict(o), "status": str(o.status)} for o in report.outcomes]
             scope.store.finish_run(scope.run_id, report.status, summary, outcomes=outcomes)
             scope.publish(RunFinished(command=scope.command, status=report.status, summary=summary))

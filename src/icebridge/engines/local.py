@@ -47,8 +47,9 @@ from icebridge.engines._pyiceberg import (
     write_data_files,
 )
 from icebridge.errors import CommitConflictError, CopyInterrupted, IceBridgeError, TerminalError, UnrecordedFileError
+from icebridge.events import FileCopied
 from icebridge.model import Finding, PlanItem, Severity, TableFacts, TableRef
-from icebridge.storage import copy_file, delete_file, file_size, same_bytes
+from icebridge.storage import Copied, delete_file, file_size, same_bytes, transfer
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -286,7 +287,8 @@ class LocalEngine(BaseEngine):
                 f"{job.task}: {target} exists with other bytes and IceBridge did not write it; "
                 "it is left untouched — move it away, or give the destination another location"
             )
-        copy_file(job.source.io, source_file.file_path, job.destination.io, target, size)
+        copied = transfer(job.source.io, source_file.file_path, job.destination.io, target, size)
+        _report_copy(job, target, copied)
         job.on_progress(1, size)
 
     # ------------------------------------------------------------------ sync
@@ -532,6 +534,12 @@ def commit_copied(job: CopyJob, index: int, pairs: Sequence[tuple[DataFile, str]
         # the copied files keep their deterministic names: the retry finds and reuses them
         raise CommitConflictError(f"{job.task}: destination commit of batch {index} conflicted: {exc}") from exc
     return _commit_result(job, index, files)
+
+
+def _report_copy(job: CopyJob, target: str, copied: Copied) -> None:
+    """Keep in the run's event log which way one file's bytes went (see ``icebridge.storage.WAYS``)."""
+    event = FileCopied(table=job.task, path=target, way=copied.way, bytes=copied.bytes)
+    job.on_event(event.kind, event.message(), {"path": event.path, "way": event.way, "bytes": event.bytes})
 
 
 def target_path(job: CopyJob, source_path: str) -> str:
