@@ -62,7 +62,7 @@ final class Catalogs {
     // V1 keeps views and the iceberg_type column PyIceberg's SQL catalog also writes, so both can share rows
     props.put("jdbc.schema-version", "V1");
     // with 2 connections, thread dumps taken during an inventory of 10,000 tables showed loads queued for
-    // one; half a connection per worker, as a load spends most of its time reading the metadata file
+    // one; half a connection per worker, as a load holds one only to look up the metadata location
     props.put("clients", Integer.toString(WORKERS / 2));
     JdbcCatalog catalog = new JdbcCatalog();
     catalog.setConf(hadoopConf());
