@@ -122,7 +122,8 @@ class ValidationReport(BaseModel):
     data_docs: list[str] = Field(
         default_factory=list,
         description="The HTML pages of the Great Expectations Data Docs the run wrote (index.html first), "
-        "each served at /api/v1/reports/{run_id}/data-docs/{page}; none when it wrote none.",
+        "each served at /api/v1/reports/{run_id}/data-docs/{page} (and under a link from POST "
+        "/api/v1/reports/{run_id}/links); none when it wrote none.",
     )
     tables: list[TableReport]
 
@@ -182,7 +183,7 @@ class ReportLink(BaseModel):
     run_id: int
     expires_at: datetime = Field(description="When the link stops working (UTC); ask for a new one then.")
     base: str = Field(description="The link's prefix: every file of the run's report folder is under it.")
-    html: str | None = Field(description="The HTML validation report, or None when the run wrote none.")
+    html: str = Field(description="The run's HTML validation report.")
     data_docs: str | None = Field(
         description="The Great Expectations Data Docs index, or None when the run wrote none; the site's "
         "pages, scripts and styles resolve from it as they do on disk."
@@ -199,7 +200,7 @@ class ReportService:
         """A signed link to the run's report folder (NotFoundError for an unknown run or one that wrote no
         report)."""
         run = self._run(run_id)
-        report = self._path(run.report_path)
+        report = self._own_folder(run.report_path)
         if report is None:
             raise NotFoundError(
                 f"run {run_id} has no HTML report to open: only migrate, validate and cutover runs that "
@@ -213,11 +214,10 @@ class ReportService:
 
     def report_file(self, run_id: int, path: str) -> tuple[Path, str]:
         """A file of the run's report folder (its HTML report, its Data Docs site) for a signed link, and where
-        it is inside that folder (``gx/index.html``); a path
-        that leaves the folder, by ``..``, an absolute path or a link to elsewhere, is NotFoundError like a
-        missing file."""
+        it is inside that folder (``gx/index.html``); a path that leaves the folder, by ``..``, an absolute
+        path or a link to elsewhere, is NotFoundError like a missing file."""
         run = self._run(run_id)
-        report = self._path(run.report_path)
+        report = self._own_folder(run.report_path)
         if report is None:
             raise NotFoundError(f"run {run_id} wrote no report")
         folder = report.parent
@@ -319,6 +319,13 @@ class ReportService:
 
         site = (report.parent / SITE_FOLDER).resolve()
         return site if site.is_relative_to(report.parent) and (site / "index.html").is_file() else None
+
+    def _own_folder(self, recorded: str | None) -> Path | None:
+        """The recorded report, if it is in a folder of its run's own inside the reports folder (``run-N/``):
+        a link opens that whole folder, never the reports folder itself."""
+        report = self._path(recorded)
+        folder = self.app.config.reports_dir.resolve()
+        return report if report is not None and report.parent != folder else None
 
     def _path(self, recorded: str | None) -> Path | None:
         """The recorded report, if it is a file inside this configuration's reports folder (nothing else is served)."""
