@@ -70,3 +70,23 @@ def test_a_file_an_executor_cannot_read_fails_the_level_naming_it(estate: Estate
     with pytest.raises(ValidationError, match="on a Spark executor") as caught:
         compare(table, snapshot.snapshot_id, table, byte_copy=True, default_levels=(1, 2, 3), executors=executors)
     assert gone in str(caught.value)
+
+
+def test_validate_on_an_engine_that_cannot_validate_is_refused_before_any_run(estate: Estate) -> None:
+    from typer.testing import CliRunner
+
+    from icebridge.cli import app
+    from icebridge.store import open_store
+
+    config = estate.write_config(
+        [{"source": f"{estate.foreign.name}.*.*", "target": f"{estate.managed.name}.{{namespace}}"}]
+    )
+    result = CliRunner().invoke(app, ["validate", "--engine", "databricks", "-c", str(config)])
+    assert result.exit_code != 0
+    assert "--engine databricks: validation runs on local or spark" in result.output
+    assert "Traceback" not in result.output
+    store = open_store(estate.state_url)
+    try:
+        assert store.list_runs() == []
+    finally:
+        store.close()

@@ -262,7 +262,7 @@ class RunService:
         elif request.command == "validate" and request.engine is not None:
             from icebridge.phases.validate import check_engine
 
-            check_engine(request.engine)
+            check_engine(request.engine, self.app.config)
             select_tasks(self.app, request.tables)
         else:
             select_tasks(self.app, request.tables)
@@ -434,7 +434,7 @@ class RunService:
     def _validate(self, request: RunRequest, begin: Callable[[str, dict[str, Any]], RunScope]) -> RunResult:
         from icebridge.phases.validate import check_engine
 
-        check_engine(request.engine)  # before the run is recorded
+        check_engine(request.engine, self.app.config)  # before the run is recorded
         nothing = "no migrated table matches; run 'icebridge migrate' first"
         return self._over_tasks(request, begin, runner.VALIDATE, runner.validatable, nothing)
 

@@ -507,7 +507,7 @@ class SparkEngine(BaseEngine):
             return None
         from icebridge.validation.spark_exec import SparkExecutors
 
-        return SparkExecutors(self.session())
+        return SparkExecutors(self.session)  # the session starts when level 3 or 4 first needs it
 
     def _apply_catalog(self, session: SparkSession, catalog: str, conf: dict[str, str]) -> None:
         # catalog settings are runtime SQL settings, read when Spark first loads the catalog; a

@@ -20,7 +20,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from icebridge.engines import strategy_spec
+from icebridge.engines import check_engine_settings, engine_installed, strategy_spec
 from icebridge.errors import IceBridgeError, UsageError, ValidationError, ValidationFailedError
 from icebridge.events import Progress as ProgressEvent
 from icebridge.events import Validated
@@ -42,6 +42,7 @@ from icebridge.validation.comparators.base import (
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
+    from icebridge.engines import EngineConfig
     from icebridge.phases import TableWork
 
 __all__ = ["ENGINES", "ComparatorResult", "check_engine", "compare", "levels_to_run", "planned_work", "run"]
@@ -195,12 +196,22 @@ def _attempt(
         raise error from exc
 
 
-def check_engine(engine: str | None) -> None:
-    """Raise a :class:`~icebridge.errors.UsageError` for a validation engine that is not one of :data:`ENGINES`."""
-    if engine is not None and engine not in ENGINES:
+def check_engine(engine: str | None, config: EngineConfig | None = None) -> None:
+    """Where a validation is asked to run (``--engine``) is one of :data:`ENGINES`, installed here, and its
+    settings hold (with ``config``): else a :class:`~icebridge.errors.UsageError`, or the engine's
+    :class:`~icebridge.errors.ConfigError`, before anything runs."""
+    if engine is None or engine == "local":
+        return
+    if engine not in ENGINES:
         raise UsageError(
             f"--engine {engine}: validation runs on {' or '.join(ENGINES)} (spark: levels 3 and 4 on its executors)"
         )
+    if not engine_installed(engine):
+        raise UsageError(
+            f"--engine {engine}: the {engine} engine is not installed here: pip install 'icebridge[{engine}]'"
+        )
+    if config is not None:
+        check_engine_settings(engine, config)
 
 
 def _executors(work: TableWork) -> Executors | None:

@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,19 +148,31 @@ class Side:
 class SparkExecutors:
     """Runs the per-file work of levels 3 and 4 on a SparkSession's executors (see the module's docstring).
 
-    ``max_tasks`` caps the Spark tasks of one job (default: one per ``files_per_task`` files), so at most
-    that many executor cores work at once.
+    ``session`` is the session, or a function giving it when the first job needs it (the engine's
+    ``session``: a validation that never reaches level 3 or 4 starts no Spark). ``max_tasks`` caps the
+    Spark tasks of one job (default: one per ``files_per_task`` files), so at most that many executor cores
+    work at once.
     """
 
     def __init__(
-        self, session: SparkSession, max_tasks: int | None = None, files_per_task: int = FILES_PER_TASK
+        self,
+        session: SparkSession | Callable[[], SparkSession],
+        max_tasks: int | None = None,
+        files_per_task: int = FILES_PER_TASK,
     ) -> None:
         if files_per_task < 1 or (max_tasks is not None and max_tasks < 1):
             raise ValueError("files_per_task and max_tasks must be at least 1")
-        self.session = session
+        self._session = session
         self.max_tasks = max_tasks
         self.files_per_task = files_per_task
-        ship_code(session)
+
+    @property
+    def session(self) -> SparkSession:
+        """The session the jobs run on, with this process's icebridge shipped to its executors."""
+        if callable(self._session):
+            self._session = self._session()
+        ship_code(self._session)
+        return self._session
 
     # ------------------------------------------------------------------ level 3
 
