@@ -95,6 +95,7 @@ def test_the_driver_folds_the_executors_results_into_the_local_report(table: Any
     for name in ("file-identity", "content-digest"):
         assert remote[name].passed and local[name].passed
         where = remote[name].details["executed_on"]
+        assert where["code"] == "installed"  # this process imported icebridge from its own path, not the zip
         assert (where["where"], where["master"], where["tasks"]) == (
             "spark executors",
             "in-process",

@@ -93,7 +93,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory, pg_server: str, cluster: tupl
 
     settings = spark_settings()
     settings["master"] = url
-    settings["conf"].update({"spark.driver.host": "127.0.0.1", "spark.executor.memory": "1g"})
+    settings["conf"].update(
+        {
+            "spark.driver.host": "127.0.0.1",
+            "spark.executor.memory": "1g",
+            # nothing of this checkout on the executors' path: they import the icebridge the driver ships
+            "spark.executorEnv.PYTHONPATH": "",
+        }
+    )
     (root / "icebridge.yaml").write_text(
         yaml.safe_dump(
             {
@@ -159,6 +166,7 @@ def _on_the_cluster(runs: Runs, details: dict[str, Any]) -> None:
     assert where["master"] == runs.master
     assert where["executors"] >= 1, where  # the worker's executor, the driver not counted
     assert where["tasks"] >= 1 and where["workers"], where
+    assert where["code"] == "shipped", where
 
 
 def test_migrate_with_the_spark_engine_proves_every_file_on_the_executors(runs: Runs) -> None:

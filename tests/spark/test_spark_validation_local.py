@@ -51,6 +51,7 @@ def test_the_executors_give_the_local_checksums_and_digests_on_tables_spark_wrot
             where = remote[comparator]["executed_on"]
             assert where["where"] == "spark executors" and where["master"].startswith("local"), where
             assert where["tasks"] >= 1 and where["workers"], where
+            assert where["code"] == "shipped", where  # the Python workers imported the zip the driver added
             assert remote[comparator]["details"] == local[comparator]["details"], (name, comparator)
             assert remote[comparator]["summary"] == local[comparator]["summary"], (name, comparator)
         digest = remote["content-digest"]["details"]

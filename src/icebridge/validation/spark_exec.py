@@ -287,7 +287,11 @@ class SparkExecutors:
                     f"{context['library'].split()[1]} on the executors"
                 )
         busy = [r for r in reports if r["items"]]
+        shipped = _code_zip().name
         where.update(
+            # "shipped": the executors imported the zip this process shipped; "installed": their own copy of
+            # the same code (same fingerprint), imported before the zip was added or ahead of it
+            code="shipped" if all(shipped in str(r.get("origin", "")) for r in reports) else "installed",
             tasks=len(busy),
             executors=self._executors(),
             workers=sorted({f"{r['host']}:{r['pid']}" for r in busy}),
@@ -376,6 +380,7 @@ class _ExecutorTask:
                     "pid": os.getpid(),
                     "items": len(items),
                     "code": code_fingerprint(),
+                    "origin": __file__,
                     "library": library,
                 }
             )
