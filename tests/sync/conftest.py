@@ -47,6 +47,14 @@ class Live(Estate):
         finally:
             store.close()
 
+    def events(self) -> list[Any]:
+        """Every event the store logged."""
+        store = self.store()
+        try:
+            return list(store.events())
+        finally:
+            store.close()
+
     def rewrite_config(self, **rule: Any) -> None:
         config = yaml.safe_load(self.config.read_text())
         config["mappings"] = [{"source": "foreign.*.*", "target": "managed.{namespace}", **rule}]
