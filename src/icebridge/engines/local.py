@@ -27,7 +27,7 @@ import itertools
 import posixpath
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -37,7 +37,7 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io import load_file_io
 from pyiceberg.io.pyarrow import ArrowScan
-from pyiceberg.manifest import DataFile, DataFileContent, ManifestEntryStatus
+from pyiceberg.manifest import DataFile, DataFileContent, ManifestContent, ManifestEntryStatus
 from pyiceberg.table import FileScanTask
 
 from icebridge.catalogs import warehouse_location
@@ -225,18 +225,7 @@ class LocalEngine(BaseEngine):
 
     def _chunks(self, job: CopyJob, tasks: Sequence[FileScanTask]) -> Iterator[pa.Table]:
         """Record batches regrouped into tables of about ``chunk_bytes`` (the only data held in memory)."""
-        buffered: list[pa.RecordBatch] = []
-        size = 0
-        for batch in self._read(job, tasks):
-            if batch.num_rows == 0:
-                continue
-            buffered.append(batch)
-            size += batch.nbytes
-            if size >= job.chunk_bytes:
-                yield pa.Table.from_batches(buffered)
-                buffered, size = [], 0
-        if buffered:
-            yield pa.Table.from_batches(buffered)
+        return regroup(self._read(job, tasks), job.chunk_bytes)
 
     def _rewrite_batch(self, job: CopyJob, index: int, tasks: Sequence[FileScanTask]) -> BatchCommit:
         destination = job.destination
@@ -363,40 +352,51 @@ class LocalEngine(BaseEngine):
         return self._commit_replay(job, operation, files, removed, "files")
 
     def _replay_rewrite(self, job: CopyJob, delta: FileDelta, operation: str) -> ReplayCommit:
-        """Rewrite what the commit touched: its added files alone for a plain append, else its partitions."""
+        """Rewrite what the commit touched: its added files alone for a plain append, else its partitions.
+
+        A commit adding equality deletes touches the partitions of its delete files (all of the table for
+        a delete file of an unpartitioned spec): those are rewritten from the source snapshot with every
+        delete applied. PyIceberg's scan cannot apply equality deletes, so while the source snapshot holds
+        any, its rows are read by IceBridge's own reader (``validation.reader``), which applies them by
+        the spec's sequence-number rules.
+        """
         source, destination = job.source, job.destination
-        if any(f.content == DataFileContent.EQUALITY_DELETES for f in delta.added):
-            raise TerminalError(
-                f"{job.task}: source snapshot {job.snapshot_id} adds equality deletes, which the local reader "
-                "cannot apply to rewrite its partitions; use strategy file-copy for this table, which carries them"
-            )
         snapshot = source.snapshot_by_id(job.snapshot_id)
-        tasks = list(source.scan(snapshot_id=job.snapshot_id).plan_files()) if snapshot is not None else []
+        data_files, read = _source_reader(self, job, snapshot)
         current = destination.current_snapshot()
         dest_files = [f for f in live_files(destination, current) if f.content == DataFileContent.DATA]
         plain_append = (
             not delta.full and not delta.removed and all(f.content == DataFileContent.DATA for f in delta.added)
         )
+        touched: set[tuple[int, tuple[object, ...]]] | None = None
         if plain_append:
             added = {f.file_path for f in delta.added}
-            todo, removed = [t for t in tasks if t.file.file_path in added], set()
+            todo, removed = [f for f in data_files if f.file_path in added], set()
         else:
             touched = _partitions_touched(job, delta)
             if touched is None:  # the whole table: a spec change, a full replacement
-                todo, removed = tasks, {f.file_path for f in dest_files}
+                todo, removed = data_files, {f.file_path for f in dest_files}
             else:
-                todo = [t for t in tasks if (t.file.spec_id, _key(t.file)) in touched]
+                todo = [f for f in data_files if (f.spec_id, _key(f)) in touched]
                 removed = {f.file_path for f in dest_files if (f.spec_id, _key(f)) in touched}
+        equality = [f for f in delta.added if f.content == DataFileContent.EQUALITY_DELETES]
+        if equality:
+            scope = "the whole table" if touched is None else f"{len(touched)} partition(s)"
+            job.on_event(
+                "equality-deletes-rewritten",
+                f"{job.task}: source snapshot {job.snapshot_id} adds {len(equality)} equality delete file(s); "
+                f"{scope} rewritten from it with the deletes applied",
+                {"source_snapshot_id": job.snapshot_id, "delete_files": len(equality), "scope": scope},
+            )
         written: list[DataFile] = []
         scratch = destination.transaction()
         counter = itertools.count(0)
         write_uuid = uuid.uuid4()
         try:
-            for chunk in self._chunks(job, sorted(todo, key=lambda t: t.file.file_path)):
+            for chunk in regroup(read(sorted(todo, key=lambda f: f.file_path)), job.chunk_bytes):
                 if job.cancel is not None and job.cancel.is_set():
                     raise CopyInterrupted(f"{job.task}: interrupted inside the replay of snapshot {job.snapshot_id}")
                 for data_file in write_data_files(scratch.table_metadata, chunk, destination.io, write_uuid, counter):
-                    data_file.spec_id = scratch.table_metadata.default_spec_id
                     written.append(data_file)
                     job.on_progress(1, data_file.file_size_in_bytes)
             return self._commit_replay(job, operation, written, removed, "rewrite")
@@ -557,6 +557,55 @@ def live_files(table: Table, snapshot: Snapshot | None) -> list[DataFile]:
         for manifest in snapshot.manifests(table.io)
         for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
     ]
+
+
+def regroup(batches: Iterable[pa.RecordBatch], chunk_bytes: int) -> Iterator[pa.Table]:
+    """Record batches regrouped into tables of about ``chunk_bytes`` (the only data held in memory)."""
+    buffered: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        buffered.append(batch)
+        size += batch.nbytes
+        if size >= chunk_bytes:
+            yield pa.Table.from_batches(buffered)
+            buffered, size = [], 0
+    if buffered:
+        yield pa.Table.from_batches(buffered)
+
+
+def _has_equality_deletes(table: Table, snapshot: Snapshot) -> bool:
+    """Whether ``snapshot`` holds a live equality-delete file (only its delete manifests are read)."""
+    return any(
+        entry.data_file.content == DataFileContent.EQUALITY_DELETES
+        for manifest in snapshot.manifests(table.io)
+        if manifest.content == ManifestContent.DELETES
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+    )
+
+
+def _source_reader(
+    engine: LocalEngine, job: CopyJob, snapshot: Snapshot | None
+) -> tuple[list[DataFile], Callable[[Sequence[DataFile]], Iterator[pa.RecordBatch]]]:
+    """The live data files of the job's source snapshot, and a reader of some of them, deletes applied:
+    PyIceberg's scan, or IceBridge's own reader where the snapshot holds equality deletes."""
+    if snapshot is None:
+        return [], lambda _files: iter(())
+    if not _has_equality_deletes(job.source, snapshot):
+        tasks = {t.file.file_path: t for t in job.source.scan(snapshot_id=snapshot.snapshot_id).plan_files()}
+        return [t.file for t in tasks.values()], lambda files: engine._read(job, [tasks[f.file_path] for f in files])
+    from icebridge.validation.reader import SnapshotFiles
+
+    source_files = SnapshotFiles(job.source, snapshot.snapshot_id)
+    by_path = {t.data_file.file_path: t for t in source_files.tasks}
+    schema = job.source.schema()
+
+    def read(files: Sequence[DataFile]) -> Iterator[pa.RecordBatch]:
+        for data_file in files:
+            yield from source_files.read(by_path[data_file.file_path], schema)
+
+    return [t.data_file for t in source_files.tasks], read
 
 
 def _carriable(job: CopyJob, delta: FileDelta) -> bool:
