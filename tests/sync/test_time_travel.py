@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 import yaml
 from pyiceberg.catalog import Catalog
 from pyiceberg.io import load_file_io
@@ -82,9 +83,9 @@ def old_table(catalog: Catalog, name: str, spec: PartitionSpec, created_ms: int)
     return catalog.register_table(name, path)
 
 
-def history_all_source(root: Path, managed: dict[str, str] | None = None) -> Live:
+def history_all_source(root: Path, managed: dict[str, str] | None = None, **rule: str) -> Live:
     """The live source with a history three, two and one hour old, then commits of now."""
-    live = make_live(root, managed=managed, history="all")
+    live = make_live(root, managed=managed, history="all", **rule)
     foreign = live.foreign()
     spec = live.source().spec()
     foreign.drop_table("shop.events")  # re-created with an older history
@@ -115,8 +116,9 @@ def check_history_all(live: Live) -> None:
     assert_time_travels_alike(live.source(), live.destination())
 
 
-def test_history_all_time_travels_alike_on_sql(tmp_path: Path) -> None:
-    check_history_all(history_all_source(tmp_path))
+@pytest.mark.parametrize("strategy", ["file-copy", "rewrite", "register"])
+def test_history_all_time_travels_alike_on_sql(tmp_path: Path, strategy: str) -> None:
+    check_history_all(history_all_source(tmp_path, strategy=strategy))
 
 
 def test_history_all_time_travels_alike_on_rest(tmp_path: Path, rest: RestCatalogs) -> None:  # noqa: F811
