@@ -113,12 +113,13 @@ HISTORY_ROOM_MS = 60_000  # room before the source's oldest snapshot for a bulk 
 
 
 def created_ms(source: Table) -> int:
-    """The new destination's ``last-updated-ms``: a minute before the source's oldest live snapshot (or
-    now, if earlier). Iceberg keeps a table's history in time order, so commits stamped with their source
-    snapshot's time (sync, copy) can only follow a metadata that is older than they are."""
+    """The new destination's ``last-updated-ms``: a minute before the source's oldest snapshot (or before
+    now, should the source's clock be ahead; now for a source without snapshots). Iceberg keeps a table's
+    history in time order, so commits stamped with their source snapshot's time (sync, copy) can only
+    follow a metadata that is older than they are."""
     now = int(time.time() * 1000)
     times = [s.timestamp_ms for s in source.metadata.snapshots] + [e.timestamp_ms for e in source.metadata.snapshot_log]
-    return min([now, *times]) - (HISTORY_ROOM_MS if times else 0)
+    return max(0, min([now, *times]) - (HISTORY_ROOM_MS if times else 0))
 
 
 def _ensure_namespace(catalog: Catalog, namespace: tuple[str, ...]) -> None:
