@@ -189,7 +189,7 @@ def _clamp_note(chain: list[Snapshot], clamped: list[int]) -> str:
     exact = (
         f"exact from source snapshot {chain[after].snapshot_id} on"
         if after < len(chain)
-        else "exact again from the next source commit"
+        else "exact again only from a later source commit"
     )
     return (
         f"; {len(clamped)} commit(s) stamped later than their source's time, the destination's history being "
