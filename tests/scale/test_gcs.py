@@ -26,11 +26,11 @@ from pyiceberg.io.pyarrow import PyArrowFileIO
 
 from icebridge.errors import ValidationError
 from icebridge.storage import ARROW, KERNEL, SERVER_SIDE, stored_checksum, transfer
-from icebridge.store import open_store
-from icebridge.validation.identity import READ, STORE_CHECKSUM, compare_files, match_files
+from icebridge.validation.identity import READ, STORE_CHECKSUM
 from tests.integration import estate
 from tests.integration.test_behaviour import Estate, assert_same_table
 from tests.integration.test_s3 import free_port
+from tests.scale.conftest import file_identity_details, identity_of
 
 PROJECT = "icebridge-test"
 # PyArrow's GCS client takes a token only with its expiry; the emulator accepts any token
@@ -145,20 +145,8 @@ def test_gcs_to_local_disk_streams_and_local_files_have_no_stored_checksum(
     assert again.way == KERNEL
 
 
-@dataclass(frozen=True)
-class _File:
-    file_path: str
-    file_size_in_bytes: int
-    content: str = "DATA"
-
-
 def _identity(gcs: GcsServer, pairs: list[tuple[str, str, int]], destination_io: Any = None) -> Any:
-    match = match_files(
-        [_File(s, n) for s, _d, n in pairs],  # type: ignore[misc]
-        [_File(d, n) for _s, d, n in pairs],  # type: ignore[misc]
-        mapping={s: d for s, d, _n in pairs},
-    )
-    return compare_files(gcs.io(), destination_io or gcs.io(), match)
+    return identity_of(gcs.io(), destination_io or gcs.io(), pairs)
 
 
 def test_identity_by_the_stores_crc32c_reads_no_byte(gcs: GcsServer, buckets: tuple[str, str]) -> None:
@@ -239,18 +227,7 @@ def test_migrate_bucket_to_bucket_on_gcs_copies_server_side_and_proves_by_crc32c
     assert not [r for r in downloads if any(name in r for name in byte_copied)], (
         "no byte of a byte-copied file passed through IceBridge, neither to copy nor to validate it"
     )
-    store = open_store(est.state_url)
-    try:
-        identity = [
-            v.details
-            for task in store.list_tasks()
-            if task.strategy == "file-copy"
-            for v in store.validations(task.id)
-            if v.comparator == "file-identity"
-        ]
-        strategies = {t.strategy for t in store.list_tasks()}
-    finally:
-        store.close()
+    identity, strategies = file_identity_details(est.state_url)
     assert strategies == {"file-copy", "rewrite"}
     assert identity and sum(d["proofs"].get(STORE_CHECKSUM, 0) for d in identity) == len(byte_copied)
     assert all(f["checksum"] == "gcs:CRC32C" for d in identity for f in d["proof_of_files"])
