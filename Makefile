@@ -12,7 +12,7 @@ help: ## Show this help
 $(BIN)/icebridge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,databricks,gx,spark,service]'
+	$(BIN)/pip install --quiet -e '.[dev,databricks,gx,spark,service,gcs]'
 	@touch $@
 
 install: $(BIN)/icebridge ## Create .venv and install IceBridge with its test tools

@@ -14,6 +14,12 @@ IceBridge runs for it:
 
 Starting the SparkSession (JVM, jars, catalogs) is timed apart: it is paid once per process, not per
 table. Every copy is then validated by IceBridge (not timed) so a fast wrong copy cannot win.
+
+Validation is timed too, on a local file-copy of the table: levels 3 and 4 (``validate --level 4``: every
+file of both sides checksummed, every row of both sides digested) by this process's threads
+(``validate local``, the baseline) and on the executors (``validation.spark_exec``) with at most 1 or 2
+Spark tasks at once (``validate spark ×1 / ×2``). The executors' results must equal the local ones
+(checksums and digests), or the section fails.
 """
 
 from __future__ import annotations
@@ -136,6 +142,91 @@ def _copy_once(ctx: Any, engine: Any, method: str, round_no: int) -> Copy:
     return Copy(method, round_no, seconds, result.rows, all(r.passed for r in results))
 
 
+VALIDATIONS = {"validate local": None, "validate spark ×1": 1, "validate spark ×2": 2}
+
+
+@dataclass
+class Validation:
+    method: str
+    round: int
+    seconds: float
+    bytes: int  # data read: both sides' files at level 3, both sides' data files at level 4
+    passed: bool
+    results: dict[str, Any]  # comparator -> details, without where they ran
+
+
+def _byte_copy(ctx: Any, local: Any, round_no: int) -> tuple[Any, int, Any]:
+    """A local file-copy of the benchmark table to validate: (source, pinned snapshot id, destination)."""
+    from icebridge.engines import Batching, CopyJob
+    from icebridge.model import Strategy, TableRef
+    from icebridge.phases import scaffold
+
+    source_ref = TableRef(SOURCE, IDENTIFIER[:-1], IDENTIFIER[-1])
+    dest_ref = TableRef(TARGET, ("copies",), f"validated_{round_no}")
+    source = ctx.catalogs.load_table(source_ref)
+    snapshot = source.current_snapshot().snapshot_id
+    destination, _ = scaffold.ensure(ctx.catalogs, source, dest_ref)
+    settings = ctx.config.migrate
+    local.copy(
+        CopyJob(
+            task=str(source_ref),
+            source_ref=source_ref,
+            destination_ref=dest_ref,
+            source=source,
+            destination=destination,
+            snapshot_id=snapshot,
+            strategy=Strategy("file-copy"),
+            batching=Batching(files=settings.files_per_commit, bytes=settings.commit_bytes),
+            chunk_bytes=settings.chunk_bytes,
+            summary_markers={"icebridge.task": str(source_ref), "icebridge.source-snapshot-id": str(snapshot)},
+        )
+    )
+    destination.refresh()
+    return source, snapshot, destination
+
+
+def _warm_up(engine: Any, copied: tuple[Any, int, Any]) -> None:
+    """One untimed level-3 job on the executors, so that no timed run pays for starting their Python workers
+    and importing the shipped code (as a long-running engine would have paid it once)."""
+    from icebridge.phases import validate
+    from icebridge.validation.spark_exec import SparkExecutors
+
+    source, snapshot, destination = copied
+    executors = SparkExecutors(engine.session())
+    validate.compare(source, snapshot, destination, byte_copy=True, default_levels=(3,), executors=executors)
+
+
+def _validate_once(ctx: Any, engine: Any, copied: tuple[Any, int, Any], method: str, round_no: int) -> Validation:
+    from icebridge.phases import validate
+    from icebridge.validation.spark_exec import SparkExecutors
+
+    source, snapshot, destination = copied
+    tasks = VALIDATIONS[method]
+    executors = SparkExecutors(engine.session(), max_tasks=tasks) if tasks else None
+    started = time.monotonic()
+    results = validate.compare(
+        source,
+        snapshot,
+        destination,
+        byte_copy=True,
+        default_levels=(1, 2, 3),
+        levels=[4],
+        workers=ctx.config.migrate.validation_threads(),
+        executors=executors,
+    )
+    seconds = time.monotonic() - started
+    by_name = {r.comparator: r for r in results}
+    read = sum(
+        int(by_name[n].details.get("bytes_read", 0)) for n in ("file-identity", "content-digest") if n in by_name
+    )
+    kept = {
+        r.comparator: {k: v for k, v in r.details.items() if k != "executed_on"}
+        for r in results
+        if r.comparator in ("file-identity", "content-digest")
+    }
+    return Validation(method, round_no, seconds, read, all(r.passed for r in results) and len(kept) == 2, kept)
+
+
 def run(data_dir: Path, quick: bool, only: Sequence[str] | None = None, rounds: int | None = None) -> str:
     """Markdown: session start, then the copy time of each method on the same table.
 
@@ -170,6 +261,7 @@ def run(data_dir: Path, quick: bool, only: Sequence[str] | None = None, rounds: 
     work = Path(tempfile.mkdtemp(prefix="bench-spark-", dir=data_dir)).resolve()
     engine: SparkEngine | None = None
     copies: list[Copy] = []
+    validations: list[Validation] = []
     try:
         url = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
         config = load_config(_config(work, url))
@@ -185,16 +277,76 @@ def run(data_dir: Path, quick: bool, only: Sequence[str] | None = None, rounds: 
         local = LocalEngine(config)
         methods = ["spark-sql", *sorted(str(s) for s in local.strategies), *SPARK_FILE_COPY]
         methods = [m for m in methods if only is None or m in only]
+        checks = [m for m in VALIDATIONS if only is None or m in only]
         for round_no in range(1, rounds + 1):
             for method in methods:
                 runner = local if method in local.strategies else engine
                 copies.append(_copy_once(ctx, runner, method, round_no))
+            if checks:
+                copied = _byte_copy(ctx, local, round_no)
+                if round_no == 1 and any(VALIDATIONS[m] for m in checks):
+                    _warm_up(engine, copied)
+                for method in checks:
+                    validations.append(_validate_once(ctx, engine, copied, method, round_no))
     finally:
         if engine is not None and engine._session is not None:
             engine._session.stop()
         shutil.rmtree(work, ignore_errors=True)
         _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    return _report(copies, size, rows, session_seconds, quick)
+    return _report(copies, size, rows, session_seconds, quick) + _validation_report(validations)
+
+
+def _validation_report(validations: list[Validation]) -> str:
+    """Markdown: levels 3 and 4 of a byte copy, in this process and on 1 or 2 executor cores."""
+    if not validations:
+        return ""
+    best: dict[str, float] = {}
+    for v in validations:
+        if v.passed:
+            best[v.method] = min(best.get(v.method, v.seconds), v.seconds)
+    baseline = best.get("validate local")
+    rows = [
+        (
+            v.method,
+            v.round,
+            f"{v.seconds:.2f}",
+            fmt_bytes(v.bytes),
+            fmt_rate(v.bytes, v.seconds),
+            fmt_ratio(baseline / v.seconds) if baseline and v.passed else "n/a",
+            verdict(v.passed),
+        )
+        for v in validations
+    ]
+    lines = [
+        "### Validation on the executors: levels 3 and 4 of a byte copy",
+        "",
+        "`validate --level 4` of a local file-copy of the table: every file of both sides checksummed (xxh3-128), "
+        "every row of both sides digested per partition. `validate local`: this process's threads; `validate spark "
+        "×N`: the per-file work on the Spark executors of local[2], at most N tasks at once (the time includes "
+        "scheduling the two jobs; the executors' Python workers were started by an untimed job before). The "
+        "executors' checksums and digests equal the local ones.",
+        "",
+        md_table(["method", "round", "validate s", "data read", "throughput", "speed vs local", "passed"], rows),
+        "",
+    ]
+    if baseline:
+        for method, seconds in sorted(best.items()):
+            if method != "validate local":
+                lines.append(
+                    f"- best {method}: {seconds:.2f} s, local {baseline:.2f} s: {fmt_ratio(baseline / seconds)} as fast"
+                )
+    lines.append("")
+    # each round validates its own copy: compare with the local validation of the same copy
+    reference = {v.round: v.results for v in validations if v.method == "validate local"}
+    differing = [v for v in validations if v.round in reference and v.results != reference[v.round]]
+    failed = [v for v in validations if not v.passed]
+    if failed or differing:
+        raise BenchmarkError(
+            "validations failed or disagreed with the local one: "
+            + ", ".join(f"{v.method} round {v.round}" for v in failed + differing),
+            "\n".join(lines),
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _report(copies: list[Copy], size: int, rows: int, session_seconds: float | None, quick: bool) -> str:

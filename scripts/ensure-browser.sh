@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The browser tests drive Debian's Chromium (a browser download is impossible here) and inject
-# axe-core from the npm registry: install both when missing. Nothing here is committed.
+# axe-core from the npm registry (and the libraries the Data Docs pages load from CDNs, which the tests
+# serve to them instead): install them when missing. Nothing here is committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,7 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
-if [ ! -f build/npm/node_modules/axe-core/axe.min.js ]; then
+if [ ! -f build/npm/node_modules/axe-core/axe.min.js ] || [ ! -f build/npm/node_modules/bootstrap-datepicker/dist/js/bootstrap-datepicker.min.js ]; then
     mkdir -p build/npm
     cp scripts/browser/package.json build/npm/package.json
     npm install --prefix build/npm --no-audit --no-fund --silent

@@ -29,6 +29,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_WORDS = ("secret", "password", "token", "credential", "key", "auth")
 _GLOB_CHARS = set("*?[")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+_REPORT_LINK = re.compile(r"(/reports/\d+/s/)[^/\s\"']+")  # a signed report link's token (access log lines)
 
 
 class _Strict(BaseModel):
@@ -355,7 +356,7 @@ class Config:
         for token in (self.service.token, os.environ.get(API_TOKEN_ENV)):
             if token:
                 text = text.replace(token, "***")
-        return _URL_PASSWORD.sub(r"\1***@", text)
+        return _REPORT_LINK.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
     def rule_for(self, ref: TableRef) -> MappingRule | None:
         """The first mapping rule that matches (first match wins)."""

@@ -5,7 +5,8 @@ A copy goes the cheapest way the two sides allow, and says which (``Copied.way``
 - ``server-side``: both on S3 behind one endpoint with the same credentials — the store copies the
   object itself (``CopyObject``, or ``UploadPartCopy`` parts for large objects); no byte passes
   through this process. The source's full-object checksum algorithm is asked for on the copy, so the
-  copy carries a checksum level 3 can compare without reading (``stored_checksum``).
+  copy carries a checksum level 3 can compare without reading (``stored_checksum``). Both on GCS
+  through PyArrow file systems of the same settings, Arrow's copy is the store's ``rewriteTo``.
 - ``kernel``: local disk to local disk, ``copy_file_range``.
 - ``user-space``: local disk to local disk where the kernel refuses ``copy_file_range`` (across some
   file systems, old kernels): read and written through a buffer here.
@@ -137,7 +138,7 @@ def transfer(source_io: FileIO, source_path: str, dest_io: FileIO, dest_path: st
         ):
             written, way = _copy_local(source_native[1], dest_native[1])
         elif source_native and dest_native:
-            way = ARROW
+            way = SERVER_SIDE if _same_gcs(source_native[0], dest_native[0]) else ARROW
             dest_native[0].create_dir(posixpath.dirname(dest_native[1]), recursive=True)
             pafs.copy_files(
                 source_native[1],
@@ -162,6 +163,14 @@ def transfer(source_io: FileIO, source_path: str, dest_io: FileIO, dest_path: st
             f"{source_path}: read {written} bytes but the manifest says {expected_size}; the source file is damaged"
         )
     return Copied(written, way)
+
+
+def _same_gcs(source: Any, dest: Any) -> bool:
+    """Both one GCS file system's settings: Arrow copies between them with the store's ``rewriteTo``."""
+    import pyarrow.fs as pafs
+
+    gcs = getattr(pafs, "GcsFileSystem", None)
+    return gcs is not None and isinstance(source, gcs) and isinstance(dest, gcs) and bool(source.equals(dest))
 
 
 def copy_local(source: str, dest: str) -> int:
@@ -421,12 +430,18 @@ def stored_checksum(io: FileIO, path: str) -> StoredChecksum | None:
 
     S3 answers ``x-amz-checksum-*`` to a HeadObject with checksums enabled when the object was written
     with one (or, on AWS, by default since 2025); a multipart object's composite checksum depends on
-    its part sizes and does not count. None when the file is not on S3, the FileIO's access cannot be
-    used here, boto3 is missing, or the object has no such checksum.
+    its part sizes and does not count. GCS keeps a CRC32C of every object (``gcs.object_checksum``).
+    None when the file is on neither, the FileIO's access cannot be used here, the SDK (``s3`` or
+    ``gcs`` extra) is missing, or the object has no such checksum.
 
     Raises:
         TerminalError: the object does not exist or cannot be read.
     """
+    from icebridge import gcs
+
+    on_gcs = gcs.object_checksum(io, path)
+    if on_gcs is not None:
+        return StoredChecksum(*on_gcs)
     where = _s3_object(path)
     access = s3_access(io) if where is not None else None
     if where is None or access is None or not boto3_installed():

@@ -1,7 +1,7 @@
 """A real process that dies right after a commit reached the catalog, and a rerun that finishes exactly once.
 
 The ``faulty`` engine, selected with ``--engine faulty`` and configured under ``engines.faulty``,
-ends the process (``os._exit``, as abruptly as ``kill -9``) right after its N-th commit, before the
+ends the process (it sends itself SIGKILL) right after its N-th commit, before the
 state store hears of it: the rerun must settle that batch from the destination's history, not copy
 it again.
 """

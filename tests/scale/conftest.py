@@ -7,10 +7,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+from pyiceberg.io import FileIO
 
+from icebridge.store import open_store
+from icebridge.validation.identity import IdentityReport, compare_files, match_files
 from tests.integration.test_s3 import moto_server
 
 
@@ -58,6 +62,42 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield S3Server(endpoint, folder / "moto.log")
     finally:
         server.__exit__(None, None, None)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """The fields of a manifest entry level 3 uses."""
+
+    file_path: str
+    file_size_in_bytes: int
+    content: str = "DATA"
+
+
+def identity_of(source_io: FileIO, destination_io: FileIO, pairs: list[tuple[str, str, int]]) -> IdentityReport:
+    """Level 3 of ``(source, destination, size in the manifest)`` pairs."""
+    match = match_files(
+        [FileEntry(s, n) for s, _d, n in pairs],  # type: ignore[misc]
+        [FileEntry(d, n) for _s, d, n in pairs],  # type: ignore[misc]
+        mapping={s: d for s, d, _n in pairs},
+    )
+    return compare_files(source_io, destination_io, match)
+
+
+def file_identity_details(state_url: str) -> tuple[list[dict[str, Any]], set[str]]:
+    """The level-3 results of every byte-copied table in a state store, and the strategies of its tasks."""
+    store = open_store(state_url)
+    try:
+        tasks = store.list_tasks()
+        details = [
+            v.details
+            for task in tasks
+            if task.strategy == "file-copy"
+            for v in store.validations(task.id)
+            if v.comparator == "file-identity"
+        ]
+        return details, {t.strategy for t in tasks}
+    finally:
+        store.close()
 
 
 # the REST catalog server of the catalogs suite, for the control plane at scale

@@ -14,8 +14,9 @@ from pyiceberg.io.pyarrow import PyArrowFileIO
 from icebridge import storage
 from icebridge.errors import StorageTransientError, TerminalError
 from icebridge.storage import ARROW, SERVER_SIDE, stored_checksum, transfer
-from icebridge.validation.identity import READ, STORE_CHECKSUM, compare_files, match_files
-from tests.scale.conftest import S3Server
+from icebridge.store import open_store
+from icebridge.validation.identity import READ, STORE_CHECKSUM
+from tests.scale.conftest import S3Server, file_identity_details, identity_of
 
 
 def io_for(s3: S3Server, key: str = "testing") -> PyArrowFileIO:
@@ -125,7 +126,6 @@ def test_a_copy_refused_by_the_ledger_writes_nothing(s3: S3Server, buckets: tupl
     from icebridge.errors import LocationOverlapError
     from icebridge.ledger import FileLedger, bind
     from icebridge.locations import Place
-    from icebridge.store import open_store
 
     src_bucket, _ = buckets
     source = put(s3, src_bucket, "guarded/data/c.parquet", b"c" * 10)
@@ -141,22 +141,8 @@ def test_a_copy_refused_by_the_ledger_writes_nothing(s3: S3Server, buckets: tupl
         read(s3, target)
 
 
-class _File:
-    """The two fields of a manifest entry level 3 uses."""
-
-    def __init__(self, path: str, size: int) -> None:
-        self.file_path = path
-        self.file_size_in_bytes = size
-        self.content = "DATA"
-
-
 def _identity(s3: S3Server, pairs: list[tuple[str, str, int]]) -> Any:
-    match = match_files(
-        [_File(s, n) for s, _d, n in pairs],  # type: ignore[misc]
-        [_File(d, n) for _s, d, n in pairs],  # type: ignore[misc]
-        mapping={s: d for s, d, _n in pairs},
-    )
-    return compare_files(io_for(s3), io_for(s3), match)
+    return identity_of(io_for(s3), io_for(s3), pairs)
 
 
 def test_identity_by_the_stores_checksums_reads_no_byte(s3: S3Server, buckets: tuple[str, str]) -> None:
@@ -204,7 +190,6 @@ def test_a_truncated_copy_is_caught_by_size_against_the_manifest(s3: S3Server, b
 
 
 def test_migrate_bucket_to_bucket_copies_server_side_and_proves_by_checksum(s3: S3Server, tmp_path: Path) -> None:
-    from icebridge.store import open_store
     from tests.integration.test_s3 import check_migrated, make_s3_estate, s3_catalog
 
     foreign = s3_catalog(tmp_path, "foreign", s3.endpoint, make_bucket(s3, "e2e-foreign"))
@@ -229,17 +214,7 @@ def test_migrate_bucket_to_bucket_copies_server_side_and_proves_by_checksum(s3: 
     assert not [r for r in during if r.startswith("GET ") and any(r.endswith(k) for k in byte_copied)], (
         "no byte of a byte-copied file passed through IceBridge, neither to copy nor to validate it"
     )
-    store = open_store(est.state_url)
-    try:
-        identity = [
-            v.details
-            for task in store.list_tasks()
-            if task.strategy == "file-copy"
-            for v in store.validations(task.id)
-            if v.comparator == "file-identity"
-        ]
-    finally:
-        store.close()
+    identity, _strategies = file_identity_details(est.state_url)
     assert identity and sum(d["proofs"].get(STORE_CHECKSUM, 0) for d in identity) == len(byte_copied)
     assert all(set(d["proofs"]) <= {STORE_CHECKSUM} for d in identity), identity
     assert all(f["checksum"] == "s3:CRC32" for d in identity for f in d["proof_of_files"])

@@ -6,6 +6,8 @@ name, so two tests reusing a name on different databases would see each other's 
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +56,8 @@ def spark() -> Iterator[Any]:
     """The suite's SparkSession (Iceberg runtime from build/spark-jars); the engines reuse it."""
     if not any(JARS_DIR.glob(RUNTIME_JAR_GLOB)):
         pytest.fail(f"{JARS_DIR} has no Iceberg Spark runtime jar: run `make spark-runtime` first", pytrace=False)
+    # the Python workers of executor-side code (spark file-copy, validation on executors) run this interpreter
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = build_session(SparkSettings.model_validate(spark_settings()))
     session.sparkContext.setLogLevel("ERROR")
     yield session

@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import yaml
+from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.expressions import EqualTo
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.table import Table
@@ -24,6 +25,11 @@ SOURCE = "foreign.shop.events"
 @dataclass
 class Live(Estate):
     """A foreign catalog with ``shop.events``, a managed one, and an icebridge.yaml between them."""
+
+    def managed(self) -> Catalog:
+        if self.managed_props.get("type") == "sql":
+            return super().managed()
+        return load_catalog("managed", **self.managed_props)  # a REST catalog
 
     def source(self) -> Table:
         return self.foreign().load_table("shop.events")
@@ -41,15 +47,24 @@ class Live(Estate):
         finally:
             store.close()
 
+    def events(self) -> list[Any]:
+        """Every event the store logged."""
+        store = self.store()
+        try:
+            return list(store.events())
+        finally:
+            store.close()
+
     def rewrite_config(self, **rule: Any) -> None:
         config = yaml.safe_load(self.config.read_text())
         config["mappings"] = [{"source": "foreign.*.*", "target": "managed.{namespace}", **rule}]
         self.config.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def make_live(root: Path, state_url: str = "", **rule: Any) -> Live:
+def make_live(root: Path, state_url: str = "", managed: dict[str, str] | None = None, **rule: Any) -> Live:
+    """The live source on SQLite, mapped onto a managed SQLite catalog (or the catalog of ``managed``)."""
     foreign = estate.catalog_props("sqlite", root, "foreign")
-    managed = estate.catalog_props("sqlite", root, "managed")
+    managed = managed or estate.catalog_props("sqlite", root, "managed")
     catalog = estate.open_catalog("foreign", foreign)
     catalog.create_namespace_if_not_exists("shop")
     table = catalog.create_table(

@@ -1,14 +1,18 @@
 """A process killed during sync and at every cut-over step: the rerun converges, no row missing or doubled.
 
-The ``faulty`` engine ends the process with ``os._exit`` (as abruptly as ``kill -9``): during sync
-right after its N-th replay commit reached the catalog and before the store heard of it, and during
-cut-over once a step's work is done and before the store records it done.
+The ``faulty`` engine kills its own process with ``SIGKILL``: during sync right after its N-th replay
+commit reached the catalog and before the store heard of it, and during cut-over once a step's work is
+done and before the store records it done. And the test itself sends ``SIGKILL`` to a running
+``icebridge sync`` from outside, wherever it happens to be.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -96,3 +100,42 @@ def test_a_cutover_killed_at_each_step_resumes_at_that_step(tmp_path: Path, step
     assert live.cli("rollback")[0] == 0
     assert rows(live.source()) == expected
     assert live.task().source == SOURCE
+
+
+def _recorded_replays(live: Live) -> int:
+    store = live.store()
+    try:
+        return len([r for r in store.snapshot_map(live.task().id) if r.how == "files"])
+    finally:
+        store.close()
+
+
+def test_a_sync_killed_from_outside_converges_on_rerun(tmp_path: Path) -> None:
+    live = make_live(tmp_path)
+    assert live.cli("migrate")[0] == 0
+    commits = 40
+    for start in range(10_000, 10_000 + 10 * commits, 10):
+        live.source().append(estate.events_arrow(start, 10))
+    command = [sys.executable, "-m", "icebridge", "sync", "-c", str(live.config)]
+    running = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while _recorded_replays(live) == 0:  # kill as soon as the store shows a first replay committed
+            assert running.poll() is None, f"sync ended (exit {running.returncode}) before a replay was recorded"
+            assert time.monotonic() < deadline, "no replay was recorded within 240 s"
+            time.sleep(0.02)
+        os.kill(running.pid, signal.SIGKILL)
+        assert running.wait(timeout=60) == -signal.SIGKILL, f"sync had ended by itself (exit {running.returncode})"
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait(timeout=60)
+    assert 0 < sum(_replayed(live).values()) < commits  # stopped midway
+    assert live.task().status == "running"  # the killed run left its claim behind
+
+    rerun = icebridge(live, "sync")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    replayed = _replayed(live)
+    assert len(replayed) == commits and set(replayed.values()) == {1}  # every source commit exactly once
+    assert rows(live.destination()) == rows(live.source())  # no row missing, none doubled
+    assert _recorded_replays(live) == commits

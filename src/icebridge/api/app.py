@@ -92,6 +92,7 @@ def create_app(ctx: AppContext, token: str | None, *, workers: bool = True) -> F
         audit.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(reports.pages)  # signed report links: /reports/{run}/s/{token}/…
     mount_wizard(app)
 
     @app.get("/metrics", tags=["metrics"], response_class=Response, responses={200: {"content": {"text/plain": {}}}})

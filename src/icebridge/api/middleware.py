@@ -15,6 +15,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from icebridge.app.actor import Actor
+from icebridge.app.reports import LINK_PATH, ReportLinks
 
 
 async def _answer(send: Send, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
@@ -30,21 +31,41 @@ class BearerAuth:
     server was started without auth; the caller's identity comes from the Databricks Apps proxy's
     ``X-Forwarded-*`` headers and is handed to the routes as an :class:`Actor`. ``public(method, path)``
     names the requests answered without the token: the wizard's page and its scripts, which hold no data
-    (every piece of data they show is fetched from the API with the token)."""
+    (every piece of data they show is fetched from the API with the token). A read under a signed report
+    link (``/reports/{run}/s/{token}/…``) is answered without it too, only while that link is valid for that
+    run; the :class:`ReportLinks` that sign and check them are handed to the routes as ``report_links``."""
 
-    def __init__(self, app: ASGIApp, token: str | None, public: Callable[[str, str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str | None,
+        public: Callable[[str, str], bool] | None = None,
+        links: ReportLinks | None = None,
+    ) -> None:
         self.app = app
         self._token = token.encode() if token else None
         self._public = public
+        self.links = links or ReportLinks.for_token(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if self._token is not None and not (self._public and self._public(scope["method"], scope["path"])):
+        method, path = scope["method"], scope["path"]
+        public = (self._public is not None and self._public(method, path)) or self.links.admits(method, path)
+        if self._token is not None and not public:
             scheme, _, given = headers.get("authorization", "").partition(" ")
             valid = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token)
+            if not valid and LINK_PATH.match(path):
+                await _answer(
+                    send,
+                    401,
+                    "Unauthorized",
+                    f"this report link is wrong, for another run, or expired (links last "
+                    f"{self.links.seconds // 60} minutes): open the report again from the wizard's Validate page",
+                )
+                return
             if not valid:
                 await _answer(
                     send,
@@ -60,7 +81,9 @@ class BearerAuth:
             email=headers.get("x-forwarded-email") or None,
             access_token=headers.get("x-forwarded-access-token") or None,
         )
-        scope.setdefault("state", {})["actor"] = actor
+        state = scope.setdefault("state", {})
+        state["actor"] = actor
+        state["report_links"] = self.links
         await self.app(scope, receive, send)
 
 
@@ -118,3 +141,11 @@ class BodyLimit:
 def actor_of(state: Any) -> Actor:
     """The caller the authentication middleware recognised."""
     return getattr(state, "actor", None) or Actor()
+
+
+def links_of(state: Any) -> ReportLinks:
+    """The signer of this server's report links (the authentication middleware's)."""
+    links = getattr(state, "report_links", None)
+    if not isinstance(links, ReportLinks):
+        raise RuntimeError("report links need the BearerAuth middleware in front of the routes")
+    return links

@@ -40,7 +40,11 @@ class RunRequest(BaseModel):
     tables: str | None = Field(
         default=None, description="Only tables matching this glob (catalog.ns.table or ns.table)."
     )
-    engine: str | None = Field(default=None, description="migrate: the engine for this run, over the mapping rules.")
+    engine: str | None = Field(
+        default=None,
+        description="migrate: the engine for this run, over the mapping rules; validate: local or spark "
+        "(levels 3 and 4 on the spark engine's executors).",
+    )
     level: int | None = Field(default=None, ge=1, le=4, description="validate: run levels up to this one.")
     allow_reload: bool = Field(
         default=False,
@@ -278,6 +282,11 @@ class RunService:
             PlanService(self.app).prepare(request.tables, engine=request.engine)
         elif request.command == "sync" and request.engine not in (None, "local", "faulty"):
             raise UsageError(f"--engine {request.engine}: sync replays commits with the local engine only")
+        elif request.command == "validate" and request.engine is not None:
+            from icebridge.phases.validate import check_engine
+
+            check_engine(request.engine, self.app.config)
+            select_tasks(self.app, request.tables)
         else:
             select_tasks(self.app, request.tables)
 
@@ -446,6 +455,9 @@ class RunService:
         return self._over_tasks(request, begin, runner.SYNC, runner.syncable, nothing)
 
     def _validate(self, request: RunRequest, begin: Callable[[str, dict[str, Any]], RunScope]) -> RunResult:
+        from icebridge.phases.validate import check_engine
+
+        check_engine(request.engine, self.app.config)  # before the run is recorded
         nothing = "no migrated table matches; run 'icebridge migrate' first"
         return self._over_tasks(request, begin, runner.VALIDATE, runner.validatable, nothing)
 

@@ -258,10 +258,18 @@ def validate(
             "(default: the levels that fit each table's strategy; 5, the drill-down, follows any mismatch).",
         ),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Where levels 3 and 4 read the files: local (this process, the default) or spark (the spark "
+            "engine's executors).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate migrated tables again; read-only on both sides. Writes an HTML report."""
-    _run(config, as_json, "Validate", command="validate", tables=tables, level=level)
+    _run(config, as_json, "Validate", command="validate", tables=tables, level=level, engine=engine)
 
 
 @app.command()

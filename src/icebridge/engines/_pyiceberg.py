@@ -3,6 +3,10 @@
 - ``write_data_files``: PyIceberg's own Arrow → Parquet writer (partition split, metrics, file naming).
 - ``MultiSpecFastAppend``: a fast append whose added files may belong to several partition specs, so a
   byte-copied file keeps the spec it was written under.
+- ``timestamp_ms`` (of ``MultiSpecFastAppend`` and ``ReplayFiles``): the commit time the snapshot carries
+  instead of now. PyIceberg's producer stamps ``Snapshot`` with the wall clock when it builds it; these
+  producers build it the same way and then give it the replayed source commit's time, which PyIceberg
+  (and Iceberg Java, on a REST server) also writes into the snapshot log and ``last-updated-ms``.
 - ``relocated``: a manifest entry's DataFile with a new path and everything else reused.
 - ``ReplayFiles``: a snapshot with an exact file-level delta (data and delete files added, files removed by
   path) under the replayed commit's operation, for sync; ``rewrite_position_deletes`` re-points a
@@ -17,7 +21,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files, _read_all_delete_files
@@ -38,6 +42,7 @@ from pyiceberg.manifest import (
 from pyiceberg.schema import Schema
 from pyiceberg.table import Transaction
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
+from pyiceberg.table.update import AddSnapshotUpdate, UpdatesAndRequirements
 from pyiceberg.table.update.snapshot import _FastAppendFiles, _SnapshotProducer
 from pyiceberg.typedef import EMPTY_DICT, TableVersion
 from pyiceberg.types import IntegerType, ListType, NestedField, StructType
@@ -51,9 +56,14 @@ if TYPE_CHECKING:
 
 def write_data_files(
     metadata: TableMetadata, df: pa.Table, io: FileIO, write_uuid: uuid.UUID, counter: itertools.count[int]
-) -> Iterable[DataFile]:
-    """Write an Arrow table as Parquet data files of the table (split by partition), not committed."""
-    return _dataframe_to_data_files(table_metadata=metadata, df=df, io=io, write_uuid=write_uuid, counter=counter)
+) -> Iterator[DataFile]:
+    """Write an Arrow table as Parquet data files of the table (split by partition), not committed; each
+    file names the table's default partition spec, which it was written under."""
+    for data_file in _dataframe_to_data_files(
+        table_metadata=metadata, df=df, io=io, write_uuid=write_uuid, counter=counter
+    ):
+        data_file.spec_id = metadata.default_spec_id
+        yield data_file
 
 
 def stream_scan(scan: ArrowScan, tasks: Sequence[FileScanTask]) -> Iterator[pa.RecordBatch]:
@@ -77,8 +87,36 @@ def relocated(
     return copy
 
 
+def _stamped(done: UpdatesAndRequirements, timestamp_ms: int | None) -> UpdatesAndRequirements:
+    """The producer's updates with the snapshot it adds carrying ``timestamp_ms`` (None: left as built)."""
+    updates, requirements = done
+    if timestamp_ms is None:
+        return done
+    stamped = tuple(
+        AddSnapshotUpdate(snapshot=u.snapshot.model_copy(update={"timestamp_ms": timestamp_ms}))
+        if isinstance(u, AddSnapshotUpdate)
+        else u
+        for u in updates
+    )
+    return stamped, requirements
+
+
 class MultiSpecFastAppend(_FastAppendFiles):
-    """A fast append writing one manifest per partition spec of the added files."""
+    """A fast append writing one manifest per partition spec of the added files, at ``timestamp_ms``."""
+
+    def __init__(
+        self,
+        operation: Operation,
+        transaction: Transaction,
+        io: FileIO,
+        snapshot_properties: dict[str, str],
+        timestamp_ms: int | None = None,
+    ) -> None:
+        super().__init__(operation=operation, transaction=transaction, io=io, snapshot_properties=snapshot_properties)
+        self._timestamp_ms = timestamp_ms
+
+    def _commit(self) -> UpdatesAndRequirements:
+        return _stamped(super()._commit(), self._timestamp_ms)
 
     def _manifests(self) -> list[ManifestFile]:
         by_spec: dict[int, list[DataFile]] = defaultdict(list)
@@ -139,13 +177,17 @@ def _summary_by_spec(
     return Summary(operation=operation, **summary.additional_properties)
 
 
-def multi_spec_append(txn: Transaction, snapshot_properties: dict[str, str]) -> MultiSpecFastAppend:
-    """A fast append on ``txn`` (use as a context manager) that accepts files of any of the table's specs."""
+def multi_spec_append(
+    txn: Transaction, snapshot_properties: dict[str, str], timestamp_ms: int | None = None
+) -> MultiSpecFastAppend:
+    """A fast append on ``txn`` (use as a context manager) that accepts files of any of the table's specs,
+    its snapshot stamped ``timestamp_ms`` (None: now)."""
     return MultiSpecFastAppend(
         operation=Operation.APPEND,
         transaction=txn,
         io=txn._table.io,
         snapshot_properties=snapshot_properties,
+        timestamp_ms=timestamp_ms,
     )
 
 
@@ -188,11 +230,17 @@ class ReplayFiles(_SnapshotProducer["ReplayFiles"]):
     The operation is the replayed commit's own (append, overwrite, delete, replace). Manifests that
     hold none of the removed paths are kept as they are; the others are written again with the
     removed entries marked deleted and the rest kept with their sequence numbers, so deletes carried
-    later apply to exactly the rows they applied to on the source.
+    later apply to exactly the rows they applied to on the source. The snapshot carries ``timestamp_ms``
+    (None: now).
     """
 
     def __init__(
-        self, operation: Operation, transaction: Transaction, snapshot_properties: dict[str, str], removed: set[str]
+        self,
+        operation: Operation,
+        transaction: Transaction,
+        snapshot_properties: dict[str, str],
+        removed: set[str],
+        timestamp_ms: int | None = None,
     ) -> None:
         super().__init__(
             operation=operation,
@@ -203,6 +251,10 @@ class ReplayFiles(_SnapshotProducer["ReplayFiles"]):
         self._metadata = transaction.table_metadata  # read once: each read may copy it whole (ReplayTransaction)
         self._removed_paths = set(removed)
         self._removed_files: list[DataFile] = []
+        self._timestamp_ms = timestamp_ms
+
+    def _commit(self) -> UpdatesAndRequirements:
+        return _stamped(super()._commit(), self._timestamp_ms)
 
     def add_file(self, data_file: DataFile) -> None:
         """Add a data file or a delete file (under the spec id it carries)."""
@@ -288,10 +340,15 @@ class ReplayTransaction(Transaction):
 
 
 def replay_files(
-    txn: Transaction, operation: str, snapshot_properties: dict[str, str], removed: set[str]
+    txn: Transaction,
+    operation: str,
+    snapshot_properties: dict[str, str],
+    removed: set[str],
+    timestamp_ms: int | None = None,
 ) -> ReplayFiles:
-    """A snapshot producer on ``txn`` (use as a context manager) with an exact file-level delta."""
-    return ReplayFiles(Operation(operation), txn, snapshot_properties, removed)
+    """A snapshot producer on ``txn`` (use as a context manager) with an exact file-level delta, its
+    snapshot stamped ``timestamp_ms`` (None: now)."""
+    return ReplayFiles(Operation(operation), txn, snapshot_properties, removed, timestamp_ms)
 
 
 def rewrite_position_deletes(

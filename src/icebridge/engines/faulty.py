@@ -12,8 +12,8 @@ behind is validated like any other copy; on top, as ``engines.faulty`` says:
 - ``transient_file_probability``: copying one data file (file-copy) fails as a reset connection
   (``StorageTransientError``); retried.
 - ``crash_after_commits``: right after its N-th commit reached the catalog, and before the state
-  store hears of it, the process ends at once (``os._exit``, exit code 137): no cleanup, no
-  ``finally``, like ``kill -9``.
+  store hears of it, the process kills itself with ``SIGKILL`` (``kill -9``): no cleanup, no
+  ``finally``, no exit handler; its parent sees it killed by signal 9 (a shell reports 137).
 - ``crash_at_step``: a cut-over step (freeze, quiet, sync, validate, swap, archive): the process ends
   the same way once that step's work is done and before the store records it done.
 - ``fault_limit``: at most this many faults per process; ``tables``: globs (``catalog.ns.table``) of the
@@ -33,6 +33,7 @@ import dataclasses
 import fnmatch
 import os
 import random
+import signal
 import threading
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -52,8 +53,8 @@ if TYPE_CHECKING:
     from icebridge.config import Config
 
 ENGINE = "faulty"
-# what a shell reports for a process killed by SIGKILL
-CRASH_EXIT_CODE = 137
+# what subprocess reports for a child killed by SIGKILL (a shell says 137)
+CRASH_EXIT_CODE = -signal.SIGKILL
 
 
 class FaultySettings(BaseModel):
@@ -67,9 +68,11 @@ class FaultySettings(BaseModel):
     transient_commit_probability: float = Field(default=0.0, ge=0.0, le=1.0)
     terminal_commit_probability: float = Field(default=0.0, ge=0.0, le=1.0)
     transient_file_probability: float = Field(default=0.0, ge=0.0, le=1.0)
-    crash_after_commits: int | None = Field(default=None, ge=1, description="Exit at once after this many commits.")
+    crash_after_commits: int | None = Field(
+        default=None, ge=1, description="SIGKILL itself right after this many commits."
+    )
     crash_at_step: Literal["freeze", "quiet", "sync", "validate", "swap", "archive"] | None = Field(
-        default=None, description="Exit at once when this cut-over step's work is done, before it is recorded."
+        default=None, description="SIGKILL itself when this cut-over step's work is done, before it is recorded."
     )
     fault_limit: int | None = Field(default=None, ge=0, description="At most this many faults per process.")
     seed: int = 0
@@ -161,12 +164,12 @@ class FaultyEngine(LocalEngine):
                 f"faulty engine: the process ends right after commit {self.commits} (batch {batch} of {job.task})",
                 {"fault": "crash", "task": job.task, "batch": batch, "commits": self.commits},
             )
-            os._exit(CRASH_EXIT_CODE)
+            kill_self()
 
     def at_step(self, task: str, step: str) -> None:
         """A cut-over step of ``task`` did its work; ``crash_at_step`` ends the process here."""
         if self.settings.crash_at_step == step and self.applies(task):
-            os._exit(CRASH_EXIT_CODE)
+            kill_self()
 
     def replay(self, job: CopyJob, delta: FileDelta, operation: str) -> ReplayCommit:
         """The local replay, its destination commit going through the injected faults first."""
@@ -194,6 +197,12 @@ class FaultyEngine(LocalEngine):
             {"fault": kind, "task": job.task, "key": key, "attempt": attempt},
         )
         return True
+
+
+def kill_self() -> None:
+    """End this process as ``kill -9`` does: SIGKILL cannot be caught, so nothing runs after it."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("SIGKILL did not end the process")  # not reached: the kernel ends it first
 
 
 class _FaultyCatalog:

@@ -12,6 +12,11 @@
 Either way, source data files are grouped into batches in a fixed order (sorted by path); each batch
 becomes exactly one destination commit whose snapshot summary names the batch, so a resumed copy
 skips what the destination already holds.
+
+Every destination commit carries the commit time of the source snapshot it copies or replays
+(:func:`commit_time`), so ``AS OF <timestamp>`` on the destination answers what it answers on the
+source; where the destination's own log is already later, the commit is stamped just after it and
+its summary says so (``icebridge.timestamp-clamped``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import itertools
 import posixpath
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -32,7 +37,7 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io import load_file_io
 from pyiceberg.io.pyarrow import ArrowScan
-from pyiceberg.manifest import DataFile, DataFileContent, ManifestEntryStatus
+from pyiceberg.manifest import DataFile, DataFileContent, ManifestContent, ManifestEntryStatus
 from pyiceberg.table import FileScanTask
 
 from icebridge.catalogs import warehouse_location
@@ -173,11 +178,15 @@ class LocalEngine(BaseEngine):
                 return self._copy_with_deletes(job, ordered)
         batches = source_batches(job)
         if job.strategy == FILE_COPY:
-            return self._batches(job, len(batches), lambda i: self._file_copy_batch(job, i, batches[i]))
-        return self._batches(job, len(batches), lambda i: self._rewrite_batch(job, i, batches[i]))
+            return self._batches(job, len(batches), lambda j, i: self._file_copy_batch(j, i, batches[i]))
+        return self._batches(job, len(batches), lambda j, i: self._rewrite_batch(j, i, batches[i]))
 
-    def _batches(self, job: CopyJob, count: int, commit_batch: Callable[[int], BatchCommit]) -> CopyResult:
-        """Commit batches ``0 .. count-1`` in order, skipping those the destination holds already."""
+    def _batches(self, job: CopyJob, count: int, commit_batch: Callable[[CopyJob, int], BatchCommit]) -> CopyResult:
+        """Commit batches ``0 .. count-1`` in order, skipping those the destination holds already.
+
+        Each batch's job names the number of batches (``icebridge.batches``), from which its commit time
+        is told (:func:`commit_time`)."""
+        job = dataclasses.replace(job, summary_markers={**job.summary_markers, BATCHES_KEY: str(count)})
         commits: list[BatchCommit] = []
         skipped = 0
         for index in range(count):
@@ -187,7 +196,7 @@ class LocalEngine(BaseEngine):
             if job.cancel is not None and job.cancel.is_set():
                 raise CopyInterrupted(f"{job.task}: interrupted after {len(commits)} commits")
             started = time.perf_counter()
-            commit = dataclasses.replace(commit_batch(index), seconds=time.perf_counter() - started)
+            commit = dataclasses.replace(commit_batch(job, index), seconds=time.perf_counter() - started)
             job.on_commit(commit)
             commits.append(commit)
         return CopyResult(batches_total=count, batches_skipped=skipped, commits=tuple(commits))
@@ -201,7 +210,7 @@ class LocalEngine(BaseEngine):
         """
         _check_specs(job)
 
-        def commit_batch(index: int) -> BatchCommit:
+        def commit_batch(job: CopyJob, index: int) -> BatchCommit:
             operation, files = batches[index]
             batch_job = dataclasses.replace(job, summary_markers={**job.summary_markers, "icebridge.batch": str(index)})
             done = self._replay_files(batch_job, FileDelta(tuple(files), ()), operation)
@@ -217,27 +226,16 @@ class LocalEngine(BaseEngine):
 
     def _chunks(self, job: CopyJob, tasks: Sequence[FileScanTask]) -> Iterator[pa.Table]:
         """Record batches regrouped into tables of about ``chunk_bytes`` (the only data held in memory)."""
-        buffered: list[pa.RecordBatch] = []
-        size = 0
-        for batch in self._read(job, tasks):
-            if batch.num_rows == 0:
-                continue
-            buffered.append(batch)
-            size += batch.nbytes
-            if size >= job.chunk_bytes:
-                yield pa.Table.from_batches(buffered)
-                buffered, size = [], 0
-        if buffered:
-            yield pa.Table.from_batches(buffered)
+        return regroup(self._read(job, tasks), job.chunk_bytes)
 
     def _rewrite_batch(self, job: CopyJob, index: int, tasks: Sequence[FileScanTask]) -> BatchCommit:
-        markers = {**job.summary_markers, "icebridge.batch": str(index)}
         destination = job.destination
         destination.refresh()
+        markers, timestamp = stamped_markers(job, {**job.summary_markers, "icebridge.batch": str(index)})
         written: list[DataFile] = []
         try:
             with destination.transaction() as txn:
-                with txn.update_snapshot(snapshot_properties=markers).fast_append() as append:
+                with multi_spec_append(txn, markers, timestamp) as append:
                     counter = itertools.count(0)
                     for chunk in self._chunks(job, tasks):
                         if job.cancel is not None and job.cancel.is_set():
@@ -356,40 +354,51 @@ class LocalEngine(BaseEngine):
         return self._commit_replay(job, operation, files, removed, "files")
 
     def _replay_rewrite(self, job: CopyJob, delta: FileDelta, operation: str) -> ReplayCommit:
-        """Rewrite what the commit touched: its added files alone for a plain append, else its partitions."""
+        """Rewrite what the commit touched: its added files alone for a plain append, else its partitions.
+
+        A commit adding equality deletes touches the partitions of its delete files (all of the table for
+        a delete file of an unpartitioned spec): those are rewritten from the source snapshot with every
+        delete applied. PyIceberg's scan cannot apply equality deletes, so while the source snapshot holds
+        any, its rows are read by IceBridge's own reader (``validation.reader``), which applies them by
+        the spec's sequence-number rules.
+        """
         source, destination = job.source, job.destination
-        if any(f.content == DataFileContent.EQUALITY_DELETES for f in delta.added):
-            raise TerminalError(
-                f"{job.task}: source snapshot {job.snapshot_id} adds equality deletes, which the local reader "
-                "cannot apply to rewrite its partitions; use strategy file-copy for this table, which carries them"
-            )
         snapshot = source.snapshot_by_id(job.snapshot_id)
-        tasks = list(source.scan(snapshot_id=job.snapshot_id).plan_files()) if snapshot is not None else []
+        data_files, read = _source_reader(self, job, snapshot)
         current = destination.current_snapshot()
         dest_files = [f for f in live_files(destination, current) if f.content == DataFileContent.DATA]
         plain_append = (
             not delta.full and not delta.removed and all(f.content == DataFileContent.DATA for f in delta.added)
         )
+        touched: set[tuple[int, tuple[object, ...]]] | None = None
         if plain_append:
             added = {f.file_path for f in delta.added}
-            todo, removed = [t for t in tasks if t.file.file_path in added], set()
+            todo, removed = [f for f in data_files if f.file_path in added], set()
         else:
             touched = _partitions_touched(job, delta)
             if touched is None:  # the whole table: a spec change, a full replacement
-                todo, removed = tasks, {f.file_path for f in dest_files}
+                todo, removed = data_files, {f.file_path for f in dest_files}
             else:
-                todo = [t for t in tasks if (t.file.spec_id, _key(t.file)) in touched]
+                todo = [f for f in data_files if (f.spec_id, _key(f)) in touched]
                 removed = {f.file_path for f in dest_files if (f.spec_id, _key(f)) in touched}
+        equality = [f for f in delta.added if f.content == DataFileContent.EQUALITY_DELETES]
+        if equality:
+            scope = "the whole table" if touched is None else f"{len(touched)} partition(s)"
+            job.on_event(
+                "equality-deletes-rewritten",
+                f"{job.task}: source snapshot {job.snapshot_id} adds {len(equality)} equality delete file(s); "
+                f"{scope} rewritten from it with the deletes applied",
+                {"source_snapshot_id": job.snapshot_id, "delete_files": len(equality), "scope": scope},
+            )
         written: list[DataFile] = []
         scratch = destination.transaction()
         counter = itertools.count(0)
         write_uuid = uuid.uuid4()
         try:
-            for chunk in self._chunks(job, sorted(todo, key=lambda t: t.file.file_path)):
+            for chunk in regroup(read(sorted(todo, key=lambda f: f.file_path)), job.chunk_bytes):
                 if job.cancel is not None and job.cancel.is_set():
                     raise CopyInterrupted(f"{job.task}: interrupted inside the replay of snapshot {job.snapshot_id}")
                 for data_file in write_data_files(scratch.table_metadata, chunk, destination.io, write_uuid, counter):
-                    data_file.spec_id = scratch.table_metadata.default_spec_id
                     written.append(data_file)
                     job.on_progress(1, data_file.file_size_in_bytes)
             return self._commit_replay(job, operation, written, removed, "rewrite")
@@ -402,10 +411,10 @@ class LocalEngine(BaseEngine):
         self, job: CopyJob, operation: str, files: list[DataFile], removed: set[str], how: str
     ) -> ReplayCommit:
         destination = job.destination
-        markers = {**job.summary_markers}
+        markers, timestamp = stamped_markers(job, dict(job.summary_markers))
         try:
             with ReplayTransaction(destination) as txn:
-                with replay_files(txn, operation, markers, removed) as commit:
+                with replay_files(txn, operation, markers, removed, timestamp) as commit:
                     for data_file in files:
                         commit.add_file(data_file)
         except CommitFailedException as exc:
@@ -420,6 +429,7 @@ class LocalEngine(BaseEngine):
             files_removed=len(removed),
             bytes=sum(f.file_size_in_bytes for f in files),
             rows=sum(f.record_count for f in files if f.content == DataFileContent.DATA),
+            clamped=CLAMPED_KEY in markers,
         )
 
 
@@ -446,6 +456,76 @@ class ReplayCommit:
     files_removed: int
     bytes: int
     rows: int
+    clamped: bool = False  # stamped later than its source commit (the destination's log was already later)
+
+
+SOURCE_TIME_KEY = "icebridge.source-timestamp-ms"  # the source snapshot's own commit time
+CLAMPED_KEY = "icebridge.timestamp-clamped"  # present when the commit is stamped later than its source's
+BATCHES_KEY = "icebridge.batches"  # how many commits a bulk copy of one source snapshot makes
+
+
+@dataclass(frozen=True)
+class CommitTime:
+    """When a destination commit says it happened, and why (see :func:`commit_time`)."""
+
+    timestamp_ms: int  # what the destination snapshot carries
+    wanted_ms: int  # what it would carry if the destination's log allowed it
+    source_ms: int  # the source snapshot's commit time
+
+    @property
+    def clamped(self) -> bool:
+        return self.timestamp_ms != self.wanted_ms
+
+
+def commit_time(job: CopyJob, markers: dict[str, str]) -> CommitTime | None:
+    """The commit time of the destination commit of ``job`` marked ``markers`` (None: its source snapshot
+    is gone, and the commit takes the clock's).
+
+    A commit replaying source snapshot S is stamped with S's ``timestamp-ms``, so ``AS OF`` a time on the
+    destination resolves to the snapshot replaying the source snapshot current at that time. A bulk copy
+    of S in ``n`` commits (batch ``i`` of ``icebridge.batches``) stamps them ``S - (n-1-i)`` ms: the last,
+    complete one at exactly S's time, and each strictly after the one before, which PyIceberg needs (a
+    commit stamped with the table's own ``last-updated-ms`` is re-stamped with the wall clock).
+
+    The destination's history must stay ordered: Iceberg Java refuses a snapshot-log entry, and a
+    ``last-updated-ms``, more than a minute before the previous one (when it commits, on a REST server,
+    and when it reads the metadata a PyIceberg catalog wrote). So a commit is never stamped before the
+    destination's ``last-updated-ms`` or its last snapshot-log entry: it is then stamped 1 ms after
+    them (*clamped*; a source clock that went backwards, or a destination changed after the source
+    commit), and time travel by timestamp is exact only from the next source commit stamped as its own.
+    """
+    snapshot = job.source.snapshot_by_id(job.snapshot_id)
+    if snapshot is None:
+        return None
+    index, count = int(markers.get("icebridge.batch", 0)), int(markers.get(BATCHES_KEY, 1))
+    wanted = snapshot.timestamp_ms - max(0, count - 1 - index)
+    metadata = job.destination.metadata
+    floor = max([metadata.last_updated_ms, *(e.timestamp_ms for e in metadata.snapshot_log[-1:])])
+    return CommitTime(max(wanted, floor + 1), wanted, snapshot.timestamp_ms)
+
+
+def stamped_markers(job: CopyJob, markers: dict[str, str]) -> tuple[dict[str, str], int | None]:
+    """``markers`` with the source commit's time (and the clamp, if any) added, and the commit time to
+    stamp the snapshot with; a clamp is reported as a ``timestamp-clamped`` event."""
+    when = commit_time(job, markers)
+    if when is None:
+        return markers, None
+    out = {**markers, SOURCE_TIME_KEY: str(when.source_ms)}
+    if when.clamped:
+        out[CLAMPED_KEY] = str(when.timestamp_ms - when.wanted_ms)  # how many ms later than wanted
+        job.on_event(
+            "timestamp-clamped",
+            f"{job.task}: the commit of source snapshot {job.snapshot_id} is stamped {when.timestamp_ms}, "
+            f"{when.timestamp_ms - when.wanted_ms} ms after its source's time {when.wanted_ms}, since the "
+            "destination's history is already later; time travel by timestamp is exact only from the next "
+            "source commit stamped with its own time",
+            {
+                "source_snapshot_id": job.snapshot_id,
+                "timestamp_ms": when.timestamp_ms,
+                "source_timestamp_ms": when.wanted_ms,
+            },
+        )
+    return out, when.timestamp_ms
 
 
 def snapshot_delta(table: Table, snapshot: Snapshot) -> FileDelta:
@@ -479,6 +559,55 @@ def live_files(table: Table, snapshot: Snapshot | None) -> list[DataFile]:
         for manifest in snapshot.manifests(table.io)
         for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
     ]
+
+
+def regroup(batches: Iterable[pa.RecordBatch], chunk_bytes: int) -> Iterator[pa.Table]:
+    """Record batches regrouped into tables of about ``chunk_bytes`` (the only data held in memory)."""
+    buffered: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        buffered.append(batch)
+        size += batch.nbytes
+        if size >= chunk_bytes:
+            yield pa.Table.from_batches(buffered)
+            buffered, size = [], 0
+    if buffered:
+        yield pa.Table.from_batches(buffered)
+
+
+def _has_equality_deletes(table: Table, snapshot: Snapshot) -> bool:
+    """Whether ``snapshot`` holds a live equality-delete file (only its delete manifests are read)."""
+    return any(
+        entry.data_file.content == DataFileContent.EQUALITY_DELETES
+        for manifest in snapshot.manifests(table.io)
+        if manifest.content == ManifestContent.DELETES
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+    )
+
+
+def _source_reader(
+    engine: LocalEngine, job: CopyJob, snapshot: Snapshot | None
+) -> tuple[list[DataFile], Callable[[Sequence[DataFile]], Iterator[pa.RecordBatch]]]:
+    """The live data files of the job's source snapshot, and a reader of some of them, deletes applied:
+    PyIceberg's scan, or IceBridge's own reader where the snapshot holds equality deletes."""
+    if snapshot is None:
+        return [], lambda _files: iter(())
+    if not _has_equality_deletes(job.source, snapshot):
+        tasks = {t.file.file_path: t for t in job.source.scan(snapshot_id=snapshot.snapshot_id).plan_files()}
+        return [t.file for t in tasks.values()], lambda files: engine._read(job, [tasks[f.file_path] for f in files])
+    from icebridge.validation.reader import SnapshotFiles
+
+    source_files = SnapshotFiles(job.source, snapshot.snapshot_id)
+    by_path = {t.data_file.file_path: t for t in source_files.tasks}
+    schema = job.source.schema()
+
+    def read(files: Sequence[DataFile]) -> Iterator[pa.RecordBatch]:
+        for data_file in files:
+            yield from source_files.read(by_path[data_file.file_path], schema)
+
+    return [t.data_file for t in source_files.tasks], read
 
 
 def _carriable(job: CopyJob, delta: FileDelta) -> bool:
@@ -521,13 +650,13 @@ def commit_copied(job: CopyJob, index: int, pairs: Sequence[tuple[DataFile, str]
     """Commit batch ``index``: each source file's manifest entry with its copy's path, one snapshot carrying
     the checkpoint markers (the spark engine's file-copy commits through this too)."""
     destination = job.destination
-    markers = {**job.summary_markers, "icebridge.batch": str(index)}
+    markers, timestamp = stamped_markers(job, {**job.summary_markers, "icebridge.batch": str(index)})
     version = destination.metadata.format_version
     sort_ids = _sort_order_map(job)
     files = [relocated(df, path, version, sort_ids.get(df.sort_order_id)) for df, path in pairs]
     try:
         with destination.transaction() as txn:
-            with multi_spec_append(txn, markers) as append:
+            with multi_spec_append(txn, markers, timestamp) as append:
                 for data_file in files:
                     append.append_data_file(data_file)
     except CommitFailedException as exc:

@@ -100,7 +100,7 @@ class RegisterEngine(BaseEngine):
             if job.cancel is not None and job.cancel.is_set():
                 raise CopyInterrupted(f"{job.task}: interrupted after {len(commits)} commits")
             started = time.perf_counter()
-            commit = commit_by_reference(job, index, files)
+            commit = commit_by_reference(job, index, files, len(groups))
             commit = BatchCommit(
                 commit.batch, commit.dest_snapshot_id, commit.files, commit.rows, 0, time.perf_counter() - started
             )
@@ -117,7 +117,7 @@ class RegisterEngine(BaseEngine):
         which keeps the meaning of its delete files unless equality deletes and data of several sequence
         numbers are mixed in it; that case is refused (the order of sequence numbers would be lost).
         """
-        from icebridge.engines.local import ReplayCommit, live_files
+        from icebridge.engines.local import CLAMPED_KEY, ReplayCommit, live_files, stamped_markers
 
         self.check_strategy(job)
         destination = job.destination
@@ -133,9 +133,10 @@ class RegisterEngine(BaseEngine):
         if delta.full:
             removed = {f.file_path for f in live_files(destination, destination.current_snapshot())}
         references = _references(job, delta.added)
+        markers, timestamp = stamped_markers(job, dict(job.summary_markers))
         try:
             with destination.transaction() as txn:
-                with replay_files(txn, operation, dict(job.summary_markers), removed) as commit:
+                with replay_files(txn, operation, markers, removed, timestamp) as commit:
                     for reference in references:
                         commit.add_file(reference)
         except CommitFailedException as exc:
@@ -151,6 +152,7 @@ class RegisterEngine(BaseEngine):
             files_removed=len(removed),
             bytes=0,
             rows=sum(f.record_count for f in references if f.content == DataFileContent.DATA),
+            clamped=CLAMPED_KEY in markers,
         )
 
 
@@ -236,16 +238,20 @@ def _references(job: CopyJob, files: Sequence[DataFile]) -> list[DataFile]:
     ]
 
 
-def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile]) -> BatchCommit:
-    """One destination commit adding ``files`` as they are (same paths), carrying the job's markers."""
+def commit_by_reference(job: CopyJob, index: int, files: Sequence[DataFile], count: int = 1) -> BatchCommit:
+    """One destination commit adding ``files`` as they are (same paths), carrying the job's markers: group
+    ``index`` of ``count``, stamped with its source snapshot's time (``local.commit_time``)."""
+    from icebridge.engines.local import BATCHES_KEY, stamped_markers
+
     destination = job.destination
     destination.refresh()
     references = _references(job, files)
-    markers = {**job.summary_markers, "icebridge.batch": str(index)}
+    batch = {**job.summary_markers, "icebridge.batch": str(index), BATCHES_KEY: str(count)}
+    markers, timestamp = stamped_markers(job, batch)
     deletes = any(f.content != DataFileContent.DATA for f in references)
     try:
         with destination.transaction() as txn:
-            with replay_files(txn, "overwrite" if deletes else "append", markers, set()) as commit:
+            with replay_files(txn, "overwrite" if deletes else "append", markers, set(), timestamp) as commit:
                 for reference in references:
                     commit.add_file(reference)
     except CommitFailedException as exc:

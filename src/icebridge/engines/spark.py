@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from icebridge.config import Config
     from icebridge.engines import EngineConfig
     from icebridge.model import TableRef
+    from icebridge.validation.spark_exec import SparkExecutors
 
 __all__ = [
     "DEFAULT_JARS_DIR",
@@ -490,9 +491,23 @@ class SparkEngine(BaseEngine):
                 started = time.monotonic()
                 self._session = build_session(self.settings)
                 self.session_seconds = round(time.monotonic() - started, 3)
+            if not self.settings.remote:
+                from icebridge.validation.spark_exec import ship_code
+
+                # before any executor task imports icebridge: a reused Python worker keeps what it imported
+                ship_code(self._session)
             for catalog, conf in self._catalog_conf.items():
                 self._apply_catalog(self._session, catalog, conf)
             return self._session
+
+    def validation_executors(self) -> SparkExecutors | None:
+        """The executors that run validation's levels 3 and 4 for ``--engine spark`` (``validation.spark_exec``);
+        None for a Spark Connect session, which validates on this process's threads."""
+        if self.settings.remote:
+            return None
+        from icebridge.validation.spark_exec import SparkExecutors
+
+        return SparkExecutors(self.session)  # the session starts when level 3 or 4 first needs it
 
     def _apply_catalog(self, session: SparkSession, catalog: str, conf: dict[str, str]) -> None:
         # catalog settings are runtime SQL settings, read when Spark first loads the catalog; a

@@ -93,7 +93,7 @@ def destination_metadata(source: Table, location: str) -> TableMetadataV2:
         {
             "location": location,
             "table-uuid": uuid.uuid4(),
-            "last-updated-ms": int(time.time() * 1000),
+            "last-updated-ms": created_ms(source),
             "last-column-id": max(src_meta.last_column_id, fresh_schema.highest_field_id),
             "schemas": [fresh_schema],
             "current-schema-id": 0,
@@ -107,6 +107,19 @@ def destination_metadata(source: Table, location: str) -> TableMetadataV2:
             "properties": portable_properties(src_meta.properties),
         }
     )
+
+
+HISTORY_ROOM_MS = 60_000  # room before the source's oldest snapshot for a bulk copy's commit times
+
+
+def created_ms(source: Table) -> int:
+    """The new destination's ``last-updated-ms``: a minute before the source's oldest snapshot (or before
+    now, should the source's clock be ahead; now for a source without snapshots). Iceberg keeps a table's
+    history in time order, so commits stamped with their source snapshot's time (sync, copy) can only
+    follow a metadata that is older than they are."""
+    now = int(time.time() * 1000)
+    times = [s.timestamp_ms for s in source.metadata.snapshots] + [e.timestamp_ms for e in source.metadata.snapshot_log]
+    return max(0, min([now, *times]) - (HISTORY_ROOM_MS if times else 0))
 
 
 def _ensure_namespace(catalog: Catalog, namespace: tuple[str, ...]) -> None:

@@ -14,6 +14,11 @@ delta is carried byte for byte (position deletes re-pointed at the destination's
 equality deletes copied as they are); under rewrite, or where a file cannot be carried (a spec the
 destination does not share), the partitions the commit touched are rewritten. The store keeps the
 map from each source snapshot to the destination snapshot replaying it, and how.
+
+Each destination commit is stamped with its source commit's time, so ``TIMESTAMP AS OF`` on the
+destination reads what it reads on the source; a commit the destination's history forces later
+(``engines.local.commit_time``) is *clamped*, and the outcome names the source snapshot from which time
+travel by timestamp is exact again.
 """
 
 from __future__ import annotations
@@ -156,19 +161,39 @@ def run(work: TableWork) -> PhaseResult:
     total = sum(_delta(source, s, first=(i == 0 and mark is None)).bytes for i, s in enumerate(chain))
     work.note("sync-started", f"{len(chain)} source commit(s) to replay after snapshot {mark}", bytes=total)
     ways: dict[str, int] = {}
+    clamped: list[int] = []
     for index, snapshot in enumerate(chain):
         if work.cancel.is_set():
             raise CopyInterrupted(f"{task.source}: interrupted after replaying {index} source commit(s)")
         delta = _delta(source, snapshot, first=(index == 0 and mark is None))
-        how = _replay(work, engine, strategy, snapshot, delta, MARKS.get(strategy, REWRITE))
+        how, late = _replay(work, engine, strategy, snapshot, delta, MARKS.get(strategy, REWRITE))
         ways[how] = ways.get(how, 0) + 1
+        if late:
+            clamped.append(index)
     last = chain[-1].snapshot_id
     work.advance(Phase(work.task.phase), source_snapshot_id=last)
     said = ", ".join(f"{n} as {how}" for how, n in sorted(ways.items()))
     return PhaseResult(
         Phase(work.task.phase),
-        f"synced to source snapshot {last}: {len(chain)} commit(s) replayed ({said})",
-        {"replayed": len(chain), "keep": True},
+        f"synced to source snapshot {last}: {len(chain)} commit(s) replayed ({said}){_clamp_note(chain, clamped)}",
+        {"replayed": len(chain), "keep": True, "clamped": len(clamped)},
+    )
+
+
+def _clamp_note(chain: list[Snapshot], clamped: list[int]) -> str:
+    """What the outcome says of the commits stamped later than their source commits (nothing if none)."""
+    if not clamped:
+        return ""
+    ids = ", ".join(str(chain[i].snapshot_id) for i in clamped[:5]) + (", ..." if len(clamped) > 5 else "")
+    after = clamped[-1] + 1
+    exact = (
+        f"exact from source snapshot {chain[after].snapshot_id} on"
+        if after < len(chain)
+        else "exact again only from a later source commit"
+    )
+    return (
+        f"; {len(clamped)} commit(s) stamped later than their source's time, the destination's history being "
+        f"later already (source snapshots {ids}): time travel by timestamp is {exact}"
     )
 
 
@@ -187,8 +212,9 @@ def _replay(
     snapshot: Snapshot,
     delta: FileDelta,
     marker: str,
-) -> str:
-    """One source commit replayed as one destination commit marked ``marker``; recorded and announced."""
+) -> tuple[str, bool]:
+    """One source commit replayed as one destination commit marked ``marker``; recorded and announced.
+    How it was replayed, and whether its commit time was clamped."""
     task = work.task
     source, destination = work.require_source(), work.require_destination()
     operation = str(snapshot.summary.operation.value) if snapshot.summary else "append"
@@ -220,7 +246,7 @@ def _replay(
             seconds=round(seconds, 4),
         )
     )
-    return how
+    return how, commit.clamped
 
 
 def _reload(work: TableWork, broken: str) -> PhaseResult:
@@ -232,11 +258,12 @@ def _reload(work: TableWork, broken: str) -> PhaseResult:
         raise LineageBrokenError(f"{task.source}: {broken}; the source has no snapshot to reload from")
     work.note("reload", f"{task.source}: {broken}; reloading from source snapshot {current.snapshot_id}")
     delta = full_delta(source, current)
-    _replay(work, engine, strategy, current, delta, RELOAD_MARK)
+    _how, clamped = _replay(work, engine, strategy, current, delta, RELOAD_MARK)
     work.advance(Phase(work.task.phase), source_snapshot_id=current.snapshot_id)
     return PhaseResult(
         Phase(work.task.phase),
-        f"reloaded in full from source snapshot {current.snapshot_id} ({broken})",
+        f"reloaded in full from source snapshot {current.snapshot_id} ({broken})"
+        + _clamp_note([current], [0] if clamped else []),
         {"replayed": 1, "keep": True},
     )
 

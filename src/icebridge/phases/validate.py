@@ -20,8 +20,8 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from icebridge.engines import strategy_spec
-from icebridge.errors import IceBridgeError, ValidationError, ValidationFailedError
+from icebridge.engines import check_engine_settings, engine_installed, strategy_spec
+from icebridge.errors import IceBridgeError, UsageError, ValidationError, ValidationFailedError
 from icebridge.events import Progress as ProgressEvent
 from icebridge.events import Validated
 from icebridge.model import Phase
@@ -31,6 +31,7 @@ from icebridge.validation.comparators.base import (
     Comparator,
     ComparatorResult,
     Evidence,
+    Executors,
     Options,
     Outcome,
     Progress,
@@ -41,9 +42,13 @@ from icebridge.validation.comparators.base import (
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
+    from icebridge.engines import EngineConfig
     from icebridge.phases import TableWork
 
-__all__ = ["ComparatorResult", "compare", "levels_to_run", "planned_work", "run"]
+__all__ = ["ENGINES", "ComparatorResult", "check_engine", "compare", "levels_to_run", "planned_work", "run"]
+
+# where a validation can run: "local" on this process's threads, "spark" on the spark engine's executors
+ENGINES = ("local", "spark")
 
 
 def _registry() -> list[Comparator]:
@@ -122,6 +127,7 @@ def compare(
     workers: int = 2,
     digest_reader: str = "auto",
     progress: Progress | None = None,
+    executors: Executors | None = None,
 ) -> list[ComparatorResult]:
     """Run the registered comparators that fit the copy, cheapest first; only reads.
 
@@ -132,7 +138,9 @@ def compare(
     at levels 2-4 unless ``sample_rows`` is 0. ``file_mapping`` (source path -> destination path)
     pairs files for the byte-copy comparators; without it they pair by base name. ``workers`` threads
     read files in parallel. ``progress`` receives (files, bytes) increments as data is read, from
-    worker threads too; :func:`planned_work` gives the total up front.
+    worker threads too; :func:`planned_work` gives the total up front. With ``executors`` (a Spark
+    cluster's, ``validation.spark_exec.SparkExecutors``) levels 3 and 4 read the files there, with the same
+    code, and only the per-file results come back (progress is then told as each level's job ends).
 
     Returns the results in level order (comparators of one level in registry order).
 
@@ -148,6 +156,7 @@ def compare(
         workers=workers,
         digest_reader=digest_reader,
         progress=progress,
+        executors=executors,
     )
     pair = TablePair.open(source, source_snapshot_id, destination)
     chain = _registry()
@@ -187,10 +196,38 @@ def _attempt(
         raise error from exc
 
 
+def check_engine(engine: str | None, config: EngineConfig | None = None) -> None:
+    """Where a validation is asked to run (``--engine``) is one of :data:`ENGINES`, installed here, and its
+    settings hold (with ``config``): else a :class:`~icebridge.errors.UsageError`, or the engine's
+    :class:`~icebridge.errors.ConfigError`, before anything runs."""
+    if engine is None or engine == "local":
+        return
+    if engine not in ENGINES:
+        raise UsageError(
+            f"--engine {engine}: validation runs on {' or '.join(ENGINES)} (spark: levels 3 and 4 on its executors)"
+        )
+    if not engine_installed(engine):
+        raise UsageError(
+            f"--engine {engine}: the {engine} engine is not installed here: pip install 'icebridge[{engine}]'"
+        )
+    if config is not None:
+        check_engine_settings(engine, config)
+
+
+def _executors(work: TableWork) -> Executors | None:
+    """The Spark engine's executors when the run asked for the spark engine (``--engine spark``), else None:
+    levels 3 and 4 then read the files on this process's threads."""
+    if work.scope.engine != "spark":
+        return None
+    executors: Executors | None = work.app.engine("spark").validation_executors()  # type: ignore[attr-defined]
+    return executors
+
+
 def run(work: TableWork, *, final: bool = False) -> PhaseResult:
     """The per-table phase: validate the destination against the pinned source snapshot with the levels
     of the task's strategy (or up to ``work.level``), store every comparator's result, and fail the
-    table on any mismatch. ``final`` marks the validation a cut-over makes just before it archives."""
+    table on any mismatch. ``final`` marks the validation a cut-over makes just before it archives.
+    With the run's engine ``spark`` (``--engine spark``), levels 3 and 4 run on its executors."""
     source, destination = work.require_source(), work.require_destination()
     destination.refresh()
     spec = strategy_spec(work.task.strategy)
@@ -215,6 +252,7 @@ def run(work: TableWork, *, final: bool = False) -> PhaseResult:
         progress=lambda f, b: work.publish(ProgressEvent(phase=phase, files=f, bytes=b)),
         byte_copy=byte_copy,
         default_levels=default_levels,
+        executors=_executors(work),
     )
     for r in results:
         details = {"summary": r.summary, **r.details}

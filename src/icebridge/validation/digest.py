@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pyarrow as pa
 
@@ -37,10 +37,13 @@ if TYPE_CHECKING:
 __all__ = [
     "HASH_SCHEME",
     "Digest",
+    "FileDigest",
     "PartitionDigests",
     "RowHasher",
     "digest_batches",
+    "file_digests",
     "library_version",
+    "merge_file_digests",
     "partition_digests",
     "row_hash_sql",
     "table_digest",
@@ -240,7 +243,7 @@ class PartitionDigests:
 
 
 # One data file's contribution: its task, {label: [count, sum, xor]}, {wrong label: rows}, rows.
-_FileDigest = tuple[DataFileTask, dict[str, list[int]], dict[str, int], int]
+FileDigest: TypeAlias = tuple[DataFileTask, dict[str, list[int]], dict[str, int], int]
 
 
 def _file_digests(
@@ -329,17 +332,41 @@ def partition_digests(
     Raises:
         ValidationError: a manifest or data file cannot be read.
     """
+    files = files if files is not None else SnapshotFiles(table, snapshot_id)
+    tasks = [t for t in files.tasks if only is None or only(t)]
+    results, scanned = file_digests(files, tasks, schema, spec, workers, batch_rows, reader, progress)
+    return merge_file_digests(files, tasks, results, scanned)
+
+
+def file_digests(
+    files: SnapshotFiles,
+    tasks: Sequence[DataFileTask],
+    schema: Schema,
+    spec: PartitionSpec,
+    workers: int = 2,
+    batch_rows: int = 131072,
+    reader: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[FileDigest], int]:
+    """Each of ``tasks``' contribution to :func:`partition_digests` (in no particular order), and how many of
+    them DuckDB's Parquet scan read (the first ones of the list).
+
+    The per-file work of level 4, run here by :func:`partition_digests` and on the Spark executors by
+    ``validation.spark_exec``; :func:`merge_file_digests` folds the contributions of one side, wherever
+    they were computed, into its :class:`PartitionDigests`.
+
+    Raises:
+        ValidationError: a manifest or data file cannot be read.
+    """
     from icebridge.validation.partitions import file_label, same_fields
 
     if reader not in ("auto", "arrow"):
         raise ValueError(f"reader must be 'auto' or 'arrow', not {reader!r}")
-    files = files if files is not None else SnapshotFiles(table, snapshot_id)
-    tasks = [t for t in files.tasks if only is None or only(t)]
     own_spec = files.metadata.spec()
     check = same_fields(own_spec, spec) and [f.name for f in own_spec.fields] == [f.name for f in spec.fields]
 
-    results: list[_FileDigest] = []
-    general = tasks
+    results: list[FileDigest] = []
+    general = list(tasks)
     plan = scan_plan(schema, spec) if reader == "auto" and tasks else None
     if plan is not None:
         import duckdb
@@ -363,7 +390,7 @@ def partition_digests(
     hashers: list[RowHasher] = []
     lock = threading.Lock()
 
-    def one(task: DataFileTask) -> _FileDigest:
+    def one(task: DataFileTask) -> FileDigest:
         # one DuckDB connection per worker thread, reused for every file it reads
         hasher = getattr(local, "hasher", None)
         if hasher is None:
@@ -380,15 +407,15 @@ def partition_digests(
     finally:
         for h in hashers:
             h.close()
-    return _merge(files, tasks, results, scanned)
+    return results, scanned
 
 
 def _run_general(
-    tasks: list[DataFileTask], workers: int, one: Callable[[DataFileTask], _FileDigest]
-) -> list[_FileDigest]:
+    tasks: list[DataFileTask], workers: int, one: Callable[[DataFileTask], FileDigest]
+) -> list[FileDigest]:
     if not tasks:
         return []
-    out: list[_FileDigest] = []
+    out: list[FileDigest] = []
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="icebridge-digest") as pool:
         futures = [pool.submit(one, t) for t in tasks]
         try:
@@ -401,9 +428,11 @@ def _run_general(
     return out
 
 
-def _merge(
-    files: SnapshotFiles, tasks: list[DataFileTask], results: list[_FileDigest], scanned: int
+def merge_file_digests(
+    files: SnapshotFiles, tasks: Sequence[DataFileTask], results: Iterable[FileDigest], scanned: int
 ) -> PartitionDigests:
+    """One side's :class:`PartitionDigests` from its files' contributions (:func:`file_digests`), ``scanned``
+    of them read by DuckDB's scan."""
     from icebridge.validation.partitions import file_label
 
     acc: dict[str, list[int]] = {}

@@ -40,8 +40,10 @@ __all__ = [
     "FileCheck",
     "FileMatch",
     "IdentityReport",
+    "check_pair",
     "checksum_file",
     "compare_files",
+    "identity_report",
     "match_files",
 ]
 
@@ -258,44 +260,67 @@ def compare_files(
     """
 
     def one(pair: tuple[DataFile, DataFile]) -> FileCheck:
-        s, d = pair
-        stored = _stored_pair(source_io, s.file_path, destination_io, d.file_path) if store_checksums else None
-        if stored is not None:
-            s_stored, d_stored = stored
-            if progress is not None:  # the files count as covered, though none of their bytes is read
-                progress(2, int(s.file_size_in_bytes) + int(d.file_size_in_bytes))
-            return FileCheck(
-                source=s.file_path,
-                destination=d.file_path,
-                content=_content(s),
-                source_size=s_stored.size,
-                destination_size=d_stored.size,
-                source_recorded_size=int(s.file_size_in_bytes),
-                destination_recorded_size=int(d.file_size_in_bytes),
-                source_checksum=s_stored.value,
-                destination_checksum=d_stored.value,
-                proof=STORE_CHECKSUM,
-                checksum=s_stored.algorithm,
-            )
-        s_size, s_sum = checksum_file(source_io, s.file_path, chunk_bytes, progress)
-        d_size, d_sum = checksum_file(destination_io, d.file_path, chunk_bytes, progress)
+        return check_pair(source_io, destination_io, *pair, chunk_bytes, progress, store_checksums)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="icebridge-identity") as pool:
+        checks = list(pool.map(one, match.pairs))
+    return identity_report(checks, match)
+
+
+def identity_report(checks: Iterable[FileCheck], match: FileMatch) -> IdentityReport:
+    """The report of ``match``'s pairs checked as ``checks`` (in any order), wherever they were checked."""
+    ordered = sorted(checks, key=lambda c: c.source)
+    read = sum(c.source_size + c.destination_size for c in ordered if c.proof == READ)
+    return IdentityReport(checks=ordered, missing=list(match.missing), extra=list(match.extra), bytes_read=read)
+
+
+def check_pair(
+    source_io: FileIO,
+    destination_io: FileIO,
+    s: DataFile,
+    d: DataFile,
+    chunk_bytes: int = CHUNK_BYTES,
+    progress: Callable[[int, int], None] | None = None,
+    store_checksums: bool = True,
+) -> FileCheck:
+    """One source file and its copy compared: by the stores' own checksums when both have one of the same
+    algorithm (with ``store_checksums``), else by reading and hashing both. The one check of level 3,
+    run by :func:`compare_files`'s threads here and by the Spark executors (``validation.spark_exec``).
+
+    Raises:
+        ValidationError: a file cannot be read at all (missing, permission denied).
+    """
+    stored = _stored_pair(source_io, s.file_path, destination_io, d.file_path) if store_checksums else None
+    if stored is not None:
+        s_stored, d_stored = stored
+        if progress is not None:  # the files count as covered, though none of their bytes is read
+            progress(2, int(s.file_size_in_bytes) + int(d.file_size_in_bytes))
         return FileCheck(
             source=s.file_path,
             destination=d.file_path,
             content=_content(s),
-            source_size=s_size,
-            destination_size=d_size,
+            source_size=s_stored.size,
+            destination_size=d_stored.size,
             source_recorded_size=int(s.file_size_in_bytes),
             destination_recorded_size=int(d.file_size_in_bytes),
-            source_checksum=s_sum,
-            destination_checksum=d_sum,
+            source_checksum=s_stored.value,
+            destination_checksum=d_stored.value,
+            proof=STORE_CHECKSUM,
+            checksum=s_stored.algorithm,
         )
-
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="icebridge-identity") as pool:
-        checks = list(pool.map(one, match.pairs))
-    checks.sort(key=lambda c: c.source)
-    read = sum(c.source_size + c.destination_size for c in checks if c.proof == READ)
-    return IdentityReport(checks=checks, missing=list(match.missing), extra=list(match.extra), bytes_read=read)
+    s_size, s_sum = checksum_file(source_io, s.file_path, chunk_bytes, progress)
+    d_size, d_sum = checksum_file(destination_io, d.file_path, chunk_bytes, progress)
+    return FileCheck(
+        source=s.file_path,
+        destination=d.file_path,
+        content=_content(s),
+        source_size=s_size,
+        destination_size=d_size,
+        source_recorded_size=int(s.file_size_in_bytes),
+        destination_recorded_size=int(d.file_size_in_bytes),
+        source_checksum=s_sum,
+        destination_checksum=d_sum,
+    )
 
 
 def _stored_pair(

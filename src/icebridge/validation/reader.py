@@ -689,7 +689,7 @@ class SnapshotFiles:
             snapshot = metadata.snapshot_by_id(snapshot_id)
             if snapshot is None:
                 raise ValidationError(f"snapshot {snapshot_id} does not exist in {table.name()}")
-        self.table = table
+        self.table: Table | None = table
         self.metadata = metadata
         self.snapshot = snapshot
         self.io = table.io
@@ -699,6 +699,19 @@ class SnapshotFiles:
             else []
         )
         self._eq = _EqualityDeletes(self.io, metadata)
+
+    @classmethod
+    def of(cls, io: FileIO, metadata: TableMetadata, tasks: Sequence[DataFileTask]) -> SnapshotFiles:
+        """Files already listed (``tasks``, of a snapshot of the table ``metadata`` describes), read through
+        ``io``: how a Spark executor reads the share of a table the driver listed, without a catalog."""
+        files = cls.__new__(cls)
+        files.table = None
+        files.metadata = metadata
+        files.snapshot = None
+        files.io = io
+        files.tasks = list(tasks)
+        files._eq = _EqualityDeletes(io, metadata)
+        return files
 
     def delete_files(self) -> list[DataFile]:
         """Every delete file that applies to some live data file, once each, sorted by path."""

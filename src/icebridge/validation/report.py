@@ -125,9 +125,24 @@ def _section(title: str, content: str) -> str:
     return f"<h4>{html.escape(title)}</h4>{content}" if content else ""
 
 
+def _executed_on(d: Mapping[str, Any]) -> str:
+    """Where a level read the files: this process's threads, or a Spark cluster's executors."""
+    where = d.get("executed_on")
+    if not where:
+        return ""
+    if where.get("where") == "spark executors":
+        text = (
+            f"Files read on the Spark executors of {where.get('master')}: {where.get('tasks', 0)} task(s) in "
+            f"{len(where.get('workers') or [])} Python worker(s), {where.get('executors')} executor(s) registered."
+        )
+    else:
+        text = f"Files read in this process, {where.get('threads')} thread(s)."
+    return f"<p class=note>{_e(text)}</p>"
+
+
 def _detail_html(r: LevelResult) -> str:
     d = r.details
-    parts: list[str] = []
+    parts: list[str] = [_executed_on(d)]
     if r.comparator == "structure":
         parts.append(_section("Differences", _table(["difference"], [[x] for x in d.get("differences", [])])))
     elif r.comparator == "metadata-partitions":

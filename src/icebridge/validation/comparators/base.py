@@ -20,22 +20,31 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from icebridge.errors import IceBridgeError, ValidationError
 from icebridge.validation.partitions import WHOLE_TABLE
 from icebridge.validation.reader import SnapshotFiles
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile
     from pyiceberg.partitioning import PartitionSpec
     from pyiceberg.schema import Schema
     from pyiceberg.table import Table
+
+    from icebridge.validation.digest import FileDigest
+    from icebridge.validation.identity import FileCheck
+    from icebridge.validation.spark_exec import Side
 
 __all__ = [
     "MAX_LISTED",
     "Comparator",
     "ComparatorResult",
     "Evidence",
+    "Executors",
     "Options",
     "Outcome",
     "Progress",
@@ -102,6 +111,29 @@ class TablePair:
         return cls(source, destination, src, dst, source.schema(), source.spec())
 
 
+class Executors(Protocol):
+    """Somewhere else than this process that runs the per-file work of levels 3 and 4 with the same code
+    (``validation.spark_exec.SparkExecutors``: a Spark cluster's executors). Each call also says where the
+    work ran, recorded in the level's result as ``executed_on``."""
+
+    def check_files(
+        self,
+        source_io: FileIO,
+        destination_io: FileIO,
+        pairs: Sequence[tuple[DataFile, DataFile]],
+        chunk_bytes: int,
+        store_checksums: bool = True,
+    ) -> tuple[list[FileCheck], dict[str, Any]]:
+        """Level 3's ``identity.check_pair`` of every pair."""
+        ...
+
+    def digest_files(
+        self, sides: Sequence[Side], schema: Schema, spec: PartitionSpec, reader: str, batch_rows: int = 131072
+    ) -> tuple[list[tuple[list[FileDigest], int]], dict[str, Any]]:
+        """Level 4's ``digest.file_digests`` of every data file of each side."""
+        ...
+
+
 @dataclass(frozen=True)
 class Options:
     """How one validation runs: the copy's kind, the levels to run, and the knobs of the levels that read data."""
@@ -113,6 +145,7 @@ class Options:
     workers: int = 2  # threads reading files
     digest_reader: str = "auto"  # "auto": DuckDB's Parquet scan where it can; "arrow": IceBridge's reader only
     progress: Progress | None = None
+    executors: Executors | None = None  # levels 3 and 4 run there instead of on this process's threads
 
 
 @dataclass(frozen=True)

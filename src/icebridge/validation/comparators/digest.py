@@ -9,9 +9,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from icebridge.validation import metadata
-from icebridge.validation.comparators.base import MAX_LISTED, Comparator, Evidence, Options, Outcome, TablePair
-from icebridge.validation.digest import Digest, PartitionDigests, library_version, partition_digests
+from icebridge.validation.comparators.base import (
+    MAX_LISTED,
+    Comparator,
+    Evidence,
+    Executors,
+    Options,
+    Outcome,
+    TablePair,
+)
+from icebridge.validation.digest import (
+    Digest,
+    PartitionDigests,
+    library_version,
+    merge_file_digests,
+    partition_digests,
+)
 from icebridge.validation.partitions import WHOLE_TABLE
+from icebridge.validation.spark_exec import Side
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -53,8 +68,12 @@ class ContentDigest(Comparator):
                 progress=options.progress,
             )
 
-        s = digests(pair.source, pair.source_files)
-        d = digests(pair.destination, pair.destination_files)
+        if options.executors is not None:
+            s, d, where = _on_executors(options.executors, pair, options)
+        else:
+            s = digests(pair.source, pair.source_files)
+            d = digests(pair.destination, pair.destination_files)
+            where = {"where": "this process", "threads": options.workers}
         library = library_version()
         mismatches: list[dict[str, Any]] = []
         metrics: list[dict[str, Any]] = []
@@ -136,9 +155,27 @@ class ContentDigest(Comparator):
             files_read=s.files + d.files,
             bytes_read=s.bytes + d.bytes,
             files_scanned_by_duckdb=s.scanned_files + d.scanned_files,
+            executed_on=where,
         )
         # every row's partition was computed from its values: the table-wide group of level 2 is resolved
         return Outcome(result, frozenset(bad), locates_rows=True)
+
+
+def _on_executors(
+    executors: Executors, pair: TablePair, options: Options
+) -> tuple[PartitionDigests, PartitionDigests, dict[str, Any]]:
+    """Both sides' digests from per-file work done by ``executors``, folded here as the local path folds its own."""
+    sides = [
+        Side(files, dict(table.io.properties))
+        for table, files in ((pair.source, pair.source_files), (pair.destination, pair.destination_files))
+    ]
+    per_side, where = executors.digest_files(sides, pair.schema, pair.spec, options.digest_reader)
+    merged = []
+    for side, (results, scanned) in zip(sides, per_side, strict=True):
+        merged.append(merge_file_digests(side.files, side.files.tasks, results, scanned))
+        if options.progress is not None:
+            options.progress(len(side.files.tasks), sum(int(t.data_file.file_size_in_bytes) for t in side.files.tasks))
+    return merged[0], merged[1], where
 
 
 def _digest_dict(d: Digest | None) -> dict[str, Any] | None:

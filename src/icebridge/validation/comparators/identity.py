@@ -8,6 +8,8 @@ verdict waits for level 4: a file whose bytes differ but whose rows the content 
 
 from __future__ import annotations
 
+from typing import Any
+
 from icebridge.validation.comparators.base import (
     MAX_LISTED,
     Comparator,
@@ -17,7 +19,14 @@ from icebridge.validation.comparators.base import (
     Provisional,
     TablePair,
 )
-from icebridge.validation.identity import STORE_CHECKSUM, IdentityReport, compare_files, match_files
+from icebridge.validation.identity import (
+    CHUNK_BYTES,
+    STORE_CHECKSUM,
+    IdentityReport,
+    compare_files,
+    identity_report,
+    match_files,
+)
 from icebridge.validation.partitions import WHOLE_TABLE, file_label
 
 __all__ = ["FileIdentity"]
@@ -52,18 +61,26 @@ class FileIdentity(Comparator):
         data = match_files([t.data_file for t in src.tasks], [t.data_file for t in dst.tasks], options.file_mapping)
         deletes = match_files(src.delete_files(), dst.delete_files(), options.file_mapping)
         merged = type(data)(data.pairs + deletes.pairs, data.missing + deletes.missing, data.extra + deletes.extra)
-        report = compare_files(
-            pair.source.io,
-            pair.destination.io,
-            merged,
-            workers=max(2, options.workers * 2),
-            progress=options.progress,
-        )
+        if options.executors is not None:
+            checks, where = options.executors.check_files(
+                pair.source.io, pair.destination.io, merged.pairs, CHUNK_BYTES
+            )
+            report = identity_report(checks, merged)
+            if options.progress is not None:
+                options.progress(2 * len(checks), sum(c.source_size + c.destination_size for c in checks))
+        else:
+            workers = max(2, options.workers * 2)
+            report = compare_files(
+                pair.source.io, pair.destination.io, merged, workers=workers, progress=options.progress
+            )
+            where = {"where": "this process", "threads": workers}
         if report.all_identical:
-            return self._outcome(report, pair, None)
-        return Provisional(PROVEN_BY, lambda later: self._outcome(report, pair, later.level_verdict(PROVEN_BY)))
+            return self._outcome(report, pair, None, where)
+        return Provisional(PROVEN_BY, lambda later: self._outcome(report, pair, later.level_verdict(PROVEN_BY), where))
 
-    def _outcome(self, report: IdentityReport, pair: TablePair, content_proven: bool | None) -> Outcome:
+    def _outcome(
+        self, report: IdentityReport, pair: TablePair, content_proven: bool | None, executed_on: dict[str, Any]
+    ) -> Outcome:
         src, dst = pair.source_files, pair.destination_files
         differing = report.differing()
         broken = [
@@ -136,5 +153,6 @@ class FileIdentity(Comparator):
             missing=missing[:MAX_LISTED],
             extra=extra[:MAX_LISTED],
             partitions=bad[:MAX_LISTED] if not passed else [],
+            executed_on=executed_on,
         )
         return Outcome(result, frozenset(bad) if not passed else frozenset())

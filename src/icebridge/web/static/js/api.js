@@ -82,23 +82,24 @@ export async function follow(runId, onEvent, signal) {
   }
 }
 
-// A file the API serves opened in a new tab: fetched with the token, shown from a blob.
-async function openBlob(path) {
-  const response = await fetch(`/api/v1${path}`, { headers: headers() });
-  if (!response.ok) return answer(response);
-  const blob = new Blob([await response.arrayBuffer()], { type: response.headers.get('content-type') || 'text/html' });
-  const url = URL.createObjectURL(blob);
-  window.open(url, '_blank', 'noopener');
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+// A run's reports opened in a tab of their own from a fresh signed link (POST /reports/{run}/links): every file
+// of the run's report folder is under the link's prefix, so the pages' own links, scripts and styles resolve
+// there, without the token, until the link expires (15 minutes).
+async function openLinked(runId, pick) {
+  const link = await api(`/reports/${runId}/links`, { method: 'POST' });
+  const url = pick(link);
+  if (!url) throw new ApiError(404, { error: 'NotFound', message: `run ${runId} has no such report` });
+  window.open(url, '_blank', 'noopener,noreferrer');
   return url;
 }
 
 // The HTML validation report of a run.
 export function openReport(runId) {
-  return openBlob(`/reports/${runId}/html`);
+  return openLinked(runId, (link) => link.html);
 }
 
 // One page of the Great Expectations Data Docs a run wrote ('index.html', 'validations/…/….html').
 export function openDataDocs(runId, page) {
-  return openBlob(`/reports/${runId}/data-docs/${page.split('/').map(encodeURIComponent).join('/')}`);
+  const path = page.split('/').map(encodeURIComponent).join('/');
+  return openLinked(runId, (link) => link.data_docs && link.data_docs.replace(/index\.html$/, path));
 }

@@ -62,14 +62,14 @@ export async function render(main, params) {
   );
 }
 
-// The Great Expectations Data Docs the run wrote (reports: {data_docs: true}): each page opened with the token.
+// The Great Expectations Data Docs the run wrote (reports: {data_docs: true}): each page opened from a signed link.
 function dataDocs(runId, pages, problems) {
   if (!pages.length) return null;
   return h(
     'section',
     { class: 'card', 'aria-labelledby': 'data-docs-title' },
     h('h2', { id: 'data-docs-title', text: 'Great Expectations Data Docs' }),
-    h('p', { class: 'meta', text: `The same evidence as checkpoints of Great Expectations, written by run ${runId}. Each page opens in a new tab on its own (links between the pages do not follow there).` }),
+    h('p', { class: 'meta', text: `The same evidence as checkpoints of Great Expectations, written by run ${runId}. Each page opens in a new tab from a link that works for 15 minutes; from there, the site's own links lead to its other pages.` }),
     h(
       'ul',
       { class: 'data-docs' },
