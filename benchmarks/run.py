@@ -137,7 +137,7 @@ def run_one(name: str, data_dir: Path, quick: bool) -> tuple[str, bool]:
         return "\n".join(text), False
 
 
-_SECTION = re.compile(r"<!-- bench:(?P<name>[a-z_]+) -->\n(?P<body>.*?)\n<!-- /bench:(?P=name) -->", re.S)
+_SECTION = re.compile(r"<!-- bench:(?P<name>[a-z0-9_]+) -->\n(?P<body>.*?)\n<!-- /bench:(?P=name) -->", re.S)
 
 
 def marked(name: str, body: str) -> str:
