@@ -172,6 +172,11 @@ class ServiceSettings(_Strict):
         default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024, description="Larger request bodies are refused (413)."
     )
     workers: int = Field(default=2, ge=1, le=16, description="Runs carried out at once by one server.")
+    worker_mode: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where a server carries out its runs: worker processes of its own (process), so a copy "
+        "never slows the API's answers, or threads of the server's process (thread).",
+    )
     poll_seconds: float = Field(
         default=1.0, ge=0.05, le=60.0, description="How often a server looks for accepted runs and cancellations."
     )
