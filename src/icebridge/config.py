@@ -177,6 +177,13 @@ class ServiceSettings(_Strict):
         description="Where a server carries out its runs: worker processes of its own (process), so a copy "
         "never slows the API's answers, or threads of the server's process (thread).",
     )
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="process mode: how much lower the workers' CPU priority is than the server's (nice), so "
+        "the API answers first when the machine is busy; 0 keeps them equal.",
+    )
     poll_seconds: float = Field(
         default=1.0, ge=0.05, le=60.0, description="How often a server looks for accepted runs and cancellations."
     )

@@ -60,8 +60,8 @@ async def run_events(ctx: AppContext, launcher: RunLauncher | None, run_id: int,
         if attached is not None:
             history, detach = attached
             try:
-                for event in history:
-                    yield _frame(event)
+                if history:  # one write, rendered off the event loop: a long run's history is thousands of events
+                    yield await run_in_threadpool(_frames, history)
                 while True:
                     try:
                         next_event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
@@ -82,9 +82,9 @@ async def run_events(ctx: AppContext, launcher: RunLauncher | None, run_id: int,
             continue
         row = await run_in_threadpool(runs.get, run_id)  # read before the events, so none is missed at the end
         events = await run_in_threadpool(runs.events, run_id, last, PAGE)
-        for event in events:
-            last = event.id or last
-            yield _frame(event)
+        if events:
+            last = next((e.id for e in reversed(events) if e.id is not None), last)
+            yield await run_in_threadpool(_frames, events)
         if len(events) == PAGE:
             continue
         if row.finished:
@@ -96,6 +96,10 @@ async def run_events(ctx: AppContext, launcher: RunLauncher | None, run_id: int,
         await asyncio.sleep(poll)
     final = await run_in_threadpool(runs.get, run_id)
     yield f"event: end\ndata: {json.dumps({'run_id': run_id, 'status': final.status})}\n\n"
+
+
+def _frames(events: list[RunEvent]) -> str:
+    return "".join(_frame(event) for event in events)
 
 
 def _last_event(runs: RunService, run_id: int) -> int:

@@ -3,11 +3,11 @@
 ``icebridge serve`` answers requests from one Python process; a copy is busy Python too (Arrow,
 manifests, catalog commits), and two in one interpreter take turns, so under a copy every answer
 waits. With ``service.worker_mode: process`` the server starts ``service.workers`` worker processes
-(``python -m icebridge.app.worker``), each claiming and carrying out one run at a time with the same
-:class:`~icebridge.app.launcher.RunExecutor` the threads of ``thread`` mode use: the claim is the
-store's conditional update, the run's heartbeat and its cancellation are its row, a stopped worker's
-run is requeued, a killed one's is taken over by whichever worker looks next (its recorded process is
-gone). The server restarts a worker that died.
+(``python -m icebridge.app.worker``, at a lower CPU priority: ``service.worker_nice``), each claiming
+and carrying out one run at a time with the same :class:`~icebridge.app.launcher.RunExecutor` the
+threads of ``thread`` mode use: the claim is the store's conditional update, the run's heartbeat and
+its cancellation are its row, a stopped worker's run is requeued, a killed one's is taken over by
+whichever worker looks next (its recorded process is gone). The server restarts a worker that died.
 
 A worker and its server talk over the worker's standard input and output, one JSON object a line:
 
@@ -349,6 +349,8 @@ def main() -> int:
     hello = json.loads(first)
     config: Config = pickle.loads(base64.b64decode(hello["config"]))  # the server's own pipe
     configure_logging(config, prefix=f"worker {os.getpid()} ")
+    if config.service.worker_nice:
+        os.nice(config.service.worker_nice)  # the API answers first; a copy takes whatever CPU is left
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
     app = AppContext(config)
