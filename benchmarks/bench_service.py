@@ -343,7 +343,7 @@ def run(data_dir: Path, quick: bool) -> str:
     alone = statistics.mean(seconds["alone"])
     cost = {mode: statistics.mean(seconds[mode]) / alone - 1 for mode in ("process", "thread")}
 
-    def copy_row(label: str, key: str) -> tuple[str, ...]:
+    def copy_row(label: str, mode: str, key: str) -> tuple[str, ...]:
         mean = statistics.mean(seconds[key])
         target = "-"
         if key == "process":
@@ -352,6 +352,7 @@ def run(data_dir: Path, quick: bool) -> str:
             target = "reference"
         return (
             label,
+            mode,
             " / ".join(f"{x:.2f}" for x in seconds[key]),
             f"{size / 1024**2 / mean:.1f} MiB/s",
             f"{cost[key] * 100:+.1f} %" if key in cost else "-",
@@ -381,9 +382,9 @@ def run(data_dir: Path, quick: bool) -> str:
         return rows_
 
     copies = [
-        copy_row("alone (worker process)", "alone"),
-        copy_row(f"under load ({CLIENTS} clients), worker process", "process"),
-        copy_row(f"under load ({CLIENTS} clients), thread of the server", "thread"),
+        copy_row("alone", "process", "alone"),
+        copy_row(f"under load ({CLIENTS} clients)", "process", "process"),
+        copy_row(f"under load ({CLIENTS} clients)", "thread", "thread"),
     ]
     answers = answer_rows("process") + answer_rows("thread")
     busy = [
@@ -407,7 +408,7 @@ def run(data_dir: Path, quick: bool) -> str:
         "measured in the same session.\n\n"
         + f"Copies in order: {', '.join(('loaded ' + m) if x else 'alone' for x, m in order)}; throughput and cost "
         "are from the mean of each kind.\n\n"
-        + md_table(["copy", "seconds (each copy)", "throughput", "cost of the load", "target"], copies)
+        + md_table(["copy", "worker mode", "seconds (each copy)", "throughput", "cost of the load", "target"], copies)
         + "\n\n"
         + md_table(["request", "worker mode", "answers", "per s", "p50 ms", "p99 ms", "p99 < 100 ms"], answers)
         + "\n\nHow contended the CPUs were during the copies (the kernel's counters): *pressure* is the share of the "

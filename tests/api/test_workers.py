@@ -150,3 +150,53 @@ def test_a_run_whose_worker_process_is_killed_is_taken_up_again(tmp_path: Path, 
     assert "progress" in kinds, "the worker's progress reached the live stream"
     assert "run-taken-over" in kinds, "the stream went on from the log once the worker died"
     assert events[-1] == ("end", {"run_id": run["id"], "status": "succeeded"})
+
+
+def test_every_kind_of_event_crosses_the_pipe_from_a_worker_unchanged() -> None:
+    import json
+
+    from icebridge.app.worker import _line, decode_event, encode_event
+    from icebridge.events import (
+        BatchCommitted,
+        CutoverStepDone,
+        Note,
+        PhaseStarted,
+        Progress,
+        Retried,
+        RunFinished,
+        RunStarted,
+        SnapshotReplayed,
+        TableFinished,
+        TableStarted,
+        Validated,
+    )
+
+    where = {"run_id": 7, "task_id": 3, "table": "foreign.shop.orders"}
+    events = [
+        RunStarted(run_id=7, command="migrate", args={"tables": "foreign.shop.*", "engine": None}),
+        TableStarted(**where, destination="managed.shop.orders", phase="copy", files_total=4, bytes_total=4096),
+        PhaseStarted(**where, phase="validate", files_total=8, bytes_total=None),
+        Progress(**where, phase="copy", files=1, bytes=1024),
+        BatchCommitted(**where, batch=0, files=1, rows=500, bytes=1024, seconds=0.25, dest_snapshot_id=2**62),
+        SnapshotReplayed(
+            **where,
+            source_snapshot_id=11,
+            dest_snapshot_id=None,
+            operation="append",
+            how="files",
+            files_added=2,
+            files_removed=0,
+            bytes=10,
+        ),
+        CutoverStepDone(**where, step="freeze", action="done", detail="no new snapshot"),
+        Retried(**where, what="commit", attempt=2, delay=0.5, error="conflict", error_class="CommitFailedException"),
+        Validated(**where, level=2, comparator="metadata", passed=False, summary="1 partition differs"),
+        TableFinished(**where, status="succeeded", phase="migrated", rows=500, bytes=1024, seconds=1.5),
+        Note(run_id=7, name="run-requeued", text="back in the queue", details={"from": "a", "n": [1, 2]}),
+        RunFinished(run_id=7, command="migrate", status="succeeded", summary={"tables": 1, "failed": 0}),
+    ]
+    for event in events:
+        wire = json.loads(_line({"op": "event", "event": encode_event(event)}))
+        assert decode_event(wire["event"]) == event, event
+    assert decode_event({"type": "NoSuchEvent", "fields": {}}) is None
+    assert decode_event({"type": "Progress", "fields": {"at": "not a time", "phase": "copy"}}) is None

@@ -40,6 +40,7 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from icebridge.app.actor import Actor
+from icebridge.errors import ConfigError
 from icebridge.events import Event
 
 if TYPE_CHECKING:
@@ -130,10 +131,22 @@ def _line(message: dict[str, Any]) -> bytes:
 # ------------------------------------------------------------------------------------ the server's side
 
 
+def _hello(config: Config, poll_seconds: float) -> dict[str, Any]:
+    """The first message to a worker: everything it needs to build the server's context."""
+    try:
+        packed = pickle.dumps(config)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"{config.path}: the configuration cannot be handed to a worker process ({exc}); "
+            "set service.worker_mode: thread to carry out runs in the server's own process"
+        ) from exc
+    return {"op": "hello", "config": base64.b64encode(packed).decode(), "poll": poll_seconds}
+
+
 class _Child:
     """One worker process as its server sees it: the process, its pipe, the runs it carries out."""
 
-    def __init__(self, config: Config, poll_seconds: float) -> None:
+    def __init__(self, hello: dict[str, Any]) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", MODULE],
             stdin=subprocess.PIPE,
@@ -142,7 +155,6 @@ class _Child:
         )
         self.running: set[int] = set()
         self._lock = threading.Lock()
-        hello = {"op": "hello", "config": base64.b64encode(pickle.dumps(config)).decode(), "poll": poll_seconds}
         self.send(hello)
 
     def send(self, message: dict[str, Any]) -> None:
@@ -172,6 +184,7 @@ class WorkerProcesses:
     def __init__(self, launcher: RunLauncher, count: int) -> None:
         self.launcher = launcher
         self.count = count
+        self._hello = _hello(launcher.app.config, launcher.poll_seconds)  # a problem stops the server's start
         self._lock = threading.Lock()
         self._children: list[_Child] = []
         self._stopping = threading.Event()
@@ -222,7 +235,7 @@ class WorkerProcesses:
         while not self._stopping.is_set():
             started = time.monotonic()
             try:
-                child = _Child(self.launcher.app.config, self.launcher.poll_seconds)
+                child = _Child(self._hello)
             except OSError as exc:
                 log.error("could not start a worker process (%s); trying again in %.0f s", exc, pause)
                 self._stopping.wait(pause)
