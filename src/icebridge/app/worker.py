@@ -242,6 +242,8 @@ class WorkerProcesses:
                 continue
             with self._lock:
                 self._children.append(child)
+            if self._stopping.is_set():  # started just as the server began to stop: it stops too
+                child.send({"op": "stop"})
             try:
                 self._serve(child)
             finally:
