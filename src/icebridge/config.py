@@ -173,6 +173,18 @@ class ServiceSettings(_Strict):
         default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024, description="Larger request bodies are refused (413)."
     )
     workers: int = Field(default=2, ge=1, le=16, description="Runs carried out at once by one server.")
+    worker_mode: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where a server carries out its runs: worker processes of its own (process), so a copy "
+        "never slows the API's answers, or threads of the server's process (thread).",
+    )
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="process mode: how much lower the workers' CPU priority is than the server's (nice), so "
+        "the API answers first when the machine is busy; 0 keeps them equal.",
+    )
     poll_seconds: float = Field(
         default=1.0, ge=0.05, le=60.0, description="How often a server looks for accepted runs and cancellations."
     )

@@ -99,6 +99,18 @@ def test_no_secret_in_any_answer_header_or_log_line(tmp_path: Path, pg_server: s
         (a.request.url, a.status_code) for a in answers if a.status_code >= 500
     ]
 
+    # the access token reached the worker process that ran the run over its pipe, never as an argument
+    # (which anyone on the machine can read: ps) or in its environment
+    tasks = Path(f"/proc/{server.proc.pid}/task").glob("*/children")  # children of each of the server's threads
+    workers = [pid for task in tasks for pid in task.read_text().split()]
+    assert len(workers) == 2, workers  # service.workers' default
+    for pid in workers:
+        assert b"icebridge.app.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline, environ = (Path(f"/proc/{pid}/{view}").read_bytes() for view in ("cmdline", "environ"))
+        assert ACCESS.encode() not in cmdline and PASSWORD.encode() not in cmdline, f"a secret in {pid}'s arguments"
+        # (the environment is the server's own, the catalog password's variable included, as the operator set it)
+        assert ACCESS.encode() not in environ, f"the access token in the environment of {pid}"
+
     server.stop()
     for answer in answers:
         shown = answer.text + "".join(f"{k}: {v}\n" for k, v in answer.headers.items())

@@ -51,6 +51,8 @@ def create_app(ctx: AppContext, token: str | None, *, workers: bool = True) -> F
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         unsubscribe = metrics.subscribe(ctx.bus)
+        # a worker process's events arrive on the launcher's bus (in thread mode that is ctx.bus itself)
+        unsubscribe_runs = metrics.subscribe(launcher.bus) if launcher.bus is not ctx.bus else (lambda: None)
         metrics.watch_tasks(ctx.store)
         lag = LagWatch(ctx, metrics, settings.lag_interval_seconds, settings.lag_max_tables).start()
         if workers:
@@ -61,6 +63,7 @@ def create_app(ctx: AppContext, token: str | None, *, workers: bool = True) -> F
             launcher.stop()
             lag.stop()
             unsubscribe()
+            unsubscribe_runs()
 
     app = FastAPI(
         title="IceBridge",

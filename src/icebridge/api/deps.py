@@ -1,4 +1,7 @@
-"""What a route is handed: the process's context, its run launcher, and who is calling."""
+"""What a route is handed: the process's context, its run launcher, and who is calling.
+
+Each is ``async``: it only reads the application's state, and a sync dependency would cost every
+request a hop through the worker thread pool (FastAPI runs sync dependencies there)."""
 
 from __future__ import annotations
 
@@ -15,19 +18,19 @@ from icebridge.metrics import Metrics
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in every store
 
 
-def _context(request: Request) -> AppContext:
+async def _context(request: Request) -> AppContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
-def _launcher(request: Request) -> RunLauncher:
+async def _launcher(request: Request) -> RunLauncher:
     return request.app.state.launcher  # type: ignore[no-any-return]
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
-def _actor(request: Request) -> Actor:
+async def _actor(request: Request) -> Actor:
     return actor_of(request.state)
 
 

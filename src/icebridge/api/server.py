@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Mapping
 
+from icebridge.app.worker import configure_logging
 from icebridge.config import API_TOKEN_ENV, MIN_TOKEN_LENGTH, Config, load_config
 from icebridge.errors import ConfigError, UsageError
 
@@ -96,30 +97,6 @@ def auth_token(config: Config, host: str, no_auth: bool) -> str | None:
             f"{API_TOKEN_ENV}: the token is too short ({len(token)} characters); use at least {MIN_TOKEN_LENGTH}"
         )
     return token
-
-
-class RedactingFormatter(logging.Formatter):
-    """A log line with every secret of the configuration hidden (tracebacks included)."""
-
-    def __init__(self, config: Config) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        self._config = config
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self._config.redact(super().format(record))
-
-
-def configure_logging(config: Config) -> None:
-    """Every logger (uvicorn's too) through one stderr handler that redacts."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(RedactingFormatter(config))
-    root = logging.getLogger()
-    root.handlers = [handler]
-    root.setLevel(logging.INFO)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        logger.handlers = []
-        logger.propagate = True
 
 
 def serve(path: str | os.PathLike[str] | None, host: str, port: int | None, no_auth: bool) -> None:

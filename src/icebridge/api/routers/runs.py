@@ -39,10 +39,13 @@ def list_runs(
 
 
 @router.get("/{run_id}")
-def get_run(run_id: RunId, launcher: Launcher) -> RunDetail:
+async def get_run(run_id: RunId, launcher: Launcher) -> RunDetail:
     """One run with its tables: phase, status, rows, bytes and errors (rows and bytes so far while it runs;
     at most a quarter of a second old)."""
-    return launcher.detail(run_id)
+    cached = launcher.cached_detail(run_id)  # most polls: answered on the event loop, no store read
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(launcher.detail, run_id)
 
 
 @router.post("/{run_id}/cancel", status_code=202)
