@@ -190,6 +190,14 @@ class ReportLink(BaseModel):
     )
 
 
+def _no_report(run_id: int, purpose: str = "") -> NotFoundError:
+    """The answer for a run that wrote no HTML report."""
+    asked = f"no HTML report {purpose}".rstrip()
+    return NotFoundError(
+        f"run {run_id} has {asked}: only migrate, validate and cutover runs that validated a table write one"
+    )
+
+
 class ReportService:
     """Serves what runs validated: the stored comparator results, and the HTML report a run wrote."""
 
@@ -202,10 +210,7 @@ class ReportService:
         run = self._run(run_id)
         report = self._own_folder(run.report_path)
         if report is None:
-            raise NotFoundError(
-                f"run {run_id} has no HTML report to open: only migrate, validate and cutover runs that "
-                "validated a table write one"
-            )
+            raise _no_report(run_id, "to open")
         token, expires = links.sign(run_id)
         base = f"{LINK_ROOT}/{run_id}/s/{token}/"
         site = self._site(run.report_path)
@@ -283,10 +288,7 @@ class ReportService:
         run = self._run(run_id)
         path = self._path(run.report_path)
         if path is None:
-            raise NotFoundError(
-                f"run {run_id} has no HTML report: only migrate, validate and cutover runs that validated a "
-                "table write one"
-            )
+            raise _no_report(run_id)
         return path.read_text(encoding="utf-8")
 
     def data_docs(self, run_id: int, page: str) -> Path:
